@@ -1,0 +1,147 @@
+//! The one error type of the core, and the codes it shares with Logwell's official SDKs.
+
+use std::time::Duration;
+
+/// The error codes of Logwell's official SDKs; `as_str` is the Python `ErrorCode` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    NetworkError,
+    Unauthorized,
+    ValidationError,
+    RateLimited,
+    ServerError,
+    QueueOverflow,
+    InvalidConfig,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NetworkError => "NETWORK_ERROR",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::ValidationError => "VALIDATION_ERROR",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::ServerError => "SERVER_ERROR",
+            ErrorCode::QueueOverflow => "QUEUE_OVERFLOW",
+            ErrorCode::InvalidConfig => "INVALID_CONFIG",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("invalid configuration: {field} {problem}")]
+    InvalidConfig {
+        field: &'static str,
+        problem: String,
+    },
+
+    /// Connection refused, DNS failure, timeout, broken connection.
+    #[error("network error: {0}")]
+    Network(String),
+
+    /// The server answered with a status other than 2xx.
+    #[error("server answered HTTP {status}: {detail}")]
+    Http {
+        status: u16,
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+
+    /// The server answered 2xx but refused some entries of the batch.
+    #[error("server rejected {rejected} of {total} entries: {reasons}")]
+    Rejected {
+        rejected: u64,
+        total: u64,
+        reasons: String,
+    },
+
+    /// The server answered 2xx with a body that is not the ingest reply.
+    #[error("unreadable reply from server (entries counted as sent): {0}")]
+    BadReply(String),
+
+    #[error(
+        "{dropped} log entries dropped: the buffer was full (max_queue_size or max_queue_bytes)"
+    )]
+    QueueOverflow { dropped: u64 },
+
+    #[error("{count} log entries could not be delivered before the shutdown deadline")]
+    Undelivered { count: u64 },
+}
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidConfig { .. } => ErrorCode::InvalidConfig,
+            Error::Network(_) | Error::Undelivered { .. } => ErrorCode::NetworkError,
+            Error::Http { status, .. } => match status {
+                401 | 403 => ErrorCode::Unauthorized,
+                429 => ErrorCode::RateLimited,
+                408 => ErrorCode::NetworkError,
+                s if *s >= 500 => ErrorCode::ServerError,
+                _ => ErrorCode::ValidationError,
+            },
+            Error::Rejected { .. } => ErrorCode::ValidationError,
+            Error::BadReply(_) => ErrorCode::ServerError,
+            Error::QueueOverflow { .. } => ErrorCode::QueueOverflow,
+        }
+    }
+
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            Error::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether sending the same batch again may succeed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Error::Network(_) => true,
+            Error::Http { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(status: u16) -> Error {
+        Error::Http {
+            status,
+            detail: String::new(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn http_statuses_map_to_sdk_codes() {
+        assert_eq!(http(401).code(), ErrorCode::Unauthorized);
+        assert_eq!(http(400).code(), ErrorCode::ValidationError);
+        assert_eq!(http(413).code(), ErrorCode::ValidationError);
+        assert_eq!(http(415).code(), ErrorCode::ValidationError);
+        assert_eq!(http(429).code(), ErrorCode::RateLimited);
+        assert_eq!(http(503).code(), ErrorCode::ServerError);
+    }
+
+    #[test]
+    fn only_transient_failures_are_retryable() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(http(s).retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 413, 415, 422] {
+            assert!(!http(s).retryable(), "{s}");
+        }
+        assert!(Error::Network("refused".into()).retryable());
+        assert!(!Error::QueueOverflow { dropped: 1 }.retryable());
+    }
+}

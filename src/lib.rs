@@ -1,0 +1,18 @@
+//! logwell-handler's Rust core. The modules below `python` know nothing of Python and
+//! are tested with `cargo test`; `python` is the PyO3 edge. This file only wires them.
+
+pub mod buffer;
+pub mod config;
+pub mod errors;
+mod python;
+pub mod record;
+pub mod stats;
+pub mod transport;
+pub mod worker;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    python::register(m)
+}

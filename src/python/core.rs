@@ -1,0 +1,307 @@
+//! `_core.Core`: one shipper (buffer, flush thread, counters) and the record encoder,
+//! as the Python handler sees them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
+
+use super::errors::to_py_error;
+use super::record::{encode_value, py_str, RecordEncoder, SourcePath};
+use crate::config::{self, Config, Settings};
+use crate::errors::Error;
+use crate::worker::{Events, Shipper};
+
+/// Calls the Python callbacks from the flush thread. Once the owner is closed it
+/// never attaches to the interpreter again, so it cannot touch a finalising one.
+struct PyEvents {
+    on_error: Option<Py<PyAny>>,
+    on_flush: Option<Py<PyAny>>,
+    enabled: AtomicBool,
+}
+
+impl PyEvents {
+    fn call(
+        &self,
+        callback: &Option<Py<PyAny>>,
+        arg: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
+    ) {
+        let Some(callback) = callback else { return };
+        if !self.enabled.load(Ordering::Acquire) {
+            return;
+        }
+        // `try_attach` returns None while the interpreter shuts down.
+        let _ = Python::try_attach(|py| {
+            // Checked again with the GIL held: `close` clears it with the GIL held.
+            if !self.enabled.load(Ordering::Acquire) {
+                return;
+            }
+            // The Python side wraps user callbacks; an exception here is a bug there.
+            if let Err(e) = arg(py).and_then(|a| callback.call1(py, (a,))) {
+                e.write_unraisable(py, None);
+            }
+        });
+    }
+}
+
+struct SharedEvents(Arc<PyEvents>);
+
+impl Events for SharedEvents {
+    fn error(&self, error: &Error) {
+        self.0
+            .call(&self.0.on_error, |py| Ok(to_py_error(py, error)?.unbind()));
+    }
+
+    fn delivered(&self, count: u64) {
+        self.0.call(&self.0.on_flush, |py| {
+            Ok(count.into_pyobject(py)?.into_any().unbind())
+        });
+    }
+}
+
+#[pyclass(module = "logwell_handler._core", name = "Core", frozen)]
+pub struct Core {
+    shipper: Shipper,
+    encoder: RecordEncoder,
+    events: Arc<PyEvents>,
+}
+
+fn invalid(field: &'static str, problem: String) -> Error {
+    Error::InvalidConfig { field, problem }
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map(|n| py_str(&n).into_owned())
+        .unwrap_or_else(|_| "object".into())
+}
+
+fn text_setting(field: &'static str, v: Option<&Bound<'_, PyAny>>) -> Result<String, Error> {
+    match v {
+        None => Ok(String::new()),
+        Some(v) if v.is_none() => Ok(String::new()),
+        Some(v) => match v.cast::<PyString>() {
+            Ok(s) => Ok(py_str(s).into_owned()),
+            Err(_) => Err(invalid(
+                field,
+                format!("must be a str, got {}", type_name(v)),
+            )),
+        },
+    }
+}
+
+fn int_setting(
+    field: &'static str,
+    v: Option<&Bound<'_, PyAny>>,
+    default: i64,
+) -> Result<i64, Error> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(default);
+    };
+    if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
+        return Err(invalid(
+            field,
+            format!("must be an int, got {}", type_name(v)),
+        ));
+    }
+    // Out of i64 range: saturate, so the range check names the real problem.
+    Ok(v.extract::<i64>().unwrap_or(if v.gt(0).unwrap_or(false) {
+        i64::MAX
+    } else {
+        i64::MIN
+    }))
+}
+
+fn float_setting(
+    field: &'static str,
+    v: Option<&Bound<'_, PyAny>>,
+    default: f64,
+) -> Result<f64, Error> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(default);
+    };
+    if v.is_instance_of::<PyBool>()
+        || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
+    {
+        return Err(invalid(
+            field,
+            format!("must be a number of seconds, got {}", type_name(v)),
+        ));
+    }
+    Ok(v.extract::<f64>().unwrap_or(f64::INFINITY))
+}
+
+/// A caller's timeout in seconds; `None`, negative or NaN mean "do not wait".
+fn duration(seconds: f64) -> Duration {
+    if seconds.is_nan() || seconds <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::from_secs(86_400 * 365))
+    }
+}
+
+#[pymethods]
+impl Core {
+    #[new]
+    #[pyo3(signature = (
+        api_key, endpoint, *, service=None, batch_size=None, flush_interval=None,
+        max_queue_size=None, max_queue_bytes=None, max_retries=None, timeout=None,
+        shutdown_timeout=None, metadata=None, source_path=None, cwd=None, reserved=None,
+        on_error=None, on_flush=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        api_key: Option<&Bound<'_, PyAny>>,
+        endpoint: Option<&Bound<'_, PyAny>>,
+        service: Option<&Bound<'_, PyAny>>,
+        batch_size: Option<&Bound<'_, PyAny>>,
+        flush_interval: Option<&Bound<'_, PyAny>>,
+        max_queue_size: Option<&Bound<'_, PyAny>>,
+        max_queue_bytes: Option<&Bound<'_, PyAny>>,
+        max_retries: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        shutdown_timeout: Option<&Bound<'_, PyAny>>,
+        metadata: Option<&Bound<'_, PyAny>>,
+        source_path: Option<&Bound<'_, PyAny>>,
+        cwd: Option<&str>,
+        reserved: Option<Bound<'_, PyFrozenSet>>,
+        on_error: Option<Py<PyAny>>,
+        on_flush: Option<Py<PyAny>>,
+    ) -> PyResult<Core> {
+        let d = Settings::default();
+        let settings = Settings {
+            api_key: text_setting("api_key", api_key)?,
+            endpoint: text_setting("endpoint", endpoint)?,
+            batch_size: int_setting("batch_size", batch_size, d.batch_size)?,
+            flush_interval: float_setting("flush_interval", flush_interval, d.flush_interval)?,
+            max_queue_size: int_setting("max_queue_size", max_queue_size, d.max_queue_size)?,
+            max_queue_bytes: int_setting("max_queue_bytes", max_queue_bytes, d.max_queue_bytes)?,
+            max_retries: int_setting("max_retries", max_retries, d.max_retries)?,
+            timeout: float_setting("timeout", timeout, d.timeout)?,
+            shutdown_timeout: float_setting(
+                "shutdown_timeout",
+                shutdown_timeout,
+                d.shutdown_timeout,
+            )?,
+        };
+        let config = Config::new(&settings)?;
+        let service = text_setting("service", service)?;
+        let source_path = match text_setting("source_path", source_path)? {
+            s if s.is_empty() => SourcePath::Relative,
+            s => SourcePath::parse(&s)?,
+        };
+        let static_metadata = match metadata.filter(|m| !m.is_none()) {
+            None => Vec::new(),
+            Some(m) => {
+                let dict = m.cast::<PyDict>().map_err(|_| {
+                    invalid("metadata", format!("must be a dict, got {}", type_name(m)))
+                })?;
+                dict.iter()
+                    .map(|(k, v)| {
+                        let key = match k.cast::<PyString>() {
+                            Ok(s) => py_str(s).into_owned(),
+                            Err(_) => k.str().map(|s| py_str(&s).into_owned()).unwrap_or_default(),
+                        };
+                        (key, encode_value(&v))
+                    })
+                    .collect()
+            }
+        };
+        let py = reserved.as_ref().map(|r| r.py());
+        let reserved = match (reserved, py) {
+            (Some(r), _) => r.unbind(),
+            (None, _) => {
+                return Err(invalid("reserved", "is required (internal)".into()).into());
+            }
+        };
+        let cwd_prefix = match cwd {
+            Some(c) if !c.is_empty() => format!("{}/", c.trim_end_matches(['/', '\\'])),
+            _ => String::new(),
+        };
+        let events = Arc::new(PyEvents {
+            on_error,
+            on_flush,
+            enabled: AtomicBool::new(true),
+        });
+        Ok(Core {
+            shipper: Shipper::new(config, Box::new(SharedEvents(Arc::clone(&events)))),
+            encoder: RecordEncoder {
+                service: (!service.is_empty()).then_some(service),
+                static_metadata,
+                source_path,
+                cwd_prefix,
+                reserved,
+            },
+            events,
+        })
+    }
+
+    /// Encodes a `LogRecord` and queues it. Never blocks on the network.
+    #[pyo3(signature = (record, formatted=None))]
+    fn emit(&self, record: &Bound<'_, PyAny>, formatted: Option<&Bound<'_, PyString>>) {
+        if self.shipper.is_closed() {
+            self.shipper.count_ignored();
+            return;
+        }
+        self.shipper.push(self.encoder.encode(record, formatted));
+    }
+
+    /// Waits (without the GIL) until what was queued before the call is delivered.
+    fn flush(&self, py: Python<'_>, timeout: f64) -> bool {
+        py.detach(|| self.shipper.flush(duration(timeout)))
+    }
+
+    /// Drains with a deadline and stops the flush thread; returns how many entries
+    /// could not be delivered. Callbacks stop with it.
+    fn close(&self, py: Python<'_>, timeout: f64) -> u64 {
+        let lost = py.detach(|| self.shipper.close(duration(timeout)));
+        self.events.enabled.store(false, Ordering::Release);
+        lost
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.shipper.stats();
+        let d = PyDict::new(py);
+        d.set_item("queued", s.queued())?;
+        d.set_item("enqueued", s.enqueued)?;
+        d.set_item("sent", s.sent)?;
+        d.set_item("dropped", s.dropped)?;
+        d.set_item("failed", s.failed)?;
+        d.set_item("retries", s.retries)?;
+        d.set_item("batches", s.batches)?;
+        d.set_item("ignored_after_close", s.after_close)?;
+        d.set_item("last_error", s.last_error)?;
+        Ok(d)
+    }
+
+    #[getter]
+    fn queue_size(&self) -> u64 {
+        self.shipper.queue_size()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.shipper.is_closed()
+    }
+
+    #[getter]
+    fn ingest_url(&self) -> &str {
+        &self.shipper.config().ingest_url
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<logwell_handler._core.Core {}>",
+            self.shipper.config().ingest_url
+        )
+    }
+}
+
+/// Whether `key` has the form the server accepts (`lw_` + 32 of `[A-Za-z0-9_-]`).
+#[pyfunction]
+pub fn is_valid_api_key(key: &str) -> bool {
+    config::is_valid_api_key(key)
+}

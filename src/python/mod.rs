@@ -1,0 +1,21 @@
+//! The PyO3 edge: the only code that knows of Python.
+
+mod core;
+mod errors;
+mod record;
+
+use pyo3::prelude::*;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<core::Core>()?;
+    m.add_function(wrap_pyfunction!(core::is_valid_api_key, m)?)?;
+    m.add(
+        "MAX_ENTRIES_PER_REQUEST",
+        crate::config::MAX_ENTRIES_PER_REQUEST,
+    )?;
+    m.add(
+        "EMPTY_MESSAGE_PLACEHOLDER",
+        crate::record::EMPTY_MESSAGE_PLACEHOLDER,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! `logging.LogRecord` -> encoded entry, in one pass under the GIL.
+//!
+//! Nothing here raises: a value that cannot be read or encoded goes out as its `repr()`
+//! (or a placeholder naming its type), so one bad field never costs the record.
+
+use std::borrow::Cow;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
+
+use crate::errors::Error;
+use crate::record::{EntryWriter, JsonWriter, Level};
+
+/// Containers nested deeper than this go out as their `repr()`.
+const MAX_DEPTH: u32 = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourcePath {
+    Relative,
+    Absolute,
+    Filename,
+}
+
+impl SourcePath {
+    pub fn parse(s: &str) -> Result<SourcePath, Error> {
+        match s {
+            "relative" => Ok(SourcePath::Relative),
+            "absolute" => Ok(SourcePath::Absolute),
+            "filename" => Ok(SourcePath::Filename),
+            other => Err(Error::InvalidConfig {
+                field: "source_path",
+                problem: format!(
+                    "must be one of 'relative', 'absolute', 'filename', got {other:?}"
+                ),
+            }),
+        }
+    }
+}
+
+/// What every entry of one handler shares, fixed at construction.
+pub struct RecordEncoder {
+    pub service: Option<String>,
+    /// The handler's `metadata`, each value already encoded.
+    pub static_metadata: Vec<(String, Vec<u8>)>,
+    pub source_path: SourcePath,
+    /// The working directory at construction, with a trailing separator.
+    pub cwd_prefix: String,
+    /// Names of the standard `LogRecord` attributes: everything else is `extra`.
+    pub reserved: Py<PyFrozenSet>,
+}
+
+/// The text of a Python str; lone surrogates become U+FFFD instead of failing.
+pub fn py_str<'a>(s: &'a Bound<'_, PyString>) -> Cow<'a, str> {
+    s.to_cow().unwrap_or_else(|_| s.to_string_lossy())
+}
+
+/// `str(obj)`, or its `repr()`, or a placeholder naming its type: never an error.
+fn display(obj: &Bound<'_, PyAny>) -> String {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return py_str(s).into_owned();
+    }
+    obj.str()
+        .or_else(|_| obj.repr())
+        .map(|s| py_str(&s).into_owned())
+        .unwrap_or_else(|_| unrepresentable(obj))
+}
+
+fn repr(obj: &Bound<'_, PyAny>) -> String {
+    obj.repr()
+        .map(|s| py_str(&s).into_owned())
+        .unwrap_or_else(|_| unrepresentable(obj))
+}
+
+fn unrepresentable(obj: &Bound<'_, PyAny>) -> String {
+    let type_name = obj
+        .get_type()
+        .name()
+        .map(|n| display(n.as_any()))
+        .unwrap_or_else(|_| "object".into());
+    format!("<unrepresentable {type_name}>")
+}
+
+/// Encodes any Python value as JSON: str, int, float, bool, None, dicts and
+/// lists/tuples as themselves; anything else as its `repr()`.
+pub fn write_value(w: &mut JsonWriter, v: &Bound<'_, PyAny>, depth: u32) {
+    if let Ok(s) = v.cast::<PyString>() {
+        w.string(&py_str(s));
+    } else if v.is_none() {
+        w.null();
+    } else if let Ok(b) = v.cast::<PyBool>() {
+        w.bool(b.is_true());
+    } else if v.is_instance_of::<PyInt>() {
+        match v.extract::<i64>() {
+            Ok(n) => w.int(n),
+            Err(_) => w.big_int(&display(v)),
+        }
+    } else if let Ok(f) = v.cast::<PyFloat>() {
+        w.float(f.value());
+    } else if depth < MAX_DEPTH && v.is_instance_of::<PyDict>() {
+        write_dict(w, v, depth);
+    } else if depth < MAX_DEPTH && (v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) {
+        write_sequence(w, v, depth);
+    } else {
+        w.string(&repr(v));
+    }
+}
+
+fn write_dict(w: &mut JsonWriter, v: &Bound<'_, PyAny>, depth: u32) {
+    let Ok(d) = v.cast::<PyDict>() else {
+        return w.string(&repr(v));
+    };
+    w.begin_object();
+    for (k, val) in d.iter() {
+        w.key(&display(&k));
+        write_value(w, &val, depth + 1);
+    }
+    w.end_object();
+}
+
+fn write_sequence(w: &mut JsonWriter, v: &Bound<'_, PyAny>, depth: u32) {
+    let Ok(iter) = v.try_iter() else {
+        return w.string(&repr(v));
+    };
+    w.begin_array();
+    for item in iter {
+        match item {
+            Ok(item) => write_value(w, &item, depth + 1),
+            Err(_) => w.null(),
+        }
+    }
+    w.end_array();
+}
+
+/// The encoded JSON of a value, for static metadata encoded once at construction.
+pub fn encode_value(v: &Bound<'_, PyAny>) -> Vec<u8> {
+    let mut w = JsonWriter::with_capacity(32);
+    write_value(&mut w, v, 0);
+    w.into_bytes()
+}
+
+fn attr<'py>(record: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+    record.getattr(name).ok().filter(|v| !v.is_none())
+}
+
+impl RecordEncoder {
+    /// Encodes a `LogRecord` (or any object with its attributes). `formatted` is the
+    /// handler's formatter output, used as the message when the user set a formatter.
+    pub fn encode(
+        &self,
+        record: &Bound<'_, PyAny>,
+        formatted: Option<&Bound<'_, PyString>>,
+    ) -> Vec<u8> {
+        let py = record.py();
+        let levelno = attr(record, intern!(py, "levelno"))
+            .and_then(|v| v.extract::<i64>().ok())
+            .unwrap_or(20);
+        let created = attr(record, intern!(py, "created"))
+            .and_then(|v| v.extract::<f64>().ok())
+            .unwrap_or_else(now_seconds);
+
+        let mut message_error = None;
+        let message: Cow<'_, str> = match formatted {
+            Some(f) => py_str(f),
+            None => match record.call_method0(intern!(py, "getMessage")) {
+                Ok(m) => Cow::Owned(display(&m)),
+                Err(e) => {
+                    message_error = Some(display(e.value(py).as_any()));
+                    let msg = attr(record, intern!(py, "msg"))
+                        .map(|m| display(&m))
+                        .unwrap_or_default();
+                    Cow::Owned(msg)
+                }
+            },
+        };
+
+        let mut entry = EntryWriter::new(Level::from_levelno(levelno), &message, created);
+        if let Some(service) = &self.service {
+            entry.service(service);
+        }
+        let path = attr(record, intern!(py, "pathname"))
+            .map(|p| display(&p))
+            .unwrap_or_default();
+        let line = attr(record, intern!(py, "lineno"))
+            .and_then(|v| v.extract::<i64>().ok())
+            .unwrap_or(0);
+        entry.source(self.source_file(&path), line);
+
+        // Metadata, highest precedence first: the first writer of a key wins.
+        if let Some(exc_info) = attr(record, intern!(py, "exc_info")) {
+            write_exception(&mut entry, record, &exc_info);
+        }
+        if let Some(stack) = attr(record, intern!(py, "stack_info")) {
+            if let Some(w) = entry.metadata_field("stack") {
+                w.string(&display(&stack));
+            }
+        }
+        if let Some(err) = message_error {
+            if let Some(w) = entry.metadata_field("message_error") {
+                w.string(&format!("formatting the message failed: {err}"));
+            }
+            if let Some(args) = attr(record, intern!(py, "args")) {
+                if let Some(w) = entry.metadata_field("args") {
+                    w.string(&repr(&args));
+                }
+            }
+        }
+        self.write_extras(&mut entry, record);
+        if let Some(name) = attr(record, intern!(py, "name")) {
+            if let Some(w) = entry.metadata_field("logger") {
+                write_value(w, &name, 0);
+            }
+        }
+        for (key, value) in &self.static_metadata {
+            if let Some(w) = entry.metadata_field(key) {
+                w.raw(value);
+            }
+        }
+        entry.finish()
+    }
+
+    fn write_extras(&self, entry: &mut EntryWriter, record: &Bound<'_, PyAny>) {
+        let py = record.py();
+        let Ok(dict) = record.getattr(intern!(py, "__dict__")) else {
+            return;
+        };
+        let Ok(dict) = dict.cast::<PyDict>() else {
+            return;
+        };
+        let reserved = self.reserved.bind(py);
+        for (key, value) in dict.iter() {
+            if reserved.contains(&key).unwrap_or(true) {
+                continue;
+            }
+            let name = match key.cast::<PyString>() {
+                Ok(s) => py_str(s),
+                Err(_) => Cow::Owned(display(&key)),
+            };
+            if let Some(w) = entry.metadata_field(&name) {
+                write_value(w, &value, 0);
+            }
+        }
+    }
+
+    fn source_file<'a>(&self, path: &'a str) -> &'a str {
+        match self.source_path {
+            SourcePath::Absolute => path,
+            SourcePath::Relative => match path.strip_prefix(&self.cwd_prefix) {
+                Some(rel) if !self.cwd_prefix.is_empty() && !rel.is_empty() => rel,
+                _ => path,
+            },
+            SourcePath::Filename => path.rsplit(['/', '\\']).next().unwrap_or(path),
+        }
+    }
+}
+
+/// `{"type", "message", "stacktrace"}` from `exc_info`; the traceback text is the one a
+/// formatter already cached in `exc_text` when there is one.
+fn write_exception(
+    entry: &mut EntryWriter,
+    record: &Bound<'_, PyAny>,
+    exc_info: &Bound<'_, PyAny>,
+) {
+    let py = record.py();
+    let Ok(parts) = exc_info.cast::<PyTuple>() else {
+        return;
+    };
+    let (Ok(exc_type), Ok(exc_value), Ok(tb)) =
+        (parts.get_item(0), parts.get_item(1), parts.get_item(2))
+    else {
+        return;
+    };
+    if exc_value.is_none() {
+        return; // logger.exception() outside an except block
+    }
+    let type_name = exc_type
+        .getattr(intern!(py, "__qualname__"))
+        .map(|q| display(&q))
+        .unwrap_or_else(|_| display(&exc_type));
+    let module = exc_type
+        .getattr(intern!(py, "__module__"))
+        .map(|m| display(&m))
+        .unwrap_or_default();
+    let type_name = if module.is_empty() || module == "builtins" {
+        type_name
+    } else {
+        format!("{module}.{type_name}")
+    };
+    let cached = attr(record, intern!(py, "exc_text")).map(|t| display(&t));
+    let stacktrace = cached.filter(|t| !t.is_empty()).unwrap_or_else(|| {
+        py.import(intern!(py, "traceback"))
+            .and_then(|m| {
+                m.call_method1(intern!(py, "format_exception"), (exc_type, &exc_value, tb))
+            })
+            .and_then(|lines| PyString::new(py, "").call_method1(intern!(py, "join"), (lines,)))
+            .map(|s| display(&s))
+            .unwrap_or_default()
+    });
+    let Some(w) = entry.metadata_field("exception") else {
+        return;
+    };
+    w.begin_object();
+    w.key("type");
+    w.string(&type_name);
+    w.key("message");
+    w.string(&display(&exc_value));
+    w.key("stacktrace");
+    w.string(stacktrace.trim_end());
+    w.end_object();
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

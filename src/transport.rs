@@ -1,0 +1,376 @@
+//! One HTTP POST of a batch, what its answer means, and how long to wait before the next try.
+
+use std::time::Duration;
+
+use crate::errors::Error;
+
+/// Longest reply body we read; the ingest reply is a few hundred bytes.
+const MAX_REPLY_BYTES: u64 = 64 * 1024;
+/// Longest server-provided detail we keep in an error message.
+const MAX_DETAIL_CHARS: usize = 300;
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(10);
+
+/// What a 2xx reply said about the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// The server's per-entry reasons ("Entry at index i: ...").
+    pub errors: Vec<String>,
+}
+
+pub struct Transport {
+    agent: ureq::Agent,
+    url: String,
+    authorization: String,
+}
+
+impl Transport {
+    pub fn new(url: &str, api_key: &str) -> Transport {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            // Statuses are ours to classify, not errors of the client.
+            .http_status_as_error(false)
+            .user_agent(concat!("logwell-handler/", env!("CARGO_PKG_VERSION")))
+            .max_idle_connections_per_host(1)
+            .build()
+            .into();
+        Transport {
+            agent,
+            url: url.to_owned(),
+            authorization: format!("Bearer {api_key}"),
+        }
+    }
+
+    /// POSTs a JSON body of `entries` entries. `timeout` bounds the whole exchange.
+    pub fn post(&self, body: &[u8], entries: u64, timeout: Duration) -> Result<Reply, Error> {
+        let response = self
+            .agent
+            .post(&self.url)
+            .header("Authorization", &self.authorization)
+            .header("Content-Type", "application/json")
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .send(body);
+        let mut response = response.map_err(|e| Error::Network(e.to_string()))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        // A reply cut short still tells us its status; the body is only detail.
+        let reply_body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_REPLY_BYTES)
+            .read_to_vec()
+            .unwrap_or_default();
+        classify(status, &reply_body, retry_after, entries)
+    }
+}
+
+/// Reads the status and body of an ingest reply.
+pub fn classify(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    entries: u64,
+) -> Result<Reply, Error> {
+    if (200..300).contains(&status) {
+        return parse_success(body, entries);
+    }
+    Err(Error::Http {
+        status,
+        detail: error_detail(body),
+        retry_after,
+    })
+}
+
+fn parse_success(body: &[u8], entries: u64) -> Result<Reply, Error> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| Error::BadReply(e.to_string()))?;
+    let count = |name: &str| value.get(name).and_then(serde_json::Value::as_u64);
+    let Some(accepted) = count("accepted") else {
+        return Err(Error::BadReply(format!(
+            "no \"accepted\" count in {}",
+            truncate(&String::from_utf8_lossy(body))
+        )));
+    };
+    let rejected = count("rejected")
+        .unwrap_or_else(|| entries.saturating_sub(accepted))
+        .min(entries);
+    let errors = value
+        .get("errors")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Reply {
+        accepted: accepted.min(entries),
+        rejected,
+        errors,
+    })
+}
+
+/// `{"error": code, "message": text}` as "code: text"; any other body, trimmed.
+fn error_detail(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let field = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
+        match (field("error"), field("message")) {
+            (Some(code), Some(msg)) => return truncate(&format!("{code}: {msg}")),
+            (Some(code), None) => return truncate(code),
+            _ => {}
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    if text.trim().is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        truncate(text.trim())
+    }
+}
+
+fn truncate(s: &str) -> String {
+    match s.char_indices().nth(MAX_DETAIL_CHARS) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// `Retry-After` in seconds; the HTTP-date form is not used by Logwell and is ignored.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let secs: f64 = value.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+/// `min(100 ms * 2^attempt, 10 s)` stretched by `jitter` (0..=1) times 30 %.
+pub fn backoff(attempt: u32, jitter: f64) -> Duration {
+    let base = BACKOFF_BASE
+        .checked_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+        .unwrap_or(BACKOFF_CAP)
+        .min(BACKOFF_CAP);
+    base.mul_f64(1.0 + 0.3 * jitter.clamp(0.0, 1.0))
+}
+
+/// How long to wait before retrying after `error`: the backoff, or the server's
+/// `Retry-After` when that is longer.
+pub fn retry_delay(error: &Error, attempt: u32, jitter: f64) -> Duration {
+    let delay = backoff(attempt, jitter);
+    error.retry_after().map_or(delay, |ra| ra.max(delay))
+}
+
+/// A cheap source of jitter: xorshift seeded from the clock. Not for anything secret.
+pub struct Jitter(u64);
+
+impl Jitter {
+    pub fn new() -> Jitter {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64);
+        Jitter(seed | 1)
+    }
+
+    /// A number in 0..1.
+    pub fn sample(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+impl Default for Jitter {
+    fn default() -> Self {
+        Jitter::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errors::ErrorCode;
+    use httpmock::prelude::*;
+
+    const KEY: &str = "lw_0123456789abcdef0123456789abcdef";
+
+    fn post(server: &MockServer, entries: u64) -> Result<Reply, Error> {
+        Transport::new(&server.url("/v1/ingest"), KEY).post(b"[]", entries, Duration::from_secs(5))
+    }
+
+    #[test]
+    fn accepted_reply_is_read() {
+        let server = MockServer::start();
+        let m = server.mock(|when, then| {
+            when.method(POST)
+                .path("/v1/ingest")
+                .header("authorization", format!("Bearer {KEY}"))
+                .header("content-type", "application/json");
+            then.status(200).body(r#"{"accepted":3}"#);
+        });
+        let reply = post(&server, 3).expect("accepted");
+        assert_eq!(reply.accepted, 3);
+        assert_eq!(reply.rejected, 0);
+        m.assert();
+    }
+
+    #[test]
+    fn partial_rejection_is_read_from_a_200() {
+        let server = MockServer::start();
+        server.mock(|_, then| {
+            then.status(200)
+                .body(r#"{"accepted":1,"rejected":1,"errors":["Entry at index 1: bad level"]}"#);
+        });
+        let reply = post(&server, 2).expect("200");
+        assert_eq!((reply.accepted, reply.rejected), (1, 1));
+        assert_eq!(
+            reply.errors,
+            vec!["Entry at index 1: bad level".to_string()]
+        );
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        let cases = [
+            (
+                401,
+                r#"{"error":"unauthorized","message":"Invalid API key"}"#,
+                ErrorCode::Unauthorized,
+                false,
+            ),
+            (
+                400,
+                r#"{"error":"batch_too_large"}"#,
+                ErrorCode::ValidationError,
+                false,
+            ),
+            (
+                415,
+                r#"{"error":"unsupported_media_type"}"#,
+                ErrorCode::ValidationError,
+                false,
+            ),
+            (
+                429,
+                r#"{"error":"rate_limited"}"#,
+                ErrorCode::RateLimited,
+                true,
+            ),
+            (500, "boom", ErrorCode::ServerError, true),
+            (503, "", ErrorCode::ServerError, true),
+        ];
+        for (status, body, code, retryable) in cases {
+            let server = MockServer::start();
+            server.mock(|_, then| {
+                then.status(status).body(body);
+            });
+            let err = post(&server, 1).expect_err("not 2xx");
+            assert_eq!(err.code(), code, "{status}");
+            assert_eq!(err.retryable(), retryable, "{status}");
+            assert_eq!(err.status_code(), Some(status));
+        }
+    }
+
+    #[test]
+    fn error_detail_keeps_the_servers_words() {
+        let server = MockServer::start();
+        server.mock(|_, then| {
+            then.status(401)
+                .body(r#"{"error":"unauthorized","message":"Invalid API key"}"#);
+        });
+        let msg = post(&server, 1).expect_err("401").to_string();
+        assert_eq!(
+            msg,
+            "server answered HTTP 401: unauthorized: Invalid API key"
+        );
+    }
+
+    #[test]
+    fn retry_after_header_is_kept() {
+        let server = MockServer::start();
+        server.mock(|_, then| {
+            then.status(429)
+                .header("Retry-After", "7")
+                .body(r#"{"error":"rate_limited"}"#);
+        });
+        let err = post(&server, 1).expect_err("429");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(retry_delay(&err, 0, 0.0), Duration::from_secs(7));
+    }
+
+    #[test]
+    fn unreachable_server_is_a_retryable_network_error() {
+        // Bind then drop a listener: nothing answers on that port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let t = Transport::new(&format!("http://127.0.0.1:{port}/v1/ingest"), KEY);
+        let err = t
+            .post(b"[]", 1, Duration::from_secs(2))
+            .expect_err("refused");
+        assert_eq!(err.code(), ErrorCode::NetworkError);
+        assert!(err.retryable());
+    }
+
+    #[test]
+    fn slow_server_times_out_within_bound() {
+        let server = MockServer::start();
+        server.mock(|_, then| {
+            then.status(200)
+                .delay(Duration::from_secs(3))
+                .body(r#"{"accepted":1}"#);
+        });
+        let start = std::time::Instant::now();
+        let t = Transport::new(&server.url("/v1/ingest"), KEY);
+        let err = t
+            .post(b"[]", 1, Duration::from_millis(300))
+            .expect_err("timeout");
+        assert!(err.retryable());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn unreadable_2xx_is_a_bad_reply() {
+        let err = classify(200, b"<html>", None, 2).expect_err("bad body");
+        assert_eq!(err.code(), ErrorCode::ServerError);
+        assert!(
+            !err.retryable(),
+            "the server took the batch; resending would duplicate"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_caps_and_jitters_up_to_30_percent() {
+        assert_eq!(backoff(0, 0.0), Duration::from_millis(100));
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(200));
+        assert_eq!(backoff(3, 0.0), Duration::from_millis(800));
+        assert_eq!(backoff(10, 0.0), Duration::from_secs(10));
+        assert_eq!(backoff(200, 0.0), Duration::from_secs(10));
+        assert_eq!(backoff(0, 1.0), Duration::from_millis(130));
+        let mut j = Jitter::new();
+        for _ in 0..1000 {
+            let x = j.sample();
+            assert!((0.0..1.0).contains(&x));
+        }
+    }
+
+    #[test]
+    fn retry_after_parsing() {
+        assert_eq!(parse_retry_after("60"), Some(Duration::from_secs(60)));
+        assert_eq!(
+            parse_retry_after(" 1.5 "),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+}

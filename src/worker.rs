@@ -1,0 +1,661 @@
+//! The flush thread: takes batches from the buffer and delivers them, and the `Shipper`
+//! handle through which callers push, flush, close and read counters.
+//!
+//! Callers never wait on the thread except in `flush` and `close`, which take a deadline.
+//! The thread wakes when a batch is full, at each `flush_interval`, on `flush` and on
+//! `close`; between those it sleeps in `park_timeout`, so an idle shipper costs nothing.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, JoinHandle, Thread, ThreadId};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::buffer::{Buffer, Entry};
+use crate::config::{Config, MAX_ENTRIES_PER_REQUEST};
+use crate::errors::Error;
+use crate::record::batch_body;
+use crate::stats::{Snapshot, Stats};
+use crate::transport::{retry_delay, Jitter, Transport};
+
+/// A batch stops growing once its body passes this size, so one request stays
+/// well under common proxy body limits even with large entries.
+const SOFT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// How long `close` waits past its deadline for the thread to notice it.
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
+
+/// What the flush thread tells its owner. Called on the flush thread.
+pub trait Events: Send + Sync + 'static {
+    fn error(&self, error: &Error);
+    fn delivered(&self, count: u64);
+}
+
+struct Shared {
+    config: Config,
+    buffer: Buffer,
+    stats: Stats,
+    events: Box<dyn Events>,
+    /// Entries dropped because the buffer was full; reported in one error per cycle.
+    overflowed: AtomicU64,
+    /// Entries still undelivered when a close deadline passed.
+    undelivered_at_close: AtomicU64,
+    flush_requests: AtomicU64,
+    closing: AtomicBool,
+    close_deadline: Mutex<Option<Instant>>,
+    /// Set while a wake-up is already on its way (or not wanted), so that pushes
+    /// do not unpark the thread once per entry.
+    wake_pending: AtomicBool,
+    thread: OnceLock<Thread>,
+    /// Oldest `seq` the thread holds outside the buffer (`u64::MAX`: none).
+    inflight_min_seq: AtomicU64,
+    stopped: AtomicBool,
+    progress: Mutex<()>,
+    progress_cv: Condvar,
+}
+
+impl Shared {
+    fn deadline(&self) -> Option<Instant> {
+        *self.close_deadline.lock()
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+
+    fn notify_progress(&self) {
+        drop(self.progress.lock());
+        self.progress_cv.notify_all();
+    }
+
+    fn report(&self, error: Error) {
+        self.stats.set_last_error(error.to_string());
+        self.events.error(&error);
+    }
+}
+
+/// The owner's handle on a buffer and its flush thread.
+pub struct Shipper {
+    shared: Arc<Shared>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+    started: AtomicBool,
+    worker_id: OnceLock<ThreadId>,
+}
+
+impl Shipper {
+    /// The thread starts on the first push, so a handler built before `fork()`
+    /// and never used there starts its own thread in the child.
+    pub fn new(config: Config, events: Box<dyn Events>) -> Shipper {
+        let buffer = Buffer::new(config.max_queue_size, config.max_queue_bytes);
+        Shipper {
+            shared: Arc::new(Shared {
+                config,
+                buffer,
+                stats: Stats::default(),
+                events,
+                overflowed: AtomicU64::new(0),
+                undelivered_at_close: AtomicU64::new(0),
+                flush_requests: AtomicU64::new(0),
+                closing: AtomicBool::new(false),
+                close_deadline: Mutex::new(None),
+                wake_pending: AtomicBool::new(false),
+                thread: OnceLock::new(),
+                inflight_min_seq: AtomicU64::new(u64::MAX),
+                stopped: AtomicBool::new(false),
+                progress: Mutex::new(()),
+                progress_cv: Condvar::new(),
+            }),
+            handle: Mutex::new(None),
+            started: AtomicBool::new(false),
+            worker_id: OnceLock::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Queues one encoded entry. Never blocks on the network; never fails.
+    pub fn push(&self, json: Vec<u8>) {
+        let s = &self.shared;
+        if s.closing.load(Ordering::Relaxed) {
+            Stats::add(&s.stats.after_close, 1);
+            return;
+        }
+        if !self.started.load(Ordering::Acquire) {
+            self.start();
+        }
+        let dropped = s.buffer.push(json);
+        s.stats.enqueued.fetch_add(1, Ordering::Release);
+        if dropped > 0 {
+            Stats::add(&s.stats.dropped, dropped);
+            Stats::add(&s.overflowed, dropped);
+        }
+        if s.buffer.len() >= s.config.batch_size && !s.wake_pending.swap(true, Ordering::AcqRel) {
+            s.wake();
+        }
+    }
+
+    fn start(&self) {
+        let mut handle = self.handle.lock();
+        if self.started.load(Ordering::Acquire) {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        match thread::Builder::new()
+            .name("logwell-flush".into())
+            .spawn(move || Worker::new(shared).run())
+        {
+            Ok(h) => {
+                let _ = self.shared.thread.set(h.thread().clone());
+                let _ = self.worker_id.set(h.thread().id());
+                *handle = Some(h);
+                self.started.store(true, Ordering::Release);
+            }
+            // Entries stay queued; the next push tries again.
+            Err(e) => self
+                .shared
+                .stats
+                .set_last_error(format!("could not start the flush thread: {e}")),
+        }
+    }
+
+    /// Waits until every entry queued before the call is delivered or given up on
+    /// (refused by the server, or dropped), or until `timeout` passes.
+    /// Returns whether it got there. Called from the flush thread itself (inside an
+    /// error callback) it returns false at once instead of waiting on itself.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let s = &self.shared;
+        let target = s.stats.enqueued.load(Ordering::Acquire);
+        let done =
+            || s.stats.resolved() >= target && s.inflight_min_seq.load(Ordering::Acquire) >= target;
+        if done() {
+            return true;
+        }
+        if self.worker_id.get() == Some(&thread::current().id()) || !self.started() {
+            return false;
+        }
+        s.flush_requests.fetch_add(1, Ordering::AcqRel);
+        s.wake();
+        self.wait_until(Instant::now() + timeout, done)
+    }
+
+    fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
+        let s = &self.shared;
+        let mut guard = s.progress.lock();
+        loop {
+            if done() {
+                return true;
+            }
+            if s.stopped.load(Ordering::Acquire) || Instant::now() >= deadline {
+                return done();
+            }
+            // The slice bounds the cost of any wake-up we might miss.
+            let slice = deadline.min(Instant::now() + Duration::from_millis(50));
+            s.progress_cv.wait_until(&mut guard, slice);
+        }
+    }
+
+    /// Stops taking entries, delivers what it can before `timeout` passes, and stops
+    /// the thread. What is still undelivered at the deadline is counted as dropped,
+    /// reported, and returned as a count.
+    pub fn close(&self, timeout: Duration) -> u64 {
+        let s = &self.shared;
+        let lost_before = s.undelivered_at_close.load(Ordering::Acquire);
+        let deadline = Instant::now() + timeout;
+        {
+            let mut d = s.close_deadline.lock();
+            // A second close may shorten the deadline, never lengthen it.
+            *d = Some(d.map_or(deadline, |old| old.min(deadline)));
+        }
+        s.closing.store(true, Ordering::Release);
+        if self.started() {
+            s.wake();
+            let stopped =
+                self.wait_until(deadline + CLOSE_GRACE, || s.stopped.load(Ordering::Acquire));
+            if stopped {
+                if let Some(h) = self.handle.lock().take() {
+                    let _ = h.join();
+                }
+            }
+            // Otherwise the thread is in a request that outlived the deadline; it exits
+            // on its own when that returns, and never calls the owner after close.
+        }
+        // Entries pushed in the instant between the last drain and `closing`.
+        let mut late = 0;
+        if s.stopped.load(Ordering::Acquire) || !self.started() {
+            while s.buffer.pop().is_some() {
+                late += 1;
+            }
+        }
+        if late > 0 {
+            Stats::add(&s.stats.dropped, late);
+            Stats::add(&s.undelivered_at_close, late);
+            s.stats
+                .set_last_error(Error::Undelivered { count: late }.to_string());
+        }
+        let lost = s.undelivered_at_close.load(Ordering::Acquire) - lost_before;
+        // A thread still in a request past the deadline holds entries we cannot count yet.
+        lost.max(s.stats.snapshot().queued())
+    }
+
+    fn started(&self) -> bool {
+        self.started.load(Ordering::Acquire)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.closing.load(Ordering::Acquire)
+    }
+
+    pub fn stats(&self) -> Snapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// Entries waiting to be delivered.
+    pub fn queue_size(&self) -> u64 {
+        self.stats().queued()
+    }
+
+    /// Counts one entry that was given up on before it reached the buffer.
+    pub fn count_ignored(&self) {
+        Stats::add(&self.shared.stats.after_close, 1);
+    }
+}
+
+impl Drop for Shipper {
+    /// Asks the thread to finish with no time left; does not wait, takes no lock
+    /// (after a fork the child may hold a copy of a lock taken in the parent).
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake();
+    }
+}
+
+enum Outcome {
+    Done,
+    /// Not delivered for now; the batch stays at the front.
+    Retained,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    transport: Transport,
+    jitter: Jitter,
+    /// The batch being delivered, oldest first; kept across cycles while it fails.
+    pending: Vec<Entry>,
+    pending_bytes: usize,
+    /// The last delivery failed: wait for the next tick or flush, not for a full batch.
+    failing: bool,
+    /// The server asked us (Retry-After) not to send before this.
+    hold_until: Option<Instant>,
+    overflow_reported: u64,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>) -> Worker {
+        let transport = Transport::new(&shared.config.ingest_url, &shared.config.api_key);
+        Worker {
+            shared,
+            transport,
+            jitter: Jitter::new(),
+            pending: Vec::with_capacity(MAX_ENTRIES_PER_REQUEST),
+            pending_bytes: 0,
+            failing: false,
+            hold_until: None,
+            overflow_reported: 0,
+        }
+    }
+
+    fn run(mut self) {
+        let interval = self.shared.config.flush_interval;
+        let mut next_tick = Instant::now() + interval;
+        let mut flushes_seen = 0;
+        while !self.shared.closing.load(Ordering::Acquire) {
+            let now = Instant::now();
+            let held = self.hold_until.filter(|&t| t > now);
+            let flushes = self.shared.flush_requests.load(Ordering::Acquire);
+            let flush_wanted = flushes != flushes_seen;
+            let tick = now >= next_tick;
+            let full = !self.failing
+                && self.shared.buffer.len() + self.pending.len() >= self.shared.config.batch_size;
+            if held.is_some() || !(flush_wanted || tick || full) {
+                // While held or failing, a full buffer is no reason to wake: leave the
+                // flag set so pushes do not unpark us for nothing.
+                let quiet = held.is_some() || self.failing;
+                self.shared.wake_pending.store(quiet, Ordering::Release);
+                let recheck = self.shared.buffer.len() >= self.shared.config.batch_size;
+                if quiet || !recheck {
+                    let until = held.unwrap_or(next_tick);
+                    thread::park_timeout(until.saturating_duration_since(now));
+                }
+                continue;
+            }
+            flushes_seen = flushes;
+            self.send_cycle(flush_wanted || tick, None);
+            self.report_overflow();
+            if flush_wanted || tick {
+                next_tick = Instant::now() + interval;
+            }
+            self.shared.notify_progress();
+        }
+        self.drain_for_close();
+        self.shared.stopped.store(true, Ordering::Release);
+        self.shared.notify_progress();
+    }
+
+    /// Sends batches until the buffer is empty (`drain_all`) or holds less than a batch,
+    /// or until a delivery fails. A drain takes only what was there when it began, so
+    /// a steady stream of new entries cannot keep a flush going forever.
+    fn send_cycle(&mut self, drain_all: bool, deadline: Option<Instant>) {
+        let mut budget = self.shared.buffer.len() + self.pending.len();
+        loop {
+            self.fill_pending();
+            if self.pending.is_empty()
+                || (!drain_all && self.pending.len() < self.shared.config.batch_size)
+                || (drain_all && budget == 0)
+            {
+                return;
+            }
+            let n = self.pending.len();
+            match self.deliver(deadline) {
+                Outcome::Done => budget = budget.saturating_sub(n),
+                Outcome::Retained => return,
+            }
+        }
+    }
+
+    fn fill_pending(&mut self) {
+        while self.pending.len() < MAX_ENTRIES_PER_REQUEST
+            && self.pending_bytes < SOFT_MAX_REQUEST_BYTES
+        {
+            let Some(e) = self.shared.buffer.pop() else {
+                break;
+            };
+            self.pending_bytes += e.json.len() + 1;
+            self.pending.push(e);
+        }
+        let min = self.pending.first().map_or(u64::MAX, |e| e.seq);
+        self.shared.inflight_min_seq.store(min, Ordering::Release);
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending.clear();
+        self.pending_bytes = 0;
+        self.shared
+            .inflight_min_seq
+            .store(u64::MAX, Ordering::Release);
+    }
+
+    /// Delivers `pending`, retrying transient failures with backoff.
+    fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
+        let s = Arc::clone(&self.shared);
+        let n = self.pending.len() as u64;
+        let body = batch_body(self.pending.iter().map(|e| &e.json[..]), self.pending_bytes);
+        let mut attempt = 0;
+        loop {
+            let deadline = deadline.or_else(|| s.deadline());
+            let timeout = deadline.map_or(s.config.timeout, |d| {
+                s.config
+                    .timeout
+                    .min(d.saturating_duration_since(Instant::now()))
+            });
+            if timeout.is_zero() {
+                return Outcome::Retained;
+            }
+            match self.transport.post(&body, n, timeout) {
+                Ok(reply) => {
+                    Stats::add(&s.stats.sent, reply.accepted);
+                    Stats::add(&s.stats.failed, reply.rejected);
+                    Stats::add(&s.stats.batches, 1);
+                    self.clear_pending();
+                    self.failing = false;
+                    if reply.rejected > 0 {
+                        s.report(Error::Rejected {
+                            rejected: reply.rejected,
+                            total: n,
+                            reasons: reply.errors.join("; "),
+                        });
+                    }
+                    if reply.accepted > 0 {
+                        s.events.delivered(reply.accepted);
+                    }
+                    return Outcome::Done;
+                }
+                Err(e) if e.retryable() => {
+                    let delay = retry_delay(&e, attempt, self.jitter.sample());
+                    let past_deadline = s.deadline().is_some_and(|d| Instant::now() + delay > d);
+                    if attempt >= s.config.max_retries || past_deadline || !self.sleep(delay) {
+                        if let Some(ra) = e.retry_after() {
+                            self.hold_until = Some(Instant::now() + ra);
+                        }
+                        self.failing = true;
+                        s.report(e);
+                        return Outcome::Retained;
+                    }
+                    attempt += 1;
+                    Stats::add(&s.stats.retries, 1);
+                }
+                Err(Error::BadReply(detail)) => {
+                    // The server took the batch with 2xx; resending could duplicate it.
+                    Stats::add(&s.stats.sent, n);
+                    Stats::add(&s.stats.batches, 1);
+                    self.clear_pending();
+                    s.report(Error::BadReply(detail));
+                    return Outcome::Done;
+                }
+                Err(e) => {
+                    Stats::add(&s.stats.failed, n);
+                    self.clear_pending();
+                    s.report(e);
+                    return Outcome::Done;
+                }
+            }
+        }
+    }
+
+    /// Sleeps `d` unless a close deadline falls before its end; returns whether it slept.
+    fn sleep(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        // Pushes need not wake us while we wait.
+        self.shared.wake_pending.store(true, Ordering::Release);
+        loop {
+            if self.shared.deadline().is_some_and(|dl| end > dl) {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            thread::park_timeout(end - now);
+        }
+    }
+
+    fn report_overflow(&mut self) {
+        let total = self.shared.overflowed.load(Ordering::Acquire);
+        if total > self.overflow_reported {
+            let dropped = total - self.overflow_reported;
+            self.overflow_reported = total;
+            self.shared.report(Error::QueueOverflow { dropped });
+        }
+    }
+
+    /// Delivers what it can before the close deadline, then counts the rest as dropped.
+    fn drain_for_close(&mut self) {
+        let deadline = self.shared.deadline().unwrap_or_else(Instant::now);
+        let hold_ok = match self.hold_until {
+            Some(h) if h > Instant::now() => h < deadline && self.sleep(h - Instant::now()),
+            _ => true,
+        };
+        if hold_ok {
+            self.failing = false;
+            loop {
+                self.fill_pending();
+                if self.pending.is_empty() || Instant::now() >= deadline {
+                    break;
+                }
+                if let Outcome::Retained = self.deliver(Some(deadline)) {
+                    break;
+                }
+            }
+        }
+        self.report_overflow();
+        let mut lost = self.pending.len() as u64;
+        self.clear_pending();
+        while self.shared.buffer.pop().is_some() {
+            lost += 1;
+        }
+        if lost > 0 {
+            Stats::add(&self.shared.stats.dropped, lost);
+            Stats::add(&self.shared.undelivered_at_close, lost);
+            self.shared.report(Error::Undelivered { count: lost });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::errors::ErrorCode;
+    use httpmock::prelude::*;
+
+    #[derive(Default)]
+    struct Recorder {
+        errors: Mutex<Vec<ErrorCode>>,
+        delivered: AtomicU64,
+    }
+
+    impl Events for Arc<Recorder> {
+        fn error(&self, error: &Error) {
+            self.errors.lock().push(error.code());
+        }
+        fn delivered(&self, count: u64) {
+            self.delivered.fetch_add(count, Ordering::Relaxed);
+        }
+    }
+
+    fn shipper(endpoint: &str, tweak: impl FnOnce(&mut Settings)) -> (Shipper, Arc<Recorder>) {
+        let mut s = Settings {
+            api_key: format!("lw_{}", "k".repeat(32)),
+            endpoint: endpoint.to_owned(),
+            ..Settings::default()
+        };
+        tweak(&mut s);
+        let rec = Arc::new(Recorder::default());
+        let config = Config::new(&s).expect("valid config");
+        (Shipper::new(config, Box::new(Arc::clone(&rec))), rec)
+    }
+
+    fn entry(i: usize) -> Vec<u8> {
+        format!(r#"{{"level":"info","message":"m{i}"}}"#).into_bytes()
+    }
+
+    #[test]
+    fn flush_delivers_everything_in_batches_of_at_most_100() {
+        let server = MockServer::start();
+        let m = server.mock(|when, then| {
+            when.method(POST).path("/v1/ingest");
+            then.status(200).body(r#"{"accepted":100}"#);
+        });
+        let (sh, rec) = shipper(&server.base_url(), |s| s.batch_size = 100);
+        for i in 0..300 {
+            sh.push(entry(i));
+        }
+        assert!(sh.flush(Duration::from_secs(10)));
+        let st = sh.stats();
+        assert_eq!(st.sent, 300);
+        assert_eq!(st.batches, 3);
+        assert_eq!(m.hits(), 3);
+        assert_eq!(rec.delivered.load(Ordering::Relaxed), 300);
+        assert_eq!(sh.close(Duration::from_secs(1)), 0);
+    }
+
+    #[test]
+    fn retries_through_server_errors_without_loss() {
+        let server = MockServer::start();
+        let mut failing = server.mock(|when, then| {
+            when.method(POST);
+            then.status(503);
+        });
+        let (sh, rec) = shipper(&server.base_url(), |s| s.max_retries = 10);
+        sh.push(entry(0));
+        let pusher = thread::spawn(move || {
+            let ok = sh.flush(Duration::from_secs(10));
+            (sh, ok)
+        });
+        thread::sleep(Duration::from_millis(250));
+        failing.delete();
+        server.mock(|_, then| {
+            then.status(200).body(r#"{"accepted":1}"#);
+        });
+        let (sh, ok) = pusher.join().expect("flush thread");
+        assert!(ok);
+        let st = sh.stats();
+        assert_eq!(st.sent, 1);
+        assert!(st.retries >= 1);
+        assert!(
+            rec.errors.lock().is_empty(),
+            "retried errors are not reported"
+        );
+    }
+
+    #[test]
+    fn permanent_refusal_counts_batch_failed_and_reports() {
+        let server = MockServer::start();
+        server.mock(|_, then| {
+            then.status(401).body(r#"{"error":"unauthorized"}"#);
+        });
+        let (sh, rec) = shipper(&server.base_url(), |_| {});
+        sh.push(entry(0));
+        sh.push(entry(1));
+        assert!(
+            sh.flush(Duration::from_secs(5)),
+            "a refusal resolves the entries"
+        );
+        let st = sh.stats();
+        assert_eq!((st.sent, st.failed, st.retries), (0, 2, 0));
+        assert_eq!(*rec.errors.lock(), vec![ErrorCode::Unauthorized]);
+        assert!(st.last_error.unwrap_or_default().contains("401"));
+    }
+
+    #[test]
+    fn unreachable_server_overflows_and_close_is_bounded() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let (sh, rec) = shipper(&format!("http://127.0.0.1:{port}"), |s| {
+            s.max_queue_size = 10;
+            s.max_retries = 1;
+        });
+        for i in 0..25 {
+            sh.push(entry(i));
+        }
+        assert!(!sh.flush(Duration::from_millis(500)));
+        let start = Instant::now();
+        assert_eq!(sh.close(Duration::from_millis(500)), 10);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let st = sh.stats();
+        assert_eq!(st.dropped, 25, "15 overflowed, 10 undelivered at close");
+        assert_eq!(st.queued(), 0);
+        let errors = rec.errors.lock();
+        assert!(errors.contains(&ErrorCode::QueueOverflow), "{errors:?}");
+        assert!(errors.contains(&ErrorCode::NetworkError), "{errors:?}");
+    }
+
+    #[test]
+    fn idle_shipper_closes_at_once_and_ignores_later_pushes() {
+        let (sh, _) = shipper("http://127.0.0.1:9", |_| {});
+        assert!(sh.flush(Duration::from_millis(10)));
+        assert_eq!(sh.close(Duration::from_secs(1)), 0);
+        sh.push(entry(0));
+        assert_eq!(sh.stats().after_close, 1);
+        assert_eq!(sh.stats().enqueued, 0);
+    }
+}
