@@ -217,9 +217,11 @@ mod tests {
         assert_eq!(c.flush_interval, Duration::from_secs(5));
     }
 
+    type Mutation = fn(&mut Settings);
+
     #[test]
     fn out_of_range_values_name_their_field() {
-        let cases: Vec<(fn(&mut Settings), &str)> = vec![
+        let cases: Vec<(Mutation, &str)> = vec![
             (|s| s.batch_size = 0, "batch_size"),
             (|s| s.batch_size = 101, "batch_size"),
             (|s| s.flush_interval = 0.05, "flush_interval"),

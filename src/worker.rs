@@ -567,7 +567,7 @@ mod tests {
         let st = sh.stats();
         assert_eq!(st.sent, 300);
         assert_eq!(st.batches, 3);
-        assert_eq!(m.hits(), 3);
+        assert_eq!(m.calls(), 3);
         assert_eq!(rec.delivered.load(Ordering::Relaxed), 300);
         assert_eq!(sh.close(Duration::from_secs(1)), 0);
     }
