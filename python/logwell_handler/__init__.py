@@ -1,0 +1,13 @@
+"""Ship Python logs to a Logwell server, with the work done in Rust.
+
+    import logging
+    from logwell_handler import LogwellHandler
+
+    logging.getLogger().addHandler(LogwellHandler(api_key="lw_...", endpoint="https://..."))
+"""
+
+from ._errors import ErrorCode, LogwellError
+from .handler import LogwellHandler
+
+__all__ = ["ErrorCode", "LogwellError", "LogwellHandler"]
+__version__ = "0.1.0"

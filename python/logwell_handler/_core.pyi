@@ -1,0 +1,40 @@
+"""Stubs for the Rust extension module. Checked against it by mypy.stubtest."""
+
+from typing import Any, Callable, Optional
+
+MAX_ENTRIES_PER_REQUEST: int
+EMPTY_MESSAGE_PLACEHOLDER: str
+
+def is_valid_api_key(key: str) -> bool: ...
+
+class Core:
+    def __new__(
+        cls,
+        api_key: Optional[object],
+        endpoint: Optional[object],
+        *,
+        service: Optional[object] = None,
+        batch_size: Optional[object] = None,
+        flush_interval: Optional[object] = None,
+        max_queue_size: Optional[object] = None,
+        max_queue_bytes: Optional[object] = None,
+        max_retries: Optional[object] = None,
+        timeout: Optional[object] = None,
+        shutdown_timeout: Optional[object] = None,
+        metadata: Optional[object] = None,
+        source_path: Optional[object] = None,
+        cwd: Optional[str] = None,
+        reserved: Optional[frozenset[str]] = None,
+        on_error: Optional[Callable[[Any], None]] = None,
+        on_flush: Optional[Callable[[int], None]] = None,
+    ) -> Core: ...
+    def emit(self, record: object, formatted: Optional[str] = None) -> None: ...
+    def flush(self, timeout: float) -> bool: ...
+    def close(self, timeout: float) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
+    @property
+    def queue_size(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def ingest_url(self) -> str: ...

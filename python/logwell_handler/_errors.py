@@ -1,0 +1,56 @@
+"""The error type of logwell_handler and the codes it shares with Logwell's official SDKs."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Optional, Union
+
+
+class ErrorCode(str, Enum):
+    """What went wrong, as Logwell's official SDKs name it."""
+
+    NETWORK_ERROR = "NETWORK_ERROR"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    RATE_LIMITED = "RATE_LIMITED"
+    SERVER_ERROR = "SERVER_ERROR"
+    QUEUE_OVERFLOW = "QUEUE_OVERFLOW"
+    INVALID_CONFIG = "INVALID_CONFIG"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class LogwellError(Exception):
+    """Raised for bad configuration; passed to ``on_error`` for delivery problems.
+
+    Attributes:
+        code: What went wrong (an :class:`ErrorCode`).
+        status_code: The HTTP status the server answered, when there was one.
+        retryable: Whether sending the same entries again may succeed.
+        retry_after: Seconds the server asked us to wait (``Retry-After``), or None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: Union[ErrorCode, str] = ErrorCode.NETWORK_ERROR,
+        status_code: Optional[int] = None,
+        retryable: bool = False,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = ErrorCode(code)
+        self.status_code = status_code
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (self.message, self.code.value, self.status_code, self.retryable, self.retry_after),
+        )
+
+    def __repr__(self) -> str:
+        return f"LogwellError({self.message!r}, code={self.code.value})"

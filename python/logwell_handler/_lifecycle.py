@@ -1,0 +1,48 @@
+"""Process-wide duties of live handlers: drain at interpreter exit, start afresh after fork."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import time
+import weakref
+from typing import Protocol
+
+
+class _Lifecycle(Protocol):
+    shutdown_timeout: float
+
+    def _close_until(self, deadline: float) -> None: ...
+    def _reset_after_fork(self) -> None: ...
+
+
+_live: weakref.WeakSet[_Lifecycle] = weakref.WeakSet()
+
+
+def register(owner: _Lifecycle) -> None:
+    _live.add(owner)
+
+
+def unregister(owner: _Lifecycle) -> None:
+    _live.discard(owner)
+
+
+def _close_all_at_exit() -> None:
+    # Registered after `logging` registered its own shutdown, so this runs first (atexit
+    # is last-in, first-out): every handler drains against one shared deadline instead
+    # of logging.shutdown's flush() then close(), each with its own.
+    owners = list(_live)
+    if owners:
+        deadline = time.monotonic() + max(o.shutdown_timeout for o in owners)
+        for owner in owners:
+            owner._close_until(deadline)
+
+
+def _reset_all_after_fork() -> None:
+    for owner in list(_live):
+        owner._reset_after_fork()
+
+
+atexit.register(_close_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_all_after_fork)

@@ -1,0 +1,218 @@
+"""LogwellHandler: a logging.Handler that ships records to Logwell through the Rust core."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import weakref
+from typing import Any, Callable, Optional, Union
+
+from . import _core, _lifecycle
+from ._errors import ErrorCode, LogwellError
+
+# Every attribute a plain LogRecord has, plus those formatters add: all else is `extra`.
+_RESERVED_ATTRS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    | {"message", "asctime", "taskName"}
+)
+
+ErrorCallback = Callable[[LogwellError], None]
+FlushCallback = Callable[[int], None]
+
+
+class LogwellHandler(logging.Handler):
+    """Ships log records to a Logwell server without blocking the caller.
+
+    ``emit()`` turns the record into a JSON entry in Rust and queues it; a native thread
+    sends batches to ``{endpoint}/v1/ingest`` with retries. Nothing is lost silently:
+    see :meth:`stats`.
+
+    Args:
+        api_key: Project API key (``lw_`` + 32 characters). Default: ``LOGWELL_API_KEY``.
+        endpoint: Base URL of the server, http or https. Default: ``LOGWELL_ENDPOINT``.
+        service: Service name on every entry. Default: ``LOGWELL_SERVICE``, if set.
+        level: The handler's level, as for any ``logging.Handler``.
+        batch_size: Entries waiting that trigger a send, 1 to 100.
+        flush_interval: Seconds between sends of whatever is waiting, 0.1 to 60.
+        max_queue_size: Entries held while the server is slow or down, 1 to 1 000 000.
+            When full the oldest are dropped and counted.
+        max_queue_bytes: Bytes held, likewise (default 16 MiB).
+        max_retries: Retries of a failed request before it waits for the next flush.
+        timeout: Seconds one request may take.
+        shutdown_timeout: Seconds ``close()`` (and interpreter exit) may spend draining,
+            and the default wait of ``flush()``.
+        metadata: Fields added to every entry's metadata.
+        source_path: How ``sourceFile`` is written: ``"relative"`` to the working
+            directory at construction, ``"absolute"``, or ``"filename"`` only.
+        on_error: Called with a :class:`LogwellError` for each delivery problem, on
+            the shipping thread. Exceptions it raises are ignored.
+        on_flush: Called with the number of entries the server accepted, per request.
+
+    Raises:
+        LogwellError: ``INVALID_CONFIG`` naming the first bad argument.
+    """
+
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        endpoint: Optional[str] = None,
+        service: Optional[str] = None,
+        *,
+        level: Union[int, str] = logging.NOTSET,
+        batch_size: int = 50,
+        flush_interval: float = 5.0,
+        max_queue_size: int = 10_000,
+        max_queue_bytes: int = 16 * 1024 * 1024,
+        max_retries: int = 3,
+        timeout: float = 30.0,
+        shutdown_timeout: float = 5.0,
+        metadata: Optional[dict[str, Any]] = None,
+        source_path: str = "relative",
+        on_error: Optional[ErrorCallback] = None,
+        on_flush: Optional[FlushCallback] = None,
+    ) -> None:
+        if on_error is not None and not callable(on_error):
+            raise LogwellError("on_error must be callable", ErrorCode.INVALID_CONFIG)
+        if on_flush is not None and not callable(on_flush):
+            raise LogwellError("on_flush must be callable", ErrorCode.INVALID_CONFIG)
+        self.on_error = on_error
+        self.on_flush = on_flush
+        self.service = service if service is not None else os.environ.get("LOGWELL_SERVICE")
+        # Built before Handler.__init__ so a bad config leaves no half-made handler in
+        # logging's registry for logging.shutdown() to trip over.
+        self._core_args: dict[str, Any] = dict(
+            api_key=api_key if api_key is not None else os.environ.get("LOGWELL_API_KEY"),
+            endpoint=endpoint if endpoint is not None else os.environ.get("LOGWELL_ENDPOINT"),
+            service=self.service,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            max_queue_bytes=max_queue_bytes,
+            max_retries=max_retries,
+            timeout=timeout,
+            shutdown_timeout=shutdown_timeout,
+            metadata=metadata,
+            source_path=source_path,
+            cwd=os.getcwd(),
+            reserved=_RESERVED_ATTRS,
+        )
+        self._reported: set[ErrorCode] = set()
+        self._core = self._new_core()
+        self.shutdown_timeout = float(shutdown_timeout)
+        super().__init__(level)
+        _lifecycle.register(self)
+
+    def _new_core(self) -> _core.Core:
+        # The core calls back through a weak reference: the flush thread must not keep
+        # a handler alive that the application has dropped.
+        ref = weakref.ref(self)
+
+        def report_error(error: LogwellError) -> None:
+            handler = ref()
+            if handler is not None:
+                handler._report_error(error)
+
+        def report_flush(count: int) -> None:
+            handler = ref()
+            if handler is not None and handler.on_flush is not None:
+                try:
+                    handler.on_flush(count)
+                except Exception:
+                    pass  # a user callback must never stop the shipping thread
+
+        return _core.Core(
+            **self._core_args,
+            on_error=report_error,
+            on_flush=report_flush if self.on_flush is not None else None,
+        )
+
+    def _report_error(self, error: LogwellError) -> None:
+        if self.on_error is not None:
+            try:
+                self.on_error(error)
+            except Exception:
+                pass  # a user callback must never stop the shipping thread
+            return
+        # No callback: say it once per kind on stderr, as logging's handleError would.
+        if error.code not in self._reported and logging.raiseExceptions:
+            self._reported.add(error.code)
+            sys.stderr.write(
+                f"logwell_handler: {error} [{error.code.value}]; "
+                "later errors of this kind are only counted in stats()\n"
+            )
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        # Handler.handle() would take self.lock around emit(); the core is thread-safe,
+        # so callers never wait on each other here.
+        if self.filters:
+            rv = self.filter(record)
+            if not rv:
+                return rv
+            if isinstance(rv, logging.LogRecord):
+                record = rv
+        self.emit(record)
+        return record
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self.formatter is None:
+                self._core.emit(record)
+            else:
+                self._core.emit(record, self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Waits until every entry queued before the call is delivered or refused.
+
+        Args:
+            timeout: Seconds to wait at most. Default: ``shutdown_timeout``.
+
+        Returns:
+            True when all of them got there, False when the time ran out first.
+        """
+        core = getattr(self, "_core", None)
+        if core is None:
+            return True
+        return core.flush(self.shutdown_timeout if timeout is None else float(timeout))
+
+    def close(self) -> None:
+        """Delivers what it can within ``shutdown_timeout``, then stops the thread."""
+        self._close_until(time.monotonic() + self.shutdown_timeout)
+
+    def _close_until(self, deadline: float) -> None:
+        try:
+            self._core.close(max(0.0, deadline - time.monotonic()))
+            _lifecycle.unregister(self)
+        finally:
+            super().close()
+
+    def _reset_after_fork(self) -> None:
+        # The parent's core (its buffer, its thread) stays the parent's: keep it alive
+        # here but untouched, and start an empty one for the child.
+        _FORKED_AWAY.append(self._core)
+        self._core = self._new_core()
+        self._reported = set()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: ``queued`` (waiting), ``enqueued``, ``sent``, ``dropped`` (buffer
+        full, or undelivered at the close deadline), ``failed`` (refused by the server),
+        ``retries``, ``batches`` (accepted requests), ``ignored_after_close``,
+        ``last_error`` (text of the latest problem, or None)."""
+        return self._core.stats()
+
+    @property
+    def queue_size(self) -> int:
+        """Entries waiting to be delivered."""
+        return self._core.queue_size
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<LogwellHandler {self._core.ingest_url} service={self.service!r} ({level})>"
+
+
+# Cores of the parent process, inherited by a forked child: never used, never dropped
+# (dropping would touch locks and a thread that do not exist in the child).
+_FORKED_AWAY: list[_core.Core] = []

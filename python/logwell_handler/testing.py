@@ -1,0 +1,273 @@
+"""A local Logwell-compatible receiver for tests and demos.
+
+It listens on 127.0.0.1 (a free port), checks each request the way Logwell's server does
+(media type, API key, JSON, batch size, each entry), keeps what it accepted, and can be
+told to misbehave::
+
+    from logwell_handler.testing import LogwellReceiver
+
+    with LogwellReceiver() as receiver:
+        handler = LogwellHandler(api_key=receiver.api_key, endpoint=receiver.endpoint)
+        ...
+        receiver.fail_next(2, status=500)    # the next two requests answer 500
+        receiver.wait_for(10)                # until 10 entries were accepted
+        receiver.entries                     # the accepted entries, as dicts
+
+With pytest, the ``logwell_receiver`` fixture gives a started receiver.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Optional
+
+__all__ = ["Fault", "LogwellReceiver", "ReceivedRequest"]
+
+MAX_BATCH = 100
+LEVELS = frozenset({"debug", "info", "warn", "error", "fatal"})
+_KEY = re.compile(r"^lw_[A-Za-z0-9_-]{32}$")
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour, used for the next request that reaches the receiver."""
+
+    status: int = 500
+    body: Optional[dict[str, Any]] = None
+    retry_after: Optional[float] = None
+    delay: float = 0.0
+
+
+@dataclass
+class ReceivedRequest:
+    """What the receiver saw of one request and what it answered."""
+
+    status: int
+    entries: int
+    accepted: int
+    headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
+
+
+def validate_entry(entry: Any) -> Optional[str]:
+    """The server's per-entry check: None when valid, else the reason."""
+    if not isinstance(entry, dict):
+        return "must be an object"
+    if entry.get("level") not in LEVELS:
+        return f"level must be one of {sorted(LEVELS)}, got {entry.get('level')!r}"
+    message = entry.get("message")
+    if not isinstance(message, str) or not message.strip():
+        return "message is required and must be a non-empty string"
+    for name in ("timestamp", "service", "sourceFile"):
+        if name in entry and not isinstance(entry[name], str):
+            return f"{name} must be a string"
+    if "metadata" in entry and not isinstance(entry["metadata"], dict):
+        return "metadata must be an object"
+    if "lineNumber" in entry:
+        line = entry["lineNumber"]
+        if isinstance(line, bool) or not isinstance(line, (int, float)) or line <= 0:
+            return "lineNumber must be a positive integer"
+    return None
+
+
+class LogwellReceiver:
+    """A Logwell-compatible ingest endpoint on loopback. Thread-safe."""
+
+    def __init__(self, api_key: Optional[str] = None, host: str = "127.0.0.1") -> None:
+        self.api_key = api_key or "lw_" + secrets.token_hex(16)
+        self.entries: list[dict[str, Any]] = []
+        self.requests: list[ReceivedRequest] = []
+        #: Seconds every reply waits before it is sent (a slow server).
+        self.delay = 0.0
+        self._faults: deque[Fault] = deque()
+        self._cond = threading.Condition()
+        self._server = ThreadingHTTPServer((host, 0), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> LogwellReceiver:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="logwell-receiver",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> LogwellReceiver:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 500,
+        *,
+        retry_after: Optional[float] = None,
+        body: Optional[dict[str, Any]] = None,
+        delay: float = 0.0,
+    ) -> None:
+        """Makes the next ``count`` requests answer ``status`` without storing anything."""
+        with self._cond:
+            for _ in range(count):
+                self._faults.append(Fault(status, body, retry_after, delay))
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Waits until at least ``count`` entries were accepted; returns whether they were."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.entries) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def messages(self) -> list[str]:
+        with self._cond:
+            return [e["message"] for e in self.entries]
+
+    def statuses(self) -> list[int]:
+        with self._cond:
+            return [r.status for r in self.requests]
+
+    def clear(self) -> None:
+        with self._cond:
+            self.entries.clear()
+            self.requests.clear()
+            self._faults.clear()
+
+    # -- the server's logic ------------------------------------------------------------
+
+    def _next_fault(self) -> Optional[Fault]:
+        with self._cond:
+            return self._faults.popleft() if self._faults else None
+
+    def _handle(
+        self, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Returns (status, reply body, extra headers); checks in the server's order."""
+        fault = self._next_fault()
+        if fault is not None:
+            if fault.delay:
+                time.sleep(fault.delay)
+            extra = {}
+            if fault.retry_after is not None:
+                extra["Retry-After"] = f"{fault.retry_after:g}"
+            reply = fault.body or {"error": _FAULT_NAMES.get(fault.status, "injected_fault")}
+            self._record(fault.status, 0, 0, headers)
+            return fault.status, reply, extra
+
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            return self._refuse(415, "unsupported_media_type", "Use application/json", headers)
+        auth = headers.get("authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else ""
+        if not _KEY.match(key):
+            return self._refuse(401, "unauthorized", "Missing or malformed API key", headers)
+        if key != self.api_key:
+            return self._refuse(401, "unauthorized", "Invalid API key", headers)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return self._refuse(400, "invalid_json", "Body is not valid JSON", headers)
+        entries = payload if isinstance(payload, list) else [payload]
+        if not entries:
+            return self._refuse(400, "validation_error", "Empty batch", headers)
+        if len(entries) > MAX_BATCH:
+            return self._refuse(400, "batch_too_large", f"At most {MAX_BATCH} entries", headers)
+        accepted, errors = [], []
+        for i, entry in enumerate(entries):
+            problem = validate_entry(entry)
+            if problem is None:
+                accepted.append(entry)
+            else:
+                errors.append(f"Entry at index {i}: {problem}")
+        # The real server stores a batch in one transaction that a fractional line
+        # number makes fail as a whole.
+        if any(isinstance(e.get("lineNumber"), float) for e in accepted):
+            return self._refuse(500, "internal_error", "Failed to store logs", headers)
+        with self._cond:
+            self.entries.extend(accepted)
+            self._cond.notify_all()
+        self._record(200, len(entries), len(accepted), headers)
+        reply: dict[str, Any] = {"accepted": len(accepted)}
+        if errors:
+            reply.update(rejected=len(errors), errors=errors)
+        return 200, reply, {}
+
+    def _refuse(
+        self, status: int, error: str, message: str, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        self._record(status, 0, 0, headers)
+        return status, {"error": error, "message": message}, {}
+
+    def _record(self, status: int, entries: int, accepted: int, headers: dict[str, str]) -> None:
+        safe = {k: v for k, v in headers.items() if k != "authorization"}
+        with self._cond:
+            self.requests.append(ReceivedRequest(status, entries, accepted, safe))
+            self._cond.notify_all()
+
+
+_FAULT_NAMES = {401: "unauthorized", 429: "rate_limited", 400: "validation_error"}
+
+
+def _make_handler(receiver: LogwellReceiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the real server
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if self.path.rstrip("/") != "/v1/ingest":
+                self._reply(404, {"error": "not_found"}, {})
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, reply, extra = receiver._handle(headers, body)
+            if receiver.delay:
+                time.sleep(receiver.delay)
+            self._reply(status, reply, extra)
+
+        def _reply(self, status: int, reply: dict[str, Any], extra: dict[str, str]) -> None:
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # a test's output is not the place for access logs
+
+    return Handler
