@@ -121,7 +121,7 @@ pub fn is_valid_api_key(key: &str) -> bool {
 
 /// Checks the endpoint and returns the ingest URL under it.
 fn ingest_url(endpoint: &str) -> Result<String, Error> {
-    let trimmed = endpoint.trim().trim_end_matches('/');
+    let trimmed = endpoint.trim();
     let rest = trimmed
         .strip_prefix("http://")
         .or_else(|| trimmed.strip_prefix("https://"));
@@ -138,10 +138,11 @@ fn ingest_url(endpoint: &str) -> Result<String, Error> {
             format!("must name a host, as in https://logs.example.com, got {endpoint:?}"),
         ));
     }
-    if trimmed.ends_with("/v1/ingest") {
-        Ok(trimmed.to_string())
+    let base = trimmed.trim_end_matches('/');
+    if base.ends_with("/v1/ingest") {
+        Ok(base.to_string())
     } else {
-        Ok(format!("{trimmed}/v1/ingest"))
+        Ok(format!("{base}/v1/ingest"))
     }
 }
 
@@ -231,6 +232,7 @@ mod tests {
             (|s| s.timeout = 0.0, "timeout"),
             (|s| s.endpoint = "ftp://x".into(), "endpoint"),
             (|s| s.endpoint = "http://".into(), "endpoint"),
+            (|s| s.endpoint = "https:///".into(), "endpoint"),
             (|s| s.api_key = "lw_short".into(), "api_key"),
             (|s| s.api_key = String::new(), "api_key"),
         ];

@@ -98,9 +98,10 @@ fn parse_success(body: &[u8], entries: u64) -> Result<Reply, Error> {
             truncate(&String::from_utf8_lossy(body))
         )));
     };
-    let rejected = count("rejected")
-        .unwrap_or_else(|| entries.saturating_sub(accepted))
-        .min(entries);
+    // Whatever the server did not accept is refused, whether or not it said so in
+    // "rejected": an entry is never left uncounted.
+    let accepted = accepted.min(entries);
+    let rejected = entries - accepted;
     let errors = value
         .get("errors")
         .and_then(serde_json::Value::as_array)
@@ -111,7 +112,7 @@ fn parse_success(body: &[u8], entries: u64) -> Result<Reply, Error> {
         })
         .unwrap_or_default();
     Ok(Reply {
-        accepted: accepted.min(entries),
+        accepted,
         rejected,
         errors,
     })

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import time
 import weakref
 from typing import Protocol
@@ -43,6 +44,28 @@ def _reset_all_after_fork() -> None:
         owner._reset_after_fork()
 
 
+class _ExitHook:
+    """multiprocessing children leave through os._exit, skipping atexit; they run
+    multiprocessing's own finalizers instead. Its after-fork hooks are kept in a weak
+    registry, hence an object to hold on to."""
+
+    def arm_in_child(self) -> None:
+        from multiprocessing import util
+
+        util.Finalize(self, _close_all_at_exit, exitpriority=100)
+
+
+_exit_hook = _ExitHook()
+
+
+def _before_fork() -> None:
+    # Registered only when the application uses multiprocessing; importing it ourselves
+    # would cost every user of the handler.
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.register_after_fork(_exit_hook, _ExitHook.arm_in_child)
+
+
 atexit.register(_close_all_at_exit)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_all_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_child=_reset_all_after_fork)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+
+from logwell_handler import LogwellHandler
+from logwell_handler.testing import LogwellReceiver
+
+MakeHandler = Callable[..., LogwellHandler]
+
+
+@pytest.fixture
+def make_handler(logwell_receiver: LogwellReceiver) -> Iterator[MakeHandler]:
+    """Builds handlers pointed at the test's receiver; closes them after the test."""
+    made: list[LogwellHandler] = []
+
+    def make(**kwargs: Any) -> LogwellHandler:
+        kwargs.setdefault("api_key", logwell_receiver.api_key)
+        kwargs.setdefault("endpoint", logwell_receiver.endpoint)
+        kwargs.setdefault("flush_interval", 0.2)
+        handler = LogwellHandler(**kwargs)
+        made.append(handler)
+        return handler
+
+    yield make
+    for handler in made:
+        handler.close()
+
+
+@pytest.fixture
+def logger() -> Iterator[logging.Logger]:
+    """A fresh logger of its own, at DEBUG, not propagating to the root."""
+    log = logging.getLogger(f"test.{uuid.uuid4().hex[:8]}")
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    yield log
+    for h in list(log.handlers):
+        log.removeHandler(h)
+
+
+@pytest.fixture
+def shipping(
+    make_handler: MakeHandler, logger: logging.Logger
+) -> tuple[LogwellHandler, logging.Logger]:
+    """A default handler attached to a fresh logger."""
+    handler = make_handler(service="tests")
+    logger.addHandler(handler)
+    return handler, logger

@@ -1,0 +1,96 @@
+"""Bad configuration fails at construction, naming the field and what is allowed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from logwell_handler import ErrorCode, LogwellError, LogwellHandler
+
+KEY = "lw_" + "k" * 32
+SECRET_KEY = "lw_" + "S3cr3tS3cr3tS3cr3tS3cr3tS3cr3tXY"
+OK: dict[str, Any] = {"api_key": KEY, "endpoint": "http://127.0.0.1:9"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "allowed"),
+    [
+        ({"batch_size": 0}, "batch_size", "from 1 to 100"),
+        ({"batch_size": 101}, "batch_size", "from 1 to 100"),
+        ({"batch_size": 2.5}, "batch_size", "must be an int"),
+        ({"batch_size": True}, "batch_size", "must be an int"),
+        ({"flush_interval": 0.01}, "flush_interval", "from 0.1 to 60"),
+        ({"flush_interval": 61}, "flush_interval", "from 0.1 to 60"),
+        ({"flush_interval": "5"}, "flush_interval", "must be a number"),
+        ({"max_queue_size": 0}, "max_queue_size", "from 1 to 1000000"),
+        ({"max_queue_size": 1_000_001}, "max_queue_size", "from 1 to 1000000"),
+        ({"max_queue_size": 2**70}, "max_queue_size", "from 1 to 1000000"),
+        ({"max_queue_bytes": 10}, "max_queue_bytes", "from 1024"),
+        ({"max_retries": -1}, "max_retries", "from 0 to 100"),
+        ({"timeout": 0}, "timeout", "greater than 0"),
+        ({"timeout": float("inf")}, "timeout", "greater than 0"),
+        ({"shutdown_timeout": -1}, "shutdown_timeout", "from 0 to 3600"),
+        ({"endpoint": "localhost:8080"}, "endpoint", "http:// or https://"),
+        ({"endpoint": "https://"}, "endpoint", "must name a host"),
+        ({"endpoint": 8080}, "endpoint", "must be a str"),
+        ({"api_key": "lw_short"}, "api_key", "'lw_' followed by 32 characters"),
+        ({"metadata": ["not", "a", "dict"]}, "metadata", "must be a dict"),
+        ({"source_path": "full"}, "source_path", "'relative', 'absolute', 'filename'"),
+        ({"service": 7}, "service", "must be a str"),
+        ({"on_error": "print"}, "on_error", "callable"),
+    ],
+)
+def test_invalid_value_raises_invalid_config(change: dict[str, Any], field: str, allowed: str) -> None:
+    with pytest.raises(LogwellError) as info:
+        LogwellHandler(**{**OK, **change})
+    assert info.value.code is ErrorCode.INVALID_CONFIG
+    assert field in str(info.value)
+    assert allowed in str(info.value)
+
+
+@pytest.mark.parametrize(("field", "env"), [("api_key", "LOGWELL_API_KEY"), ("endpoint", "LOGWELL_ENDPOINT")])
+def test_missing_setting_names_its_environment_variable(
+    field: str, env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LOGWELL_API_KEY", raising=False)
+    monkeypatch.delenv("LOGWELL_ENDPOINT", raising=False)
+    args = {k: v for k, v in OK.items() if k != field}
+    with pytest.raises(LogwellError, match=env) as info:
+        LogwellHandler(**args)
+    assert info.value.code is ErrorCode.INVALID_CONFIG
+
+
+def test_bad_config_leaves_nothing_registered_with_logging() -> None:
+    before = len(logging._handlerList)  # type: ignore[attr-defined]
+    with pytest.raises(LogwellError):
+        LogwellHandler(**{**OK, "batch_size": 0})
+    assert len(logging._handlerList) == before  # type: ignore[attr-defined]
+
+
+def test_key_never_in_repr_or_errors() -> None:
+    handler = LogwellHandler(api_key=SECRET_KEY, endpoint="http://127.0.0.1:9", service="svc")
+    try:
+        assert "S3cr3t" not in repr(handler)
+        assert "127.0.0.1:9" in repr(handler)
+    finally:
+        handler.close()
+    with pytest.raises(LogwellError) as info:
+        LogwellHandler(api_key=SECRET_KEY + "!", endpoint="http://127.0.0.1:9")
+    assert "S3cr3t" not in str(info.value)
+    assert "S3cr3t" not in repr(info.value)
+
+
+def test_error_is_picklable_with_its_fields() -> None:
+    import pickle
+
+    err = LogwellError("boom", ErrorCode.RATE_LIMITED, 429, True, 60.0)
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.code, back.status_code, back.retryable, back.retry_after) == (
+        ErrorCode.RATE_LIMITED,
+        429,
+        True,
+        60.0,
+    )
+    assert str(back) == "boom"

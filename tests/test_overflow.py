@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import logging
+import socket
+
+from logwell_handler import ErrorCode, LogwellError, LogwellHandler
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_server_overflow_is_counted_and_reported_once_per_cycle(
+    logger: logging.Logger,
+) -> None:
+    errors: list[LogwellError] = []
+    handler = LogwellHandler(
+        api_key="lw_" + "k" * 32,
+        endpoint=f"http://127.0.0.1:{unused_port()}",
+        max_queue_size=100,
+        max_retries=0,
+        flush_interval=0.1,
+        shutdown_timeout=0.5,
+        on_error=errors.append,
+    )
+    logger.addHandler(handler)
+    for i in range(1000):
+        logger.info("m%d", i)
+    assert handler.flush(timeout=0.5) is False
+    stats = handler.stats()
+    assert stats["sent"] == 0
+    # All but the newest 100 in the buffer and the one batch held for its retry.
+    assert stats["dropped"] >= 800, stats
+    assert stats["queued"] + stats["dropped"] == 1000
+    overflow = [e for e in errors if e.code is ErrorCode.QUEUE_OVERFLOW]
+    assert overflow, errors
+    assert len(overflow) < 10, "one report per cycle, not one per entry"
+    assert sum(int(str(e).split()[0]) for e in overflow) == stats["dropped"]
+    assert any(e.code is ErrorCode.NETWORK_ERROR for e in errors)
+    handler.close()
+    final = handler.stats()
+    assert final["queued"] == 0
+    assert final["dropped"] == 1000
+
+
+def test_byte_bound_caps_a_flood_of_large_messages(logger: logging.Logger) -> None:
+    handler = LogwellHandler(
+        api_key="lw_" + "k" * 32,
+        endpoint=f"http://127.0.0.1:{unused_port()}",
+        max_queue_bytes=1024 * 1024,
+        max_retries=0,
+        shutdown_timeout=0.2,
+    )
+    logger.addHandler(handler)
+    big = "x" * 100_000
+    for _ in range(100):
+        logger.info(big)
+    stats = handler.stats()
+    assert stats["queued"] <= 12, stats
+    assert stats["dropped"] >= 88
+    handler.close()

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import logging
+import time
+
+from logwell_handler import ErrorCode, LogwellError
+from logwell_handler.testing import LogwellReceiver
+
+from conftest import MakeHandler
+
+
+def test_retries_through_two_500s_without_loss(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    errors: list[LogwellError] = []
+    handler = make_handler(on_error=errors.append)
+    logger.addHandler(handler)
+    logwell_receiver.fail_next(2, status=500)
+    for i in range(10):
+        logger.info("m%d", i)
+    assert handler.flush(timeout=10)
+    assert sorted(logwell_receiver.messages()) == sorted(f"m{i}" for i in range(10))
+    stats = handler.stats()
+    assert stats["retries"] == 2
+    assert stats["sent"] == 10
+    assert logwell_receiver.statuses() == [500, 500, 200]
+    assert errors == [], "a retry that succeeds is not an error"
+
+
+def test_429_with_retry_after_is_waited_out(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    handler = make_handler()
+    logger.addHandler(handler)
+    logwell_receiver.fail_next(1, status=429, retry_after=1)
+    logger.info("rate limited once")
+    assert handler.flush(timeout=10)
+    first, second = logwell_receiver.requests
+    assert (first.status, second.status) == (429, 200)
+    assert second.at - first.at >= 0.95, "Retry-After honoured"
+    assert logwell_receiver.messages() == ["rate limited once"]
+    assert handler.stats()["retries"] == 1
+
+
+def test_a_batch_failing_all_retries_stays_queued_for_the_next_flush(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    errors: list[LogwellError] = []
+    handler = make_handler(max_retries=1, flush_interval=60, on_error=errors.append)
+    logger.addHandler(handler)
+    logwell_receiver.fail_next(2, status=503)
+    logger.info("survives")
+    assert handler.flush(timeout=3) is False
+    assert [e.code for e in errors] == [ErrorCode.SERVER_ERROR]
+    assert errors[0].status_code == 503 and errors[0].retryable
+    assert handler.flush(timeout=10) is True
+    assert logwell_receiver.messages() == ["survives"]
+
+
+def test_401_is_counted_as_failed_and_reported(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    errors: list[LogwellError] = []
+    handler = make_handler(api_key="lw_" + "x" * 32, on_error=errors.append)
+    logger.addHandler(handler)
+    logger.info("a")
+    logger.info("b")
+    assert handler.flush(timeout=10), "refused entries are resolved, not pending"
+    stats = handler.stats()
+    assert (stats["sent"], stats["failed"], stats["retries"]) == (0, 2, 0)
+    assert len(errors) == 1
+    assert errors[0].code is ErrorCode.UNAUTHORIZED
+    assert errors[0].status_code == 401
+    assert not errors[0].retryable
+    assert "Invalid API key" in str(errors[0])
+    assert "x" * 32 not in str(errors[0]) and "x" * 32 not in str(stats["last_error"])
+
+
+def test_partial_rejection_in_a_200_is_counted(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    errors: list[LogwellError] = []
+    handler = make_handler(on_error=errors.append)
+    logger.addHandler(handler)
+    logger.info("fine")
+    assert handler.flush(timeout=10)
+    # The next reply accepts one entry of two and refuses the other, as the server does.
+    logwell_receiver.fail_next(
+        1, status=200, body={"accepted": 1, "rejected": 1, "errors": ["Entry at index 1: nope"]}
+    )
+    logger.info("also fine")
+    logger.info("refused")
+    assert handler.flush(timeout=10)
+    stats = handler.stats()
+    assert stats["failed"] == 1
+    assert stats["sent"] == 2
+    assert [e.code for e in errors] == [ErrorCode.VALIDATION_ERROR]
+    assert "Entry at index 1: nope" in str(errors[0])
+
+
+def test_without_on_error_the_first_error_of_a_kind_goes_to_stderr(
+    make_handler: MakeHandler,
+    logger: logging.Logger,
+    logwell_receiver: LogwellReceiver,
+    capfd: object,
+) -> None:
+    handler = make_handler(api_key="lw_" + "y" * 32)
+    logger.addHandler(handler)
+    for _ in range(3):
+        logger.info("refused")
+        assert handler.flush(timeout=10)
+    time.sleep(0.1)
+    err = capfd.readouterr().err  # type: ignore[attr-defined]
+    assert err.count("UNAUTHORIZED") == 1
+    assert "y" * 32 not in err
