@@ -42,7 +42,9 @@ OK: dict[str, Any] = {"api_key": KEY, "endpoint": "http://127.0.0.1:9"}
         ({"on_error": "print"}, "on_error", "callable"),
     ],
 )
-def test_invalid_value_raises_invalid_config(change: dict[str, Any], field: str, allowed: str) -> None:
+def test_invalid_value_raises_invalid_config(
+    change: dict[str, Any], field: str, allowed: str
+) -> None:
     with pytest.raises(LogwellError) as info:
         LogwellHandler(**{**OK, **change})
     assert info.value.code is ErrorCode.INVALID_CONFIG
@@ -50,7 +52,9 @@ def test_invalid_value_raises_invalid_config(change: dict[str, Any], field: str,
     assert allowed in str(info.value)
 
 
-@pytest.mark.parametrize(("field", "env"), [("api_key", "LOGWELL_API_KEY"), ("endpoint", "LOGWELL_ENDPOINT")])
+@pytest.mark.parametrize(
+    ("field", "env"), [("api_key", "LOGWELL_API_KEY"), ("endpoint", "LOGWELL_ENDPOINT")]
+)
 def test_missing_setting_names_its_environment_variable(
     field: str, env: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -73,5 +73,6 @@ def test_settings_from_environment(
     )
     configured_logger.info("configured by env")
     (handler,) = configured_logger.handlers
-    assert handler.flush(timeout=10)  # type: ignore[call-arg]
+    assert isinstance(handler, LogwellHandler)
+    assert handler.flush(timeout=10)
     assert logwell_receiver.entries[0]["service"] == "from-env"

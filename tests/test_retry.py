@@ -52,7 +52,8 @@ def test_a_batch_failing_all_retries_stays_queued_for_the_next_flush(
     logger.info("survives")
     assert handler.flush(timeout=3) is False
     assert [e.code for e in errors] == [ErrorCode.SERVER_ERROR]
-    assert errors[0].status_code == 503 and errors[0].retryable
+    assert errors[0].status_code == 503
+    assert errors[0].retryable
     assert handler.flush(timeout=10) is True
     assert logwell_receiver.messages() == ["survives"]
 
@@ -73,7 +74,8 @@ def test_401_is_counted_as_failed_and_reported(
     assert errors[0].status_code == 401
     assert not errors[0].retryable
     assert "Invalid API key" in str(errors[0])
-    assert "x" * 32 not in str(errors[0]) and "x" * 32 not in str(stats["last_error"])
+    assert "x" * 32 not in str(errors[0])
+    assert "x" * 32 not in str(stats["last_error"])
 
 
 def test_partial_rejection_in_a_200_is_counted(

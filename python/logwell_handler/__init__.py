@@ -1,9 +1,9 @@
 """Ship Python logs to a Logwell server, with the work done in Rust.
 
-    import logging
-    from logwell_handler import LogwellHandler
+import logging
+from logwell_handler import LogwellHandler
 
-    logging.getLogger().addHandler(LogwellHandler(api_key="lw_...", endpoint="https://..."))
+logging.getLogger().addHandler(LogwellHandler(api_key="lw_...", endpoint="https://..."))
 """
 
 from ._errors import ErrorCode, LogwellError

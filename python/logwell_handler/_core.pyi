@@ -2,11 +2,16 @@
 
 from typing import Any, Callable, Optional
 
+from typing_extensions import final
+
+__all__ = ["EMPTY_MESSAGE_PLACEHOLDER", "MAX_ENTRIES_PER_REQUEST", "Core", "is_valid_api_key"]
+
 MAX_ENTRIES_PER_REQUEST: int
 EMPTY_MESSAGE_PLACEHOLDER: str
 
 def is_valid_api_key(key: str) -> bool: ...
 
+@final
 class Core:
     def __new__(
         cls,

@@ -24,7 +24,7 @@ def _ship(log: logging.Logger) -> int:
     log.info("user %s signed in", "ada", extra={"request_id": "req-1", "user_id": "u-42"})
     log.warning("disk at %d%%", 91, extra={"mount": "/var"})
     try:
-        {}["missing"]
+        {"present": 1}["missing"]
     except KeyError:
         log.exception("lookup failed", extra={"request_id": "req-2"})
     log.critical("payment provider unreachable", stack_info=True)
@@ -38,7 +38,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not (endpoint and api_key):
         receiver = LogwellReceiver().start()
         endpoint, api_key = receiver.endpoint, receiver.api_key
-        print(f"LOGWELL_ENDPOINT/LOGWELL_API_KEY not set: shipping to a local receiver at {endpoint}")
+        print(
+            f"LOGWELL_ENDPOINT/LOGWELL_API_KEY not set: shipping to a local receiver at {endpoint}"
+        )
     else:
         print(f"shipping to {endpoint}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -117,10 +118,9 @@ class LogwellHandler(logging.Handler):
         def report_flush(count: int) -> None:
             handler = ref()
             if handler is not None and handler.on_flush is not None:
-                try:
+                # A user callback must never stop the shipping thread.
+                with contextlib.suppress(Exception):
                     handler.on_flush(count)
-                except Exception:
-                    pass  # a user callback must never stop the shipping thread
 
         return _core.Core(
             **self._core_args,
@@ -130,10 +130,9 @@ class LogwellHandler(logging.Handler):
 
     def _report_error(self, error: LogwellError) -> None:
         if self.on_error is not None:
-            try:
+            # A user callback must never stop the shipping thread.
+            with contextlib.suppress(Exception):
                 self.on_error(error)
-            except Exception:
-                pass  # a user callback must never stop the shipping thread
             return
         # No callback: say it once per kind on stderr, as logging's handleError would.
         if error.code not in self._reported and logging.raiseExceptions:
@@ -164,7 +163,8 @@ class LogwellHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def flush(self, timeout: Optional[float] = None) -> bool:
+    # Handler.flush() takes no argument and returns None; ours accepts both calls.
+    def flush(self, timeout: Optional[float] = None) -> bool:  # type: ignore[override]
         """Waits until every entry queued before the call is delivered or refused.
 
         Args:
@@ -173,7 +173,7 @@ class LogwellHandler(logging.Handler):
         Returns:
             True when all of them got there, False when the time ran out first.
         """
-        core = getattr(self, "_core", None)
+        core: Optional[_core.Core] = getattr(self, "_core", None)
         if core is None:
             return True
         return core.flush(self.shutdown_timeout if timeout is None else float(timeout))

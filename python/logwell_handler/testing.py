@@ -183,9 +183,9 @@ class LogwellReceiver:
             extra = {}
             if fault.retry_after is not None:
                 extra["Retry-After"] = f"{fault.retry_after:g}"
-            reply = fault.body or {"error": _FAULT_NAMES.get(fault.status, "injected_fault")}
+            fault_reply = fault.body or {"error": _FAULT_NAMES.get(fault.status, "injected_fault")}
             self._record(fault.status, 0, 0, headers)
-            return fault.status, reply, extra
+            return fault.status, fault_reply, extra
 
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
