@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 from collections import deque
@@ -244,6 +245,12 @@ _FAULT_NAMES = {401: "unauthorized", 429: "rate_limited", 400: "validation_error
 def _make_handler(receiver: LogwellReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the real server
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in two writes; without this, Nagle's algorithm holds
+            # the second until the client's delayed ACK, 40 ms per request.
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
