@@ -36,6 +36,11 @@ pub enum Error {
         problem: String,
     },
 
+    /// A log call with an argument the server would refuse (client API only; records
+    /// from `logging` are repaired instead).
+    #[error("invalid log entry: {0}")]
+    InvalidEntry(String),
+
     /// Connection refused, DNS failure, timeout, broken connection.
     #[error("network error: {0}")]
     Network(String),
@@ -81,7 +86,7 @@ impl Error {
                 s if *s >= 500 => ErrorCode::ServerError,
                 _ => ErrorCode::ValidationError,
             },
-            Error::Rejected { .. } => ErrorCode::ValidationError,
+            Error::Rejected { .. } | Error::InvalidEntry(_) => ErrorCode::ValidationError,
             Error::BadReply(_) => ErrorCode::ServerError,
             Error::QueueOverflow { .. } => ErrorCode::QueueOverflow,
         }

@@ -216,6 +216,15 @@ impl JsonWriter {
     }
 }
 
+/// When an entry happened.
+#[derive(Clone, Copy, Debug)]
+pub enum Timestamp<'a> {
+    /// Seconds since the Unix epoch, written as ISO 8601 UTC.
+    Seconds(f64),
+    /// A caller's own timestamp text, passed through (the server parses it).
+    Text(&'a str),
+}
+
 /// Builds one entry object. Call order: `new`, optional fields, then metadata, then `finish`.
 pub struct EntryWriter {
     json: JsonWriter,
@@ -224,7 +233,7 @@ pub struct EntryWriter {
 }
 
 impl EntryWriter {
-    pub fn new(level: Level, message: &str, created: f64) -> EntryWriter {
+    pub fn new(level: Level, message: &str, timestamp: Timestamp<'_>) -> EntryWriter {
         let mut json = JsonWriter::with_capacity(256 + message.len());
         json.begin_object();
         json.key("level");
@@ -236,10 +245,15 @@ impl EntryWriter {
             message
         });
         json.key("timestamp");
-        json.separate();
-        json.out.push(b'"');
-        write_timestamp(&mut json.out, created);
-        json.out.push(b'"');
+        match timestamp {
+            Timestamp::Seconds(created) => {
+                json.separate();
+                json.out.push(b'"');
+                write_timestamp(&mut json.out, created);
+                json.out.push(b'"');
+            }
+            Timestamp::Text(text) => json.string(text),
+        }
         EntryWriter {
             json,
             metadata_start: None,
@@ -279,10 +293,6 @@ impl EntryWriter {
         self.metadata_keys.push(key.to_owned());
         self.json.key(key);
         Some(&mut self.json)
-    }
-
-    pub fn has_metadata_field(&self, key: &str) -> bool {
-        self.metadata_keys.iter().any(|k| k == key)
     }
 
     pub fn finish(mut self) -> Vec<u8> {
@@ -352,7 +362,7 @@ mod tests {
 
     #[test]
     fn entry_with_every_field() {
-        let mut w = EntryWriter::new(Level::Warn, "disk \"low\"\n", 0.5);
+        let mut w = EntryWriter::new(Level::Warn, "disk \"low\"\n", Timestamp::Seconds(0.5));
         w.service("shop");
         w.source("app/views.py", 42);
         w.metadata_field("request_id").expect("first").string("r-1");
@@ -383,12 +393,18 @@ mod tests {
 
     #[test]
     fn blank_message_gets_placeholder_and_bad_line_is_left_out() {
-        let mut w = EntryWriter::new(Level::Info, " \t\n", 0.0);
+        let mut w = EntryWriter::new(Level::Info, " \t\n", Timestamp::Seconds(0.0));
         w.source("", 0);
         let v = parse(&w.finish());
         assert_eq!(v["message"], EMPTY_MESSAGE_PLACEHOLDER);
         assert!(v.get("lineNumber").is_none());
         assert!(v.get("metadata").is_none(), "no empty metadata object");
+    }
+
+    #[test]
+    fn timestamp_text_is_passed_through() {
+        let w = EntryWriter::new(Level::Info, "m", Timestamp::Text("2026-01-01T00:00:00Z"));
+        assert_eq!(parse(&w.finish())["timestamp"], "2026-01-01T00:00:00Z");
     }
 
     #[test]

@@ -7,7 +7,15 @@ logging.getLogger().addHandler(LogwellHandler(api_key="lw_...", endpoint="https:
 """
 
 from ._errors import ErrorCode, LogwellError
+from .client import AsyncLogwell, IngestResponse, Logwell
 from .handler import LogwellHandler
 
-__all__ = ["ErrorCode", "LogwellError", "LogwellHandler"]
+__all__ = [
+    "AsyncLogwell",
+    "ErrorCode",
+    "IngestResponse",
+    "Logwell",
+    "LogwellError",
+    "LogwellHandler",
+]
 __version__ = "0.1.0"

@@ -33,7 +33,28 @@ class Core:
         on_error: Optional[Callable[[Any], None]] = None,
         on_flush: Optional[Callable[[int], None]] = None,
     ) -> Core: ...
+    def derive(
+        self,
+        *,
+        service: Optional[object] = None,
+        metadata: Optional[object] = None,
+        source_path: Optional[object] = None,
+        cwd: Optional[str] = None,
+        reserved: Optional[frozenset[str]] = None,
+    ) -> Core: ...
     def emit(self, record: object, formatted: Optional[str] = None) -> None: ...
+    def log_entry(
+        self,
+        level: object,
+        message: object,
+        metadata: Optional[object] = None,
+        *,
+        service: Optional[str] = None,
+        timestamp: Optional[object] = None,
+        source_file: Optional[str] = None,
+        line_number: Optional[int] = None,
+    ) -> None: ...
+    def count_ignored(self) -> None: ...
     def flush(self, timeout: float) -> bool: ...
     def close(self, timeout: float) -> int: ...
     def stats(self) -> dict[str, Any]: ...

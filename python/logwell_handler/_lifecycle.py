@@ -19,6 +19,14 @@ class _Lifecycle(Protocol):
 
 _live: weakref.WeakSet[_Lifecycle] = weakref.WeakSet()
 
+# Cores of the parent process, inherited by a forked child: never used, never dropped
+# (dropping would touch locks and a thread that do not exist in the child).
+_forked_away: list[object] = []
+
+
+def keep_forked_away(core: object) -> None:
+    _forked_away.append(core)
+
 
 def register(owner: _Lifecycle) -> None:
     _live.add(owner)

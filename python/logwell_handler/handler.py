@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional, Union
 
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
+from .client import _ClientBase
 
 # Every attribute a plain LogRecord has, plus those formatters add: all else is `extra`.
 _RESERVED_ATTRS = frozenset(
@@ -50,6 +51,9 @@ class LogwellHandler(logging.Handler):
         on_error: Called with a :class:`LogwellError` for each delivery problem, on
             the shipping thread. Exceptions it raises are ignored.
         on_flush: Called with the number of entries the server accepted, per request.
+        client: A :class:`Logwell` client to share: records go into its queue, through
+            its connection, into its counters, and its settings apply. Only ``level``,
+            ``service``, ``metadata`` and ``source_path`` may be given with it.
 
     Raises:
         LogwellError: ``INVALID_CONFIG`` naming the first bad argument.
@@ -73,7 +77,28 @@ class LogwellHandler(logging.Handler):
         source_path: str = "relative",
         on_error: Optional[ErrorCallback] = None,
         on_flush: Optional[FlushCallback] = None,
+        client: Optional[_ClientBase] = None,
     ) -> None:
+        if client is not None:
+            given = [
+                n
+                for n, v in (
+                    ("api_key", api_key),
+                    ("endpoint", endpoint),
+                    ("on_error", on_error),
+                    ("on_flush", on_flush),
+                )
+                if v is not None
+            ]
+            if given:
+                raise LogwellError(
+                    f"invalid configuration: {', '.join(given)} cannot be given with client=: "
+                    "the client's settings apply",
+                    ErrorCode.INVALID_CONFIG,
+                )
+            self._attach(client, level, service, metadata, source_path)
+            return
+        self._client: Optional[_ClientBase] = None
         if on_error is not None and not callable(on_error):
             raise LogwellError("on_error must be callable", ErrorCode.INVALID_CONFIG)
         if on_flush is not None and not callable(on_flush):
@@ -104,6 +129,29 @@ class LogwellHandler(logging.Handler):
         self.shutdown_timeout = float(shutdown_timeout)
         super().__init__(level)
         _lifecycle.register(self)
+
+    def _attach(
+        self,
+        client: _ClientBase,
+        level: Union[int, str],
+        service: Optional[str],
+        metadata: Optional[dict[str, Any]],
+        source_path: str,
+    ) -> None:
+        self._client = client
+        self.on_error = self.on_flush = None
+        self.service = service
+        self._derive_args: dict[str, Any] = dict(
+            service=service, metadata=metadata, source_path=source_path, cwd=os.getcwd()
+        )
+        self._reported = set()
+        self._core = self._derive_from(client)
+        self.shutdown_timeout = client._shared.shutdown_timeout
+        super().__init__(level)
+        _lifecycle.register(self)
+
+    def _derive_from(self, client: _ClientBase) -> _core.Core:
+        return client._core_for_handler().derive(**self._derive_args, reserved=_RESERVED_ATTRS)
 
     def _new_core(self) -> _core.Core:
         # The core calls back through a weak reference: the flush thread must not keep
@@ -184,7 +232,9 @@ class LogwellHandler(logging.Handler):
 
     def _close_until(self, deadline: float) -> None:
         try:
-            self._core.close(max(0.0, deadline - time.monotonic()))
+            # A handler attached to a client leaves the shared queue to the client.
+            if self._client is None:
+                self._core.close(max(0.0, deadline - time.monotonic()))
             _lifecycle.unregister(self)
         finally:
             super().close()
@@ -192,8 +242,11 @@ class LogwellHandler(logging.Handler):
     def _reset_after_fork(self) -> None:
         # The parent's core (its buffer, its thread) stays the parent's: keep it alive
         # here but untouched, and start an empty one for the child.
-        _FORKED_AWAY.append(self._core)
-        self._core = self._new_core()
+        if self._client is None:
+            _lifecycle.keep_forked_away(self._core)
+            self._core = self._new_core()
+        else:
+            self._core = self._derive_from(self._client)
         self._reported = set()
 
     def stats(self) -> dict[str, Any]:
@@ -211,8 +264,3 @@ class LogwellHandler(logging.Handler):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"<LogwellHandler {self._core.ingest_url} service={self.service!r} ({level})>"
-
-
-# Cores of the parent process, inherited by a forked child: never used, never dropped
-# (dropping would touch locks and a thread that do not exist in the child).
-_FORKED_AWAY: list[_core.Core] = []

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
 
 use super::errors::to_py_error;
-use super::record::{encode_value, py_str, RecordEncoder, SourcePath};
+use super::record::{encode_value, py_str, LogCall, RecordEncoder, SourcePath};
 use crate::config::{self, Config, Settings};
 use crate::errors::Error;
 use crate::worker::{Events, Shipper};
@@ -61,9 +61,11 @@ impl Events for SharedEvents {
     }
 }
 
+/// A shipper and an encoder. Several `Core`s may share one shipper (`derive`): a client
+/// and the handlers attached to it, each with its own service and metadata.
 #[pyclass(module = "logwell_handler._core", name = "Core", frozen)]
 pub struct Core {
-    shipper: Shipper,
+    shipper: Arc<Shipper>,
     encoder: RecordEncoder,
     events: Arc<PyEvents>,
 }
@@ -134,6 +136,34 @@ fn float_setting(
     Ok(v.extract::<f64>().unwrap_or(f64::INFINITY))
 }
 
+/// The handler's `metadata`, each value encoded once.
+fn static_metadata(metadata: Option<&Bound<'_, PyAny>>) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let Some(m) = metadata.filter(|m| !m.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let dict = m
+        .cast::<PyDict>()
+        .map_err(|_| invalid("metadata", format!("must be a dict, got {}", type_name(m))))?;
+    Ok(dict
+        .iter()
+        .map(|(k, v)| {
+            let key = match k.cast::<PyString>() {
+                Ok(s) => py_str(s).into_owned(),
+                Err(_) => k.str().map(|s| py_str(&s).into_owned()).unwrap_or_default(),
+            };
+            (key, encode_value(&v))
+        })
+        .collect())
+}
+
+/// The working directory with one trailing separator, or empty when unknown.
+fn cwd_prefix(cwd: Option<&str>) -> String {
+    match cwd {
+        Some(c) if !c.is_empty() => format!("{}/", c.trim_end_matches(['/', '\\'])),
+        _ => String::new(),
+    }
+}
+
 /// A caller's timeout in seconds; `None`, negative or NaN mean "do not wait".
 fn duration(seconds: f64) -> Duration {
     if seconds.is_nan() || seconds <= 0.0 {
@@ -193,33 +223,9 @@ impl Core {
             s if s.is_empty() => SourcePath::Relative,
             s => SourcePath::parse(&s)?,
         };
-        let static_metadata = match metadata.filter(|m| !m.is_none()) {
-            None => Vec::new(),
-            Some(m) => {
-                let dict = m.cast::<PyDict>().map_err(|_| {
-                    invalid("metadata", format!("must be a dict, got {}", type_name(m)))
-                })?;
-                dict.iter()
-                    .map(|(k, v)| {
-                        let key = match k.cast::<PyString>() {
-                            Ok(s) => py_str(s).into_owned(),
-                            Err(_) => k.str().map(|s| py_str(&s).into_owned()).unwrap_or_default(),
-                        };
-                        (key, encode_value(&v))
-                    })
-                    .collect()
-            }
-        };
-        let py = reserved.as_ref().map(|r| r.py());
-        let reserved = match (reserved, py) {
-            (Some(r), _) => r.unbind(),
-            (None, _) => {
-                return Err(invalid("reserved", "is required (internal)".into()).into());
-            }
-        };
-        let cwd_prefix = match cwd {
-            Some(c) if !c.is_empty() => format!("{}/", c.trim_end_matches(['/', '\\'])),
-            _ => String::new(),
+        let static_metadata = static_metadata(metadata)?;
+        let Some(reserved) = reserved else {
+            return Err(invalid("reserved", "is required (internal)".into()).into());
         };
         let events = Arc::new(PyEvents {
             on_error,
@@ -227,16 +233,114 @@ impl Core {
             enabled: AtomicBool::new(true),
         });
         Ok(Core {
-            shipper: Shipper::new(config, Box::new(SharedEvents(Arc::clone(&events)))),
+            shipper: Arc::new(Shipper::new(
+                config,
+                Box::new(SharedEvents(Arc::clone(&events))),
+            )),
             encoder: RecordEncoder {
                 service: (!service.is_empty()).then_some(service),
                 static_metadata,
                 source_path,
-                cwd_prefix,
-                reserved,
+                cwd_prefix: cwd_prefix(cwd),
+                reserved: reserved.unbind(),
             },
             events,
         })
+    }
+
+    /// A `Core` on the same shipper (one buffer, thread and set of counters) with its
+    /// own service, metadata and source path: a handler attached to a client.
+    #[pyo3(signature = (*, service=None, metadata=None, source_path=None, cwd=None, reserved=None))]
+    fn derive(
+        &self,
+        py: Python<'_>,
+        service: Option<&Bound<'_, PyAny>>,
+        metadata: Option<&Bound<'_, PyAny>>,
+        source_path: Option<&Bound<'_, PyAny>>,
+        cwd: Option<&str>,
+        reserved: Option<Bound<'_, PyFrozenSet>>,
+    ) -> PyResult<Core> {
+        let service = text_setting("service", service)?;
+        let source_path = match text_setting("source_path", source_path)? {
+            s if s.is_empty() => self.encoder.source_path,
+            s => SourcePath::parse(&s)?,
+        };
+        Ok(Core {
+            shipper: Arc::clone(&self.shipper),
+            encoder: RecordEncoder {
+                service: if service.is_empty() {
+                    self.encoder.service.clone()
+                } else {
+                    Some(service)
+                },
+                static_metadata: static_metadata(metadata)?,
+                source_path,
+                cwd_prefix: cwd
+                    .map_or_else(|| self.encoder.cwd_prefix.clone(), |c| cwd_prefix(Some(c))),
+                reserved: reserved
+                    .map_or_else(|| self.encoder.reserved.clone_ref(py), Bound::unbind),
+            },
+            events: Arc::clone(&self.events),
+        })
+    }
+
+    /// Queues one entry of the client API. Raises `LogwellError(VALIDATION_ERROR)` for
+    /// an unknown level, an empty message or metadata that is not a dict; after close
+    /// the entry is ignored and counted instead.
+    #[pyo3(signature = (
+        level, message, metadata=None, *, service=None, timestamp=None,
+        source_file=None, line_number=None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn log_entry(
+        &self,
+        level: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+        metadata: Option<&Bound<'_, PyAny>>,
+        service: Option<&str>,
+        timestamp: Option<&Bound<'_, PyAny>>,
+        source_file: Option<&str>,
+        line_number: Option<i64>,
+    ) -> PyResult<()> {
+        let entry_err = |what: &str, v: &Bound<'_, PyAny>| {
+            Error::InvalidEntry(format!("{what}, got {}", type_name(v)))
+        };
+        let level = level
+            .cast::<PyString>()
+            .map_err(|_| entry_err("level must be a str", level))?;
+        let message = message
+            .cast::<PyString>()
+            .map_err(|_| entry_err("message must be a str", message))?;
+        let metadata = match metadata.filter(|m| !m.is_none()) {
+            None => None,
+            Some(m) => Some(
+                m.cast::<PyDict>()
+                    .map_err(|_| entry_err("metadata must be a dict", m))?,
+            ),
+        };
+        let timestamp = match timestamp.filter(|t| !t.is_none()) {
+            None => None,
+            Some(t) => {
+                Some(py_str(t.cast::<PyString>().map_err(|_| {
+                    entry_err("timestamp must be an ISO 8601 str", t)
+                })?))
+            }
+        };
+        let json = self.encoder.encode_call(&LogCall {
+            level: &py_str(level),
+            message: &py_str(message),
+            metadata,
+            service,
+            timestamp: timestamp.as_deref(),
+            source_file,
+            line_number,
+        })?;
+        if self.shipper.is_closed() {
+            self.shipper.count_ignored();
+        } else {
+            self.shipper.push(json);
+        }
+        Ok(())
     }
 
     /// Encodes a `LogRecord` and queues it. Never blocks on the network.
@@ -275,6 +379,11 @@ impl Core {
         d.set_item("ignored_after_close", s.after_close)?;
         d.set_item("last_error", s.last_error)?;
         Ok(d)
+    }
+
+    /// Counts one log call made after shutdown and ignored.
+    fn count_ignored(&self) {
+        self.shipper.count_ignored();
     }
 
     #[getter]

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
 
 use crate::errors::Error;
-use crate::record::{EntryWriter, JsonWriter, Level};
+use crate::record::{EntryWriter, JsonWriter, Level, Timestamp};
 
 /// Containers nested deeper than this go out as their `repr()`.
 const MAX_DEPTH: u32 = 8;
@@ -174,7 +174,11 @@ impl RecordEncoder {
             },
         };
 
-        let mut entry = EntryWriter::new(Level::from_levelno(levelno), &message, created);
+        let mut entry = EntryWriter::new(
+            Level::from_levelno(levelno),
+            &message,
+            Timestamp::Seconds(created),
+        );
         if let Some(service) = &self.service {
             entry.service(service);
         }
@@ -219,6 +223,50 @@ impl RecordEncoder {
         entry.finish()
     }
 
+    /// Encodes a direct log call (the client API). Unlike records from `logging`, a bad
+    /// argument is the caller's mistake and is refused with a clear error.
+    pub fn encode_call(&self, call: &LogCall<'_, '_>) -> Result<Vec<u8>, Error> {
+        let level = Level::parse(call.level).ok_or_else(|| {
+            Error::InvalidEntry(format!(
+                "level must be one of 'debug', 'info', 'warn', 'error', 'fatal', got {:?}",
+                call.level
+            ))
+        })?;
+        if call.message.trim().is_empty() {
+            return Err(Error::InvalidEntry(
+                "message must be a non-empty string".into(),
+            ));
+        }
+        let timestamp = match call.timestamp {
+            Some(text) => Timestamp::Text(text),
+            None => Timestamp::Seconds(now_seconds()),
+        };
+        let mut entry = EntryWriter::new(level, call.message, timestamp);
+        if let Some(service) = call.service.or(self.service.as_deref()) {
+            entry.service(service);
+        }
+        if let Some(file) = call.source_file {
+            entry.source(self.source_file(file), call.line_number.unwrap_or(0));
+        }
+        if let Some(metadata) = call.metadata {
+            for (key, value) in metadata.iter() {
+                let name = match key.cast::<PyString>() {
+                    Ok(s) => py_str(s),
+                    Err(_) => Cow::Owned(display(&key)),
+                };
+                if let Some(w) = entry.metadata_field(&name) {
+                    write_value(w, &value, 0);
+                }
+            }
+        }
+        for (key, value) in &self.static_metadata {
+            if let Some(w) = entry.metadata_field(key) {
+                w.raw(value);
+            }
+        }
+        Ok(entry.finish())
+    }
+
     fn write_extras(&self, entry: &mut EntryWriter, record: &Bound<'_, PyAny>) {
         let py = record.py();
         let Ok(dict) = record.getattr(intern!(py, "__dict__")) else {
@@ -252,6 +300,17 @@ impl RecordEncoder {
             SourcePath::Filename => path.rsplit(['/', '\\']).next().unwrap_or(path),
         }
     }
+}
+
+/// One direct log call, its arguments already checked for type by the edge.
+pub struct LogCall<'a, 'py> {
+    pub level: &'a str,
+    pub message: &'a str,
+    pub metadata: Option<&'a Bound<'py, PyDict>>,
+    pub service: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub source_file: Option<&'a str>,
+    pub line_number: Option<i64>,
 }
 
 /// `{"type", "message", "stacktrace"}` from `exc_info`; the traceback text is the one a

@@ -1,0 +1,390 @@
+"""Logwell and AsyncLogwell: the API of Logwell's official SDKs on the Rust core."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Callable, Optional, TypedDict, TypeVar, Union
+
+from . import _core, _lifecycle
+from ._errors import ErrorCode, LogwellError
+
+__all__ = ["AsyncLogwell", "IngestResponse", "Logwell"]
+
+_CONFIG_KEYS = frozenset(
+    {
+        "api_key",
+        "endpoint",
+        "service",
+        "batch_size",
+        "flush_interval",
+        "max_queue_size",
+        "max_queue_bytes",
+        "max_retries",
+        "timeout",
+        "shutdown_timeout",
+        "capture_source_location",
+        "source_path",
+        "on_error",
+        "on_flush",
+    }
+)
+
+
+class _IngestResponseBase(TypedDict):
+    accepted: int
+
+
+class IngestResponse(_IngestResponseBase, total=False):
+    """What a flush delivered: ``accepted``, and ``rejected``/``errors`` when the server
+    refused some entries."""
+
+    rejected: int
+    errors: list[str]
+
+
+class _Shared:
+    """What a client and its children share: the core (one buffer, one thread, one set
+    of counters), replaced by a fresh one in a forked child."""
+
+    def __init__(self, core_args: dict[str, Any], shutdown_timeout: float) -> None:
+        self.core_args = core_args
+        self.shutdown_timeout = shutdown_timeout
+        self.pid = os.getpid()
+        self.core = _core.Core(**core_args)
+        self.shut_down = False
+
+    # _lifecycle protocol
+    def _close_until(self, deadline: float) -> None:
+        self.shut_down = True
+        self.core.close(max(0.0, deadline - time.monotonic()))
+
+    def _reset_after_fork(self) -> None:
+        self.current()
+
+    def current(self) -> _core.Core:
+        """The core of this process; a forked child gets an empty one of its own."""
+        if self.pid != os.getpid():
+            _lifecycle.keep_forked_away(self.core)
+            self.core = _core.Core(**self.core_args)
+            self.pid = os.getpid()
+            self.shut_down = False
+        return self.core
+
+
+_Client = TypeVar("_Client", bound="_ClientBase")
+
+
+class _ClientBase:
+    """The logging methods, common to the sync and the async client."""
+
+    _shared: _Shared
+    _metadata: Optional[dict[str, Any]]
+    _service: Optional[str]
+    _capture: bool
+    _stopped: bool
+    _is_root: bool
+
+    def __init__(
+        self,
+        api_key: Union[str, Mapping[str, Any], None] = None,
+        endpoint: Optional[str] = None,
+        service: Optional[str] = None,
+        *,
+        batch_size: int = 50,
+        flush_interval: float = 5.0,
+        max_queue_size: int = 10_000,
+        max_queue_bytes: int = 16 * 1024 * 1024,
+        max_retries: int = 3,
+        timeout: float = 30.0,
+        shutdown_timeout: float = 5.0,
+        capture_source_location: bool = False,
+        source_path: str = "relative",
+        on_error: Optional[Callable[[LogwellError], None]] = None,
+        on_flush: Optional[Callable[[int], None]] = None,
+    ) -> None:
+        if isinstance(api_key, Mapping):
+            config = dict(api_key)
+            unknown = sorted(set(config) - _CONFIG_KEYS)
+            if unknown:
+                raise LogwellError(
+                    f"invalid configuration: unknown key(s) {unknown}; "
+                    f"allowed: {sorted(_CONFIG_KEYS)}",
+                    ErrorCode.INVALID_CONFIG,
+                )
+            if endpoint is not None or service is not None:
+                raise LogwellError(
+                    "invalid configuration: pass settings either as a dict or as "
+                    "arguments, not both",
+                    ErrorCode.INVALID_CONFIG,
+                )
+            type(self).__init__(self, **config)
+            return
+        for name, callback in (("on_error", on_error), ("on_flush", on_flush)):
+            if callback is not None and not callable(callback):
+                raise LogwellError(
+                    f"invalid configuration: {name} must be callable", ErrorCode.INVALID_CONFIG
+                )
+        resolved_service = service if service is not None else os.environ.get("LOGWELL_SERVICE")
+        core_args: dict[str, Any] = dict(
+            api_key=api_key if api_key is not None else os.environ.get("LOGWELL_API_KEY"),
+            endpoint=endpoint if endpoint is not None else os.environ.get("LOGWELL_ENDPOINT"),
+            service=resolved_service,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            max_queue_bytes=max_queue_bytes,
+            max_retries=max_retries,
+            timeout=timeout,
+            shutdown_timeout=shutdown_timeout,
+            source_path=source_path,
+            cwd=os.getcwd(),
+            reserved=frozenset(),
+            on_error=_guarded(on_error),
+            on_flush=_guarded(on_flush),
+        )
+        self._shared = _Shared(core_args, float(shutdown_timeout))
+        self._metadata = None
+        self._service = None  # the core carries the client's own service
+        self._capture = bool(capture_source_location)
+        self._stopped = False
+        self._is_root = True
+        _lifecycle.register(self._shared)
+
+    def _child_of(
+        self: _Client, metadata: Optional[dict[str, Any]], service: Optional[str]
+    ) -> _Client:
+        child = object.__new__(type(self))
+        child._shared = self._shared
+        child._metadata = {**(self._metadata or {}), **(metadata or {})} or None
+        child._service = service if service is not None else self._service
+        child._capture = self._capture
+        child._stopped = False
+        child._is_root = False
+        return child
+
+    def child(
+        self: _Client, metadata: Optional[dict[str, Any]] = None, *, service: Optional[str] = None
+    ) -> _Client:
+        """A client that shares this one's queue and adds ``metadata`` to every entry
+        (the call's own metadata wins, then the child's, then the parent's).
+
+        Args:
+            metadata: Fields for every entry of the child.
+            service: The child's service name, instead of the parent's.
+        """
+        if metadata is not None and not isinstance(metadata, dict):
+            raise LogwellError(
+                f"invalid log entry: metadata must be a dict, got {type(metadata).__name__}",
+                ErrorCode.VALIDATION_ERROR,
+            )
+        return self._child_of(metadata, service)
+
+    def _log(
+        self,
+        level: Any,
+        message: Any,
+        metadata: Any,
+        depth: int,
+        timestamp: Any = None,
+        service: Optional[str] = None,
+        source: Optional[tuple[str, int]] = None,
+    ) -> None:
+        core = self._shared.current()
+        if self._stopped or self._shared.shut_down:
+            core.count_ignored()
+            return
+        if self._metadata:
+            if metadata is None:
+                metadata = self._metadata
+            elif isinstance(metadata, dict):
+                metadata = {**self._metadata, **metadata}
+        if source is None and self._capture:
+            frame = sys._getframe(depth)
+            source = (frame.f_code.co_filename, frame.f_lineno)
+        core.log_entry(
+            level,
+            message,
+            metadata,
+            service=service or self._service,
+            timestamp=timestamp,
+            source_file=source[0] if source else None,
+            line_number=source[1] if source else None,
+        )
+
+    def debug(self, message: str, metadata: Optional[dict[str, Any]] = None) -> None:
+        self._log("debug", message, metadata, 2)
+
+    def info(self, message: str, metadata: Optional[dict[str, Any]] = None) -> None:
+        self._log("info", message, metadata, 2)
+
+    def warn(self, message: str, metadata: Optional[dict[str, Any]] = None) -> None:
+        self._log("warn", message, metadata, 2)
+
+    def error(self, message: str, metadata: Optional[dict[str, Any]] = None) -> None:
+        self._log("error", message, metadata, 2)
+
+    def fatal(self, message: str, metadata: Optional[dict[str, Any]] = None) -> None:
+        self._log("fatal", message, metadata, 2)
+
+    def log(self, entry: Mapping[str, Any]) -> None:
+        """Logs an entry given as a dict: ``level`` and ``message`` (required),
+        ``metadata``, ``service``, ``timestamp`` (ISO 8601), ``sourceFile``, ``lineNumber``."""
+        if not isinstance(entry, Mapping):
+            raise LogwellError(
+                f"invalid log entry: entry must be a dict, got {type(entry).__name__}",
+                ErrorCode.VALIDATION_ERROR,
+            )
+        source = None
+        if entry.get("sourceFile") is not None:
+            source = (str(entry["sourceFile"]), int(entry.get("lineNumber") or 0))
+        self._log(
+            entry.get("level"),
+            entry.get("message"),
+            entry.get("metadata"),
+            2,
+            timestamp=entry.get("timestamp"),
+            service=entry.get("service"),
+            source=source,
+        )
+
+    @property
+    def queue_size(self) -> int:
+        """Entries waiting to be delivered."""
+        return self._shared.current().queue_size
+
+    def stats(self) -> dict[str, Any]:
+        """The same counters as :meth:`LogwellHandler.stats`."""
+        return self._shared.current().stats()
+
+    def _flush_blocking(self, timeout: Optional[float]) -> Optional[IngestResponse]:
+        core = self._shared.current()
+        before = core.stats()
+        if before["queued"] == 0:
+            return None
+        core.flush(self._shared.shutdown_timeout if timeout is None else float(timeout))
+        after = core.stats()
+        response: IngestResponse = {"accepted": after["sent"] - before["sent"]}
+        rejected = after["failed"] - before["failed"]
+        if rejected:
+            response["rejected"] = rejected
+            if after["last_error"]:
+                response["errors"] = [after["last_error"]]
+        return response
+
+    def _shutdown_blocking(self, timeout: Optional[float]) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if not self._is_root:
+            # A child shares its parent's queue: it stops itself, not the parent.
+            self._flush_blocking(timeout)
+            return
+        shared = self._shared
+        shared.shut_down = True
+        _lifecycle.unregister(shared)
+        lost = shared.current().close(shared.shutdown_timeout if timeout is None else timeout)
+        if lost:
+            raise LogwellError(
+                f"{lost} log entries could not be delivered before shutdown",
+                ErrorCode.NETWORK_ERROR,
+            )
+
+    def _core_for_handler(self) -> _core.Core:
+        return self._shared.current()
+
+
+def _guarded(callback: Optional[Callable[[Any], None]]) -> Optional[Callable[[Any], None]]:
+    """Wraps a user callback so that its exceptions never reach the shipping thread."""
+    if callback is None:
+        return None
+
+    def call(arg: Any) -> None:
+        with contextlib.suppress(Exception):  # the user's bug must not stop delivery
+            callback(arg)
+
+    return call
+
+
+class Logwell(_ClientBase):
+    """A direct client with the API of Logwell's official SDKs.
+
+    Example::
+
+        client = Logwell(api_key="lw_...", endpoint="https://logs.example.com", service="shop")
+        client.info("user signed in", {"user_id": "u-9"})
+        client.child({"request_id": "r-1"}).warn("slow query", {"ms": 812})
+        client.shutdown()
+
+    ``Logwell({"api_key": ..., "endpoint": ..., "service": ...})`` (the official Python
+    SDK's form) is accepted too. Arguments are those of :class:`LogwellHandler`, plus
+    ``capture_source_location``: fill ``sourceFile``/``lineNumber`` with the caller's line.
+
+    Raises:
+        LogwellError: ``INVALID_CONFIG`` for bad settings; ``VALIDATION_ERROR`` from a log
+            call with an unknown level, an empty message or metadata that is not a dict.
+    """
+
+    def flush(self, timeout: Optional[float] = None) -> Optional[IngestResponse]:
+        """Sends what is queued and waits for it (at most ``timeout``, default
+        ``shutdown_timeout``). Returns what the server accepted and rejected meanwhile,
+        or None when nothing was queued."""
+        return self._flush_blocking(timeout)
+
+    def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Flushes and stops. Later log calls are ignored and counted.
+
+        Raises:
+            LogwellError: ``NETWORK_ERROR`` naming how many entries could not be delivered.
+        """
+        self._shutdown_blocking(timeout)
+
+    def __enter__(self) -> Logwell:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        try:
+            self.shutdown()
+        except LogwellError:
+            if exc_type is None:
+                raise  # never hide the exception already on its way out
+
+
+class AsyncLogwell(_ClientBase):
+    """:class:`Logwell` for asyncio: the logging methods never block; ``flush`` and
+    ``shutdown`` are awaitables that leave the event loop free while they wait."""
+
+    async def flush(self, timeout: Optional[float] = None) -> Optional[IngestResponse]:
+        """As :meth:`Logwell.flush`, awaited on a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._flush_blocking, timeout)
+
+    async def shutdown(self, timeout: Optional[float] = None) -> None:
+        """As :meth:`Logwell.shutdown`, awaited on a worker thread."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._shutdown_blocking, timeout)
+
+    async def __aenter__(self) -> AsyncLogwell:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        try:
+            await self.shutdown()
+        except LogwellError:
+            if exc_type is None:
+                raise
