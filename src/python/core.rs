@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
 
 use super::errors::to_py_error;
-use super::record::{encode_value, py_str, LogCall, RecordEncoder, SourcePath};
+use super::record::{encode_value, key_text, py_str, LogCall, RecordEncoder, SourcePath};
 use crate::config::{self, Config, Settings};
 use crate::errors::Error;
 use crate::worker::{Events, Shipper};
@@ -146,13 +146,7 @@ fn static_metadata(metadata: Option<&Bound<'_, PyAny>>) -> Result<Vec<(String, V
         .map_err(|_| invalid("metadata", format!("must be a dict, got {}", type_name(m))))?;
     Ok(dict
         .iter()
-        .map(|(k, v)| {
-            let key = match k.cast::<PyString>() {
-                Ok(s) => py_str(s).into_owned(),
-                Err(_) => k.str().map(|s| py_str(&s).into_owned()).unwrap_or_default(),
-            };
-            (key, encode_value(&v))
-        })
+        .map(|(k, v)| (key_text(&k).into_owned(), encode_value(&v)))
         .collect())
 }
 

@@ -66,6 +66,14 @@ fn display(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| unrepresentable(obj))
 }
 
+/// A dict key as metadata takes it: a str as itself, anything else as `str(key)`.
+pub fn key_text<'a>(key: &'a Bound<'_, PyAny>) -> Cow<'a, str> {
+    match key.cast::<PyString>() {
+        Ok(s) => py_str(s),
+        Err(_) => Cow::Owned(display(key)),
+    }
+}
+
 fn repr(obj: &Bound<'_, PyAny>) -> String {
     obj.repr()
         .map(|s| py_str(&s).into_owned())
@@ -112,7 +120,7 @@ fn write_dict(w: &mut JsonWriter, v: &Bound<'_, PyAny>, depth: u32) {
     };
     w.begin_object();
     for (k, val) in d.iter() {
-        w.key(&display(&k));
+        w.key(&key_text(&k));
         write_value(w, &val, depth + 1);
     }
     w.end_object();
@@ -250,10 +258,7 @@ impl RecordEncoder {
         }
         if let Some(metadata) = call.metadata {
             for (key, value) in metadata.iter() {
-                let name = match key.cast::<PyString>() {
-                    Ok(s) => py_str(s),
-                    Err(_) => Cow::Owned(display(&key)),
-                };
+                let name = key_text(&key);
                 if let Some(w) = entry.metadata_field(&name) {
                     write_value(w, &value, 0);
                 }
@@ -280,10 +285,7 @@ impl RecordEncoder {
             if reserved.contains(&key).unwrap_or(true) {
                 continue;
             }
-            let name = match key.cast::<PyString>() {
-                Ok(s) => py_str(s),
-                Err(_) => Cow::Owned(display(&key)),
-            };
+            let name = key_text(&key);
             if let Some(w) = entry.metadata_field(&name) {
                 write_value(w, &value, 0);
             }
