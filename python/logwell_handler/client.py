@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, TypedDict, TypeVar, Union
 
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
+from ._settings import check_callbacks, core_args
 
 __all__ = ["AsyncLogwell", "IngestResponse", "Logwell"]
 
@@ -125,16 +126,11 @@ class _ClientBase:
                 )
             type(self).__init__(self, **config)
             return
-        for name, callback in (("on_error", on_error), ("on_flush", on_flush)):
-            if callback is not None and not callable(callback):
-                raise LogwellError(
-                    f"invalid configuration: {name} must be callable", ErrorCode.INVALID_CONFIG
-                )
-        resolved_service = service if service is not None else os.environ.get("LOGWELL_SERVICE")
-        core_args: dict[str, Any] = dict(
-            api_key=api_key if api_key is not None else os.environ.get("LOGWELL_API_KEY"),
-            endpoint=endpoint if endpoint is not None else os.environ.get("LOGWELL_ENDPOINT"),
-            service=resolved_service,
+        check_callbacks(on_error=on_error, on_flush=on_flush)
+        args = core_args(
+            api_key,
+            endpoint,
+            service,
             batch_size=batch_size,
             flush_interval=flush_interval,
             max_queue_size=max_queue_size,
@@ -143,12 +139,11 @@ class _ClientBase:
             timeout=timeout,
             shutdown_timeout=shutdown_timeout,
             source_path=source_path,
-            cwd=os.getcwd(),
             reserved=frozenset(),
             on_error=_guarded(on_error),
             on_flush=_guarded(on_flush),
         )
-        self._shared = _Shared(core_args, float(shutdown_timeout))
+        self._shared = _Shared(args, float(shutdown_timeout))
         self._metadata = None
         self._service = None  # the core carries the client's own service
         self._capture = bool(capture_source_location)

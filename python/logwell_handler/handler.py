@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional, Union
 
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
+from ._settings import check_callbacks, core_args
 from .client import _ClientBase
 
 # Every attribute a plain LogRecord has, plus those formatters add: all else is `extra`.
@@ -99,19 +100,15 @@ class LogwellHandler(logging.Handler):
             self._attach(client, level, service, metadata, source_path)
             return
         self._client: Optional[_ClientBase] = None
-        if on_error is not None and not callable(on_error):
-            raise LogwellError("on_error must be callable", ErrorCode.INVALID_CONFIG)
-        if on_flush is not None and not callable(on_flush):
-            raise LogwellError("on_flush must be callable", ErrorCode.INVALID_CONFIG)
+        check_callbacks(on_error=on_error, on_flush=on_flush)
         self.on_error = on_error
         self.on_flush = on_flush
-        self.service = service if service is not None else os.environ.get("LOGWELL_SERVICE")
         # Built before Handler.__init__ so a bad config leaves no half-made handler in
         # logging's registry for logging.shutdown() to trip over.
-        self._core_args: dict[str, Any] = dict(
-            api_key=api_key if api_key is not None else os.environ.get("LOGWELL_API_KEY"),
-            endpoint=endpoint if endpoint is not None else os.environ.get("LOGWELL_ENDPOINT"),
-            service=self.service,
+        self._core_args = core_args(
+            api_key,
+            endpoint,
+            service,
             batch_size=batch_size,
             flush_interval=flush_interval,
             max_queue_size=max_queue_size,
@@ -121,9 +118,9 @@ class LogwellHandler(logging.Handler):
             shutdown_timeout=shutdown_timeout,
             metadata=metadata,
             source_path=source_path,
-            cwd=os.getcwd(),
             reserved=_RESERVED_ATTRS,
         )
+        self.service: Optional[str] = self._core_args["service"]
         self._reported: set[ErrorCode] = set()
         self._core = self._new_core()
         self.shutdown_timeout = float(shutdown_timeout)
