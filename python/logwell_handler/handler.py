@@ -218,10 +218,7 @@ class LogwellHandler(logging.Handler):
         Returns:
             True when all of them got there, False when the time ran out first.
         """
-        core: Optional[_core.Core] = getattr(self, "_core", None)
-        if core is None:
-            return True
-        return core.flush(self.shutdown_timeout if timeout is None else float(timeout))
+        return self._core.flush(self.shutdown_timeout if timeout is None else float(timeout))
 
     def close(self) -> None:
         """Delivers what it can within ``shutdown_timeout``, then stops the thread."""

@@ -22,6 +22,7 @@ import json
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -90,7 +91,7 @@ class LogwellReceiver:
         self.delay = 0.0
         self._faults: deque[Fault] = deque()
         self._cond = threading.Condition()
-        self._server = ThreadingHTTPServer((host, 0), _make_handler(self))
+        self._server = _QuietServer((host, 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
 
@@ -237,6 +238,14 @@ class LogwellReceiver:
         with self._cond:
             self.requests.append(ReceivedRequest(status, entries, accepted, safe))
             self._cond.notify_all()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gives up on a request (a close deadline, a timeout) is normal
+        # here; anything else is a receiver bug and is printed as usual.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 _FAULT_NAMES = {401: "unauthorized", 429: "rate_limited", 400: "validation_error"}

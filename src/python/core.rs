@@ -329,11 +329,8 @@ impl Core {
             source_file,
             line_number,
         })?;
-        if self.shipper.is_closed() {
-            self.shipper.count_ignored();
-        } else {
-            self.shipper.push(json);
-        }
+        // After close, push counts the entry as ignored.
+        self.shipper.push(json);
         Ok(())
     }
 
