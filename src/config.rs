@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::errors::Error;
+use crate::record::Limits;
 
 /// The server refuses requests with more entries than this (`batch_too_large`).
 pub const MAX_ENTRIES_PER_REQUEST: usize = 100;
@@ -19,6 +20,10 @@ pub struct Settings {
     pub max_retries: i64,
     pub timeout: f64,
     pub shutdown_timeout: f64,
+    pub max_message_bytes: i64,
+    pub max_metadata_bytes: i64,
+    /// A PEM file of CA certificates to trust instead of the system's; empty: none.
+    pub ca_file: String,
 }
 
 impl Default for Settings {
@@ -29,16 +34,20 @@ impl Default for Settings {
             batch_size: 50,
             flush_interval: 5.0,
             // The official SDKs hold 1000 and lose most of a burst; see DESIGN.md.
-            max_queue_size: 10_000,
+            // The byte bound is what caps memory; this one only sizes the ring.
+            max_queue_size: 100_000,
             max_queue_bytes: 16 * 1024 * 1024,
             max_retries: 3,
             timeout: 30.0,
             shutdown_timeout: 5.0,
+            max_message_bytes: 64 * 1024,
+            max_metadata_bytes: 64 * 1024,
+            ca_file: String::new(),
         }
     }
 }
 
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Config {
     /// `{endpoint}/v1/ingest`.
     pub ingest_url: String,
@@ -50,6 +59,9 @@ pub struct Config {
     pub max_retries: u32,
     pub timeout: Duration,
     pub shutdown_timeout: Duration,
+    pub limits: Limits,
+    /// CA certificates to trust instead of the platform's; `None`: the platform's.
+    pub ca_certs: Option<Vec<ureq::tls::Certificate<'static>>>,
 }
 
 // Hand-written so the key can never reach a log line through `{:?}`.
@@ -65,6 +77,14 @@ impl std::fmt::Debug for Config {
             .field("max_retries", &self.max_retries)
             .field("timeout", &self.timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("limits", &self.limits)
+            .field(
+                "ca_certs",
+                &self
+                    .ca_certs
+                    .as_ref()
+                    .map(|c| format!("{} certificates", c.len())),
+            )
             .finish()
     }
 }
@@ -117,6 +137,48 @@ pub fn is_valid_api_key(key: &str) -> bool {
             .bytes()
             .skip(3)
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Reads the CA certificates of a PEM file.
+fn ca_certs(path: &str) -> Result<Option<Vec<ureq::tls::Certificate<'static>>>, Error> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let pem = std::fs::read(path)
+        .map_err(|e| invalid("ca_file", format!("cannot be read ({path:?}: {e})")))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(invalid(
+            "ca_file",
+            format!("must be a PEM file with at least one CERTIFICATE block, got {path:?}"),
+        ));
+    }
+    Ok(Some(certs))
+}
+
+/// Whether requests to `url` carry the key unencrypted over a network: plain `http://`
+/// to a host other than loopback.
+pub fn sends_key_in_clear(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 /// Checks the endpoint and returns the ingest URL under it.
@@ -186,6 +248,17 @@ impl Config {
             max_retries: int_in("max_retries", s.max_retries, 0, 100)? as u32,
             timeout: positive_seconds("timeout", s.timeout)?,
             shutdown_timeout: seconds_in("shutdown_timeout", s.shutdown_timeout, 0.0, 3600.0)?,
+            limits: Limits {
+                max_string_bytes: int_in("max_message_bytes", s.max_message_bytes, 1024, 64 << 20)?
+                    as usize,
+                max_metadata_bytes: int_in(
+                    "max_metadata_bytes",
+                    s.max_metadata_bytes,
+                    1024,
+                    64 << 20,
+                )? as usize,
+            },
+            ca_certs: ca_certs(&s.ca_file)?,
         })
     }
 }
@@ -214,7 +287,8 @@ mod tests {
         let c = Config::new(&settings()).expect("valid");
         assert_eq!(c.ingest_url, "http://127.0.0.1:9000/v1/ingest");
         assert_eq!(c.batch_size, 50);
-        assert_eq!(c.max_queue_size, 10_000);
+        assert_eq!(c.max_queue_size, 100_000);
+        assert_eq!(c.limits.max_string_bytes, 64 * 1024);
         assert_eq!(c.flush_interval, Duration::from_secs(5));
     }
 
@@ -235,6 +309,10 @@ mod tests {
             (|s| s.endpoint = "https:///".into(), "endpoint"),
             (|s| s.api_key = "lw_short".into(), "api_key"),
             (|s| s.api_key = String::new(), "api_key"),
+            (|s| s.max_message_bytes = 10, "max_message_bytes"),
+            (|s| s.max_metadata_bytes = 1 << 40, "max_metadata_bytes"),
+            (|s| s.ca_file = "/nonexistent/ca.pem".into(), "ca_file"),
+            (|s| s.ca_file = "Cargo.toml".into(), "ca_file"),
         ];
         for (mutate, field) in cases {
             let mut s = settings();
@@ -251,5 +329,15 @@ mod tests {
         assert!(!msg.contains("s3cr3t"), "{msg}");
         let c = Config::new(&settings()).expect("valid");
         assert!(!format!("{c:?}").contains(&"a".repeat(32)));
+    }
+
+    #[test]
+    fn plain_http_is_flagged_only_off_loopback() {
+        assert!(sends_key_in_clear("http://logs.example.com/v1/ingest"));
+        assert!(sends_key_in_clear("http://10.0.0.5:3000/v1/ingest"));
+        assert!(!sends_key_in_clear("http://127.0.0.1:3000/v1/ingest"));
+        assert!(!sends_key_in_clear("http://localhost:3000/v1/ingest"));
+        assert!(!sends_key_in_clear("http://[::1]:3000/v1/ingest"));
+        assert!(!sends_key_in_clear("https://logs.example.com/v1/ingest"));
     }
 }

@@ -4,6 +4,7 @@
 pub mod buffer;
 pub mod config;
 pub mod errors;
+pub mod pacer;
 mod python;
 pub mod record;
 pub mod stats;

@@ -5,6 +5,36 @@
 
 /// Shown in place of a message that is blank after trimming (the server refuses those).
 pub const EMPTY_MESSAGE_PLACEHOLDER: &str = "(empty message)";
+/// The metadata field that names the fields left out for `max_metadata_bytes`.
+pub const METADATA_TRUNCATED_KEY: &str = "_truncated";
+
+/// Size limits on one entry, in bytes of UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Any one string (the message, a metadata value or key) is cut at this length.
+    pub max_string_bytes: usize,
+    /// Metadata fields that would take the encoded metadata object past this are left out.
+    pub max_metadata_bytes: usize,
+}
+
+impl Limits {
+    pub const NONE: Limits = Limits {
+        max_string_bytes: usize::MAX,
+        max_metadata_bytes: usize::MAX,
+    };
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, and the byte length it had.
+fn cut(s: &str, max: usize) -> Option<(&str, usize)> {
+    if s.len() <= max {
+        return None;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some((&s[..end], s.len()))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
@@ -85,14 +115,29 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// A streaming JSON writer that places commas itself. Strings are escaped by serde_json.
-#[derive(Default)]
+/// A streaming JSON writer that places commas itself. Strings are escaped by serde_json,
+/// and cut at `max_string_bytes` with a visible marker.
 pub struct JsonWriter {
     out: Vec<u8>,
     /// One flag per open container: does the next value need a comma before it?
     needs_comma: Vec<bool>,
     /// Set after `key`: the next value follows a colon, not a comma.
     after_key: bool,
+    max_string_bytes: usize,
+}
+
+/// A point to which a `JsonWriter` can be rolled back.
+#[derive(Clone, Copy)]
+pub struct Mark {
+    len: usize,
+    depth: usize,
+    needs_comma: bool,
+}
+
+impl Default for JsonWriter {
+    fn default() -> Self {
+        JsonWriter::with_capacity(0)
+    }
 }
 
 impl JsonWriter {
@@ -101,7 +146,31 @@ impl JsonWriter {
             out: Vec::with_capacity(n),
             needs_comma: Vec::with_capacity(4),
             after_key: false,
+            max_string_bytes: usize::MAX,
         }
+    }
+
+    pub fn set_max_string_bytes(&mut self, max: usize) {
+        self.max_string_bytes = max;
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark {
+            len: self.out.len(),
+            depth: self.needs_comma.len(),
+            needs_comma: self.needs_comma.last().copied().unwrap_or(false),
+        }
+    }
+
+    /// Forgets everything written since `mark`, which must be outside any container
+    /// opened since.
+    pub fn reset(&mut self, mark: Mark) {
+        self.out.truncate(mark.len);
+        self.needs_comma.truncate(mark.depth);
+        if let Some(flag) = self.needs_comma.last_mut() {
+            *flag = mark.needs_comma;
+        }
+        self.after_key = false;
     }
 
     fn separate(&mut self) {
@@ -148,7 +217,15 @@ impl JsonWriter {
     pub fn string(&mut self, s: &str) {
         self.separate();
         // Serializing a &str into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.out, s);
+        match cut(s, self.max_string_bytes) {
+            None => {
+                let _ = serde_json::to_writer(&mut self.out, s);
+            }
+            Some((head, total)) => {
+                let marked = format!("{head}…[truncated: {total} bytes in all]");
+                let _ = serde_json::to_writer(&mut self.out, &marked);
+            }
+        }
     }
 
     pub fn int(&mut self, n: i64) {
@@ -207,10 +284,6 @@ impl JsonWriter {
         self.out.is_empty()
     }
 
-    pub fn truncate(&mut self, len: usize) {
-        self.out.truncate(len);
-    }
-
     pub fn into_bytes(self) -> Vec<u8> {
         self.out
     }
@@ -228,13 +301,24 @@ pub enum Timestamp<'a> {
 /// Builds one entry object. Call order: `new`, optional fields, then metadata, then `finish`.
 pub struct EntryWriter {
     json: JsonWriter,
+    max_metadata_bytes: usize,
     metadata_start: Option<usize>,
     metadata_keys: Vec<String>,
+    /// The metadata field written last, not yet checked against `max_metadata_bytes`.
+    open_field: Option<Mark>,
+    /// Fields left out because the metadata would have been too large.
+    left_out: Vec<String>,
 }
 
 impl EntryWriter {
-    pub fn new(level: Level, message: &str, timestamp: Timestamp<'_>) -> EntryWriter {
-        let mut json = JsonWriter::with_capacity(256 + message.len());
+    pub fn new(
+        level: Level,
+        message: &str,
+        timestamp: Timestamp<'_>,
+        limits: Limits,
+    ) -> EntryWriter {
+        let mut json = JsonWriter::with_capacity(256 + message.len().min(limits.max_string_bytes));
+        json.set_max_string_bytes(limits.max_string_bytes);
         json.begin_object();
         json.key("level");
         json.string(level.as_str());
@@ -256,8 +340,11 @@ impl EntryWriter {
         }
         EntryWriter {
             json,
+            max_metadata_bytes: limits.max_metadata_bytes,
             metadata_start: None,
             metadata_keys: Vec::new(),
+            open_field: None,
+            left_out: Vec::new(),
         }
     }
 
@@ -285,17 +372,47 @@ impl EntryWriter {
         if self.metadata_keys.iter().any(|k| k == key) {
             return None;
         }
+        self.close_field();
         if self.metadata_start.is_none() {
             self.json.key("metadata");
             self.metadata_start = Some(self.json.len());
             self.json.begin_object();
         }
+        self.open_field = Some(self.json.mark());
         self.metadata_keys.push(key.to_owned());
         self.json.key(key);
         Some(&mut self.json)
     }
 
+    /// Takes back the last field if it made the metadata too large.
+    fn close_field(&mut self) {
+        let (Some(mark), Some(start)) = (self.open_field.take(), self.metadata_start) else {
+            return;
+        };
+        if self.json.len() - start > self.max_metadata_bytes {
+            self.json.reset(mark);
+            if let Some(key) = self.metadata_keys.last() {
+                self.left_out.push(key.clone());
+            }
+        }
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
+        self.close_field();
+        if !self.left_out.is_empty()
+            && !self
+                .metadata_keys
+                .iter()
+                .any(|k| k == METADATA_TRUNCATED_KEY)
+        {
+            let note = format!(
+                "left out to keep metadata under {} bytes: {}",
+                self.max_metadata_bytes,
+                self.left_out.join(", ")
+            );
+            self.json.key(METADATA_TRUNCATED_KEY);
+            self.json.string(&note);
+        }
         if self.metadata_start.is_some() {
             self.json.end_object();
         }
@@ -362,7 +479,12 @@ mod tests {
 
     #[test]
     fn entry_with_every_field() {
-        let mut w = EntryWriter::new(Level::Warn, "disk \"low\"\n", Timestamp::Seconds(0.5));
+        let mut w = EntryWriter::new(
+            Level::Warn,
+            "disk \"low\"\n",
+            Timestamp::Seconds(0.5),
+            Limits::NONE,
+        );
         w.service("shop");
         w.source("app/views.py", 42);
         w.metadata_field("request_id").expect("first").string("r-1");
@@ -393,7 +515,7 @@ mod tests {
 
     #[test]
     fn blank_message_gets_placeholder_and_bad_line_is_left_out() {
-        let mut w = EntryWriter::new(Level::Info, " \t\n", Timestamp::Seconds(0.0));
+        let mut w = EntryWriter::new(Level::Info, " \t\n", Timestamp::Seconds(0.0), Limits::NONE);
         w.source("", 0);
         let v = parse(&w.finish());
         assert_eq!(v["message"], EMPTY_MESSAGE_PLACEHOLDER);
@@ -403,7 +525,12 @@ mod tests {
 
     #[test]
     fn timestamp_text_is_passed_through() {
-        let w = EntryWriter::new(Level::Info, "m", Timestamp::Text("2026-01-01T00:00:00Z"));
+        let w = EntryWriter::new(
+            Level::Info,
+            "m",
+            Timestamp::Text("2026-01-01T00:00:00Z"),
+            Limits::NONE,
+        );
         assert_eq!(parse(&w.finish())["timestamp"], "2026-01-01T00:00:00Z");
     }
 
@@ -425,5 +552,49 @@ mod tests {
         let a = br#"{"a":1}"#.as_slice();
         let b = br#"{"b":2}"#.as_slice();
         assert_eq!(batch_body([a, b].into_iter(), 16), br#"[{"a":1},{"b":2}]"#);
+    }
+
+    #[test]
+    fn long_strings_are_cut_at_a_char_boundary_with_a_marker() {
+        let limits = Limits {
+            max_string_bytes: 11,
+            max_metadata_bytes: usize::MAX,
+        };
+        // 'é' is two bytes: byte 11 falls inside the fifth one, which is left out whole.
+        let message = "ab".to_owned() + &"é".repeat(20);
+        let v = parse(
+            &EntryWriter::new(Level::Info, &message, Timestamp::Seconds(0.0), limits).finish(),
+        );
+        let text = v["message"].as_str().expect("string");
+        assert!(
+            text.starts_with("abéééé…[truncated: 42 bytes in all]"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn metadata_over_its_limit_leaves_out_whole_fields_and_says_which() {
+        let limits = Limits {
+            max_string_bytes: usize::MAX,
+            max_metadata_bytes: 64,
+        };
+        let mut w = EntryWriter::new(Level::Info, "m", Timestamp::Seconds(0.0), limits);
+        w.metadata_field("big")
+            .expect("new")
+            .string(&"x".repeat(100));
+        w.metadata_field("small").expect("new").int(1);
+        let nested = w.metadata_field("nested").expect("new");
+        nested.begin_object();
+        nested.key("k");
+        nested.string(&"y".repeat(100));
+        nested.end_object();
+        let v = parse(&w.finish());
+        assert_eq!(v["metadata"]["small"], 1);
+        assert!(v["metadata"].get("big").is_none());
+        assert!(v["metadata"].get("nested").is_none());
+        let note = v["metadata"][METADATA_TRUNCATED_KEY]
+            .as_str()
+            .expect("note");
+        assert!(note.contains("big, nested"), "{note}");
     }
 }

@@ -1,8 +1,13 @@
 //! Counters every caller can read without stopping the flush thread.
+//!
+//! Every entry pushed ends in exactly one of `sent`, `dropped_overflow`,
+//! `dropped_at_close`, `failed` or `rejected_by_server`; until then it is `queued`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+
+use crate::errors::{Error, ErrorCode};
 
 #[derive(Default)]
 pub struct Stats {
@@ -10,17 +15,34 @@ pub struct Stats {
     pub enqueued: AtomicU64,
     /// Entries the server accepted.
     pub sent: AtomicU64,
-    /// Entries discarded here: buffer full, or still undelivered at the shutdown deadline.
-    pub dropped: AtomicU64,
-    /// Entries the server refused for good (4xx, or `rejected` in a 200 reply).
+    /// Entries discarded because the buffer was full (count or bytes); the oldest go.
+    pub dropped_overflow: AtomicU64,
+    /// Entries still undelivered when a close deadline passed.
+    pub dropped_at_close: AtomicU64,
+    /// Entries refused for good by an error status (401, 403, a 400 for one entry alone).
     pub failed: AtomicU64,
-    /// Requests sent again after a retryable failure.
+    /// Entries the server refused one by one in a 2xx reply (`rejected`).
+    pub rejected_by_server: AtomicU64,
+    /// Requests sent again after a transient failure (network, 408, 5xx).
     pub retries: AtomicU64,
+    /// Times the server answered 429 and the worker waited before sending again.
+    pub rate_limited_waits: AtomicU64,
+    /// Milliseconds spent in those waits (the server's `Retry-After`).
+    pub rate_limited_wait_ms: AtomicU64,
     /// Requests the server answered with 2xx.
     pub batches: AtomicU64,
+    /// Request body bytes of those requests.
+    pub bytes_sent: AtomicU64,
     /// Entries logged after close, ignored.
     pub after_close: AtomicU64,
-    pub last_error: Mutex<Option<String>>,
+    pub last_error: Mutex<Option<LastError>>,
+}
+
+/// The latest problem, for `stats()`: never holds the API key (no error text does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    pub code: ErrorCode,
+    pub message: String,
 }
 
 /// A consistent-enough copy of the counters for reporting.
@@ -28,19 +50,29 @@ pub struct Stats {
 pub struct Snapshot {
     pub enqueued: u64,
     pub sent: u64,
-    pub dropped: u64,
+    pub dropped_overflow: u64,
+    pub dropped_at_close: u64,
     pub failed: u64,
+    pub rejected_by_server: u64,
     pub retries: u64,
+    pub rate_limited_waits: u64,
+    pub rate_limited_wait_ms: u64,
     pub batches: u64,
+    pub bytes_sent: u64,
     pub after_close: u64,
-    pub last_error: Option<String>,
+    pub last_error: Option<LastError>,
 }
 
 impl Snapshot {
     /// Entries neither delivered nor given up on.
     pub fn queued(&self) -> u64 {
-        self.enqueued
-            .saturating_sub(self.sent + self.dropped + self.failed)
+        self.enqueued.saturating_sub(
+            self.sent
+                + self.dropped_overflow
+                + self.dropped_at_close
+                + self.failed
+                + self.rejected_by_server,
+        )
     }
 }
 
@@ -53,13 +85,19 @@ impl Stats {
 
     /// Entries that have left the pipeline one way or another.
     pub fn resolved(&self) -> u64 {
-        self.sent.load(Ordering::Acquire)
-            + self.failed.load(Ordering::Acquire)
-            + self.dropped.load(Ordering::Acquire)
+        let get = |c: &AtomicU64| c.load(Ordering::Acquire);
+        get(&self.sent)
+            + get(&self.dropped_overflow)
+            + get(&self.dropped_at_close)
+            + get(&self.failed)
+            + get(&self.rejected_by_server)
     }
 
-    pub fn set_last_error(&self, message: String) {
-        *self.last_error.lock() = Some(message);
+    pub fn set_last_error(&self, error: &Error) {
+        *self.last_error.lock() = Some(LastError {
+            code: error.code(),
+            message: error.to_string(),
+        });
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -67,10 +105,15 @@ impl Stats {
         Snapshot {
             enqueued: get(&self.enqueued),
             sent: get(&self.sent),
-            dropped: get(&self.dropped),
+            dropped_overflow: get(&self.dropped_overflow),
+            dropped_at_close: get(&self.dropped_at_close),
             failed: get(&self.failed),
+            rejected_by_server: get(&self.rejected_by_server),
             retries: get(&self.retries),
+            rate_limited_waits: get(&self.rate_limited_waits),
+            rate_limited_wait_ms: get(&self.rate_limited_wait_ms),
             batches: get(&self.batches),
+            bytes_sent: get(&self.bytes_sent),
             after_close: get(&self.after_close),
             last_error: self.last_error.lock().clone(),
         }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ureq::tls::{RootCerts, TlsConfig};
+
 use crate::errors::Error;
 
 /// Longest reply body we read; the ingest reply is a few hundred bytes.
@@ -27,8 +29,18 @@ pub struct Transport {
 }
 
 impl Transport {
-    pub fn new(url: &str, api_key: &str) -> Transport {
+    /// `ca_certs`: the roots to trust; `None` verifies against the platform's roots.
+    pub fn new(
+        url: &str,
+        api_key: &str,
+        ca_certs: Option<&[ureq::tls::Certificate<'static>]>,
+    ) -> Transport {
+        let roots = match ca_certs {
+            Some(certs) => RootCerts::new_with_certs(certs),
+            None => RootCerts::PlatformVerifier,
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
             // Statuses are ours to classify, not errors of the client.
             .http_status_as_error(false)
             .user_agent(concat!("logwell-handler/", env!("CARGO_PKG_VERSION")))
@@ -200,7 +212,11 @@ mod tests {
     const KEY: &str = "lw_0123456789abcdef0123456789abcdef";
 
     fn post(server: &MockServer, entries: u64) -> Result<Reply, Error> {
-        Transport::new(&server.url("/v1/ingest"), KEY).post(b"[]", entries, Duration::from_secs(5))
+        Transport::new(&server.url("/v1/ingest"), KEY, None).post(
+            b"[]",
+            entries,
+            Duration::from_secs(5),
+        )
     }
 
     #[test]
@@ -310,7 +326,7 @@ mod tests {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let t = Transport::new(&format!("http://127.0.0.1:{port}/v1/ingest"), KEY);
+        let t = Transport::new(&format!("http://127.0.0.1:{port}/v1/ingest"), KEY, None);
         let err = t
             .post(b"[]", 1, Duration::from_secs(2))
             .expect_err("refused");
@@ -327,7 +343,7 @@ mod tests {
                 .body(r#"{"accepted":1}"#);
         });
         let start = std::time::Instant::now();
-        let t = Transport::new(&server.url("/v1/ingest"), KEY);
+        let t = Transport::new(&server.url("/v1/ingest"), KEY, None);
         let err = t
             .post(b"[]", 1, Duration::from_millis(300))
             .expect_err("timeout");

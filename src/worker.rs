@@ -5,6 +5,7 @@
 //! The thread wakes when a batch is full, at each `flush_interval`, on `flush` and on
 //! `close`; between those it sleeps in `park_timeout`, so an idle shipper costs nothing.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle, Thread, ThreadId};
@@ -15,13 +16,17 @@ use parking_lot::{Condvar, Mutex};
 use crate::buffer::{Buffer, Entry};
 use crate::config::{Config, MAX_ENTRIES_PER_REQUEST};
 use crate::errors::Error;
+use crate::pacer::Pacer;
 use crate::record::batch_body;
 use crate::stats::{Snapshot, Stats};
 use crate::transport::{retry_delay, Jitter, Transport};
 
-/// A batch stops growing once its body passes this size, so one request stays
-/// well under common proxy body limits even with large entries.
-const SOFT_MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// A batch stops growing once its body passes this size. With entries capped near
+/// 130 KiB (`max_message_bytes` + `max_metadata_bytes`), a request stays under the
+/// 512 KiB body limit of Logwell's server (SvelteKit's default) and of common proxies.
+const SOFT_MAX_REQUEST_BYTES: usize = 256 * 1024;
+/// How long to wait after a 429 that gave no `Retry-After`.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// How long `close` waits past its deadline for the thread to notice it.
 const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
@@ -38,8 +43,6 @@ struct Shared {
     events: Box<dyn Events>,
     /// Entries dropped because the buffer was full; reported in one error per cycle.
     overflowed: AtomicU64,
-    /// Entries still undelivered when a close deadline passed.
-    undelivered_at_close: AtomicU64,
     flush_requests: AtomicU64,
     closing: AtomicBool,
     close_deadline: Mutex<Option<Instant>>,
@@ -71,8 +74,16 @@ impl Shared {
     }
 
     fn report(&self, error: Error) {
-        self.stats.set_last_error(error.to_string());
+        self.stats.set_last_error(&error);
         self.events.error(&error);
+    }
+
+    /// Counts entries still undelivered at a close deadline.
+    fn give_up_at_close(&self, count: u64) {
+        if count > 0 {
+            Stats::add(&self.stats.dropped_at_close, count);
+            self.report(Error::Undelivered { count });
+        }
     }
 }
 
@@ -96,7 +107,6 @@ impl Shipper {
                 stats: Stats::default(),
                 events,
                 overflowed: AtomicU64::new(0),
-                undelivered_at_close: AtomicU64::new(0),
                 flush_requests: AtomicU64::new(0),
                 closing: AtomicBool::new(false),
                 close_deadline: Mutex::new(None),
@@ -130,7 +140,7 @@ impl Shipper {
         let dropped = s.buffer.push(json);
         s.stats.enqueued.fetch_add(1, Ordering::Release);
         if dropped > 0 {
-            Stats::add(&s.stats.dropped, dropped);
+            Stats::add(&s.stats.dropped_overflow, dropped);
             Stats::add(&s.overflowed, dropped);
         }
         if s.buffer.len() >= s.config.batch_size && !s.wake_pending.swap(true, Ordering::AcqRel) {
@@ -155,10 +165,9 @@ impl Shipper {
                 self.started.store(true, Ordering::Release);
             }
             // Entries stay queued; the next push tries again.
-            Err(e) => self
-                .shared
-                .stats
-                .set_last_error(format!("could not start the flush thread: {e}")),
+            Err(e) => self.shared.stats.set_last_error(&Error::Network(format!(
+                "could not start the flush thread: {e}"
+            ))),
         }
     }
 
@@ -203,7 +212,7 @@ impl Shipper {
     /// reported, and returned as a count.
     pub fn close(&self, timeout: Duration) -> u64 {
         let s = &self.shared;
-        let lost_before = s.undelivered_at_close.load(Ordering::Acquire);
+        let lost_before = s.stats.dropped_at_close.load(Ordering::Acquire);
         let deadline = Instant::now() + timeout;
         {
             let mut d = s.close_deadline.lock();
@@ -231,12 +240,10 @@ impl Shipper {
             }
         }
         if late > 0 {
-            Stats::add(&s.stats.dropped, late);
-            Stats::add(&s.undelivered_at_close, late);
-            s.stats
-                .set_last_error(Error::Undelivered { count: late }.to_string());
+            Stats::add(&s.stats.dropped_at_close, late);
+            s.stats.set_last_error(&Error::Undelivered { count: late });
         }
-        let lost = s.undelivered_at_close.load(Ordering::Acquire) - lost_before;
+        let lost = s.stats.dropped_at_close.load(Ordering::Acquire) - lost_before;
         // A thread still in a request past the deadline holds entries we cannot count yet.
         lost.max(s.stats.snapshot().queued())
     }
@@ -279,6 +286,14 @@ enum Outcome {
     Retained,
 }
 
+/// What became of one request's worth of entries.
+enum Sent {
+    Done,
+    /// Refused as a whole with 400 or 413: worth sending again in halves.
+    Split,
+    Retained,
+}
+
 struct Worker {
     shared: Arc<Shared>,
     transport: Transport,
@@ -290,12 +305,18 @@ struct Worker {
     failing: bool,
     /// The server asked us (Retry-After) not to send before this.
     hold_until: Option<Instant>,
+    pacer: Pacer,
     overflow_reported: u64,
 }
 
 impl Worker {
     fn new(shared: Arc<Shared>) -> Worker {
-        let transport = Transport::new(&shared.config.ingest_url, &shared.config.api_key);
+        let config = &shared.config;
+        let transport = Transport::new(
+            &config.ingest_url,
+            &config.api_key,
+            config.ca_certs.as_deref(),
+        );
         Worker {
             shared,
             transport,
@@ -304,6 +325,7 @@ impl Worker {
             pending_bytes: 0,
             failing: false,
             hold_until: None,
+            pacer: Pacer::default(),
             overflow_reported: 0,
         }
     }
@@ -315,8 +337,10 @@ impl Worker {
         while !self.shared.closing.load(Ordering::Acquire) {
             let now = Instant::now();
             let held = self.hold_until.filter(|&t| t > now);
+            // A wait the server asked for is over: carry on with what it held up.
+            let resume = held.is_none() && self.hold_until.take().is_some();
             let flushes = self.shared.flush_requests.load(Ordering::Acquire);
-            let flush_wanted = flushes != flushes_seen;
+            let flush_wanted = flushes != flushes_seen || resume;
             let tick = now >= next_tick;
             let full = !self.failing
                 && self.shared.buffer.len() + self.pending.len() >= self.shared.config.batch_size;
@@ -388,13 +412,55 @@ impl Worker {
             .store(u64::MAX, Ordering::Release);
     }
 
-    /// Delivers `pending`, retrying transient failures with backoff.
+    /// Delivers `pending` in order. A request refused as a whole with 400 or 413 is sent
+    /// again in halves, so one bad or oversized entry costs only itself.
     fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
+        // Ranges of `pending`, the next to send on top. They go out in order, so what is
+        // done is always a prefix of `pending`.
+        let mut chunks = Vec::with_capacity(8);
+        chunks.push(0..self.pending.len());
+        let mut done = 0;
+        while let Some(range) = chunks.pop() {
+            match self.send(range.clone(), deadline) {
+                Sent::Done => done = range.end,
+                Sent::Split => {
+                    let mid = range.start + range.len() / 2;
+                    chunks.push(mid..range.end);
+                    chunks.push(range.start..mid);
+                }
+                Sent::Retained => {
+                    self.forget_front(done);
+                    return Outcome::Retained;
+                }
+            }
+        }
+        self.clear_pending();
+        Outcome::Done
+    }
+
+    /// Removes the first `n` entries of `pending`, which are resolved.
+    fn forget_front(&mut self, n: usize) {
+        let bytes: usize = self.pending.drain(..n).map(|e| e.json.len() + 1).sum();
+        self.pending_bytes -= bytes;
+        let min = self.pending.first().map_or(u64::MAX, |e| e.seq);
+        self.shared.inflight_min_seq.store(min, Ordering::Release);
+    }
+
+    /// Sends `pending[range]` in one request, retrying transient failures with backoff.
+    fn send(&mut self, range: Range<usize>, deadline: Option<Instant>) -> Sent {
         let s = Arc::clone(&self.shared);
-        let n = self.pending.len() as u64;
-        let body = batch_body(self.pending.iter().map(|e| &e.json[..]), self.pending_bytes);
+        let entries = &self.pending[range];
+        let n = entries.len() as u64;
+        let size = entries.iter().map(|e| e.json.len() + 1).sum();
+        let body = batch_body(entries.iter().map(|e| &e.json[..]), size);
         let mut attempt = 0;
         loop {
+            if let Some(at) = self.pacer.ready_at() {
+                let now = Instant::now();
+                if at > now && !self.sleep(at - now) {
+                    return Sent::Retained;
+                }
+            }
             let deadline = deadline.or_else(|| s.deadline());
             let timeout = deadline.map_or(s.config.timeout, |d| {
                 s.config
@@ -402,15 +468,17 @@ impl Worker {
                     .min(d.saturating_duration_since(Instant::now()))
             });
             if timeout.is_zero() {
-                return Outcome::Retained;
+                return Sent::Retained;
             }
+            let start = Instant::now();
             match self.transport.post(&body, n, timeout) {
                 Ok(reply) => {
-                    Stats::add(&s.stats.sent, reply.accepted);
-                    Stats::add(&s.stats.failed, reply.rejected);
-                    Stats::add(&s.stats.batches, 1);
-                    self.clear_pending();
+                    self.pacer.on_accepted(start);
                     self.failing = false;
+                    Stats::add(&s.stats.sent, reply.accepted);
+                    Stats::add(&s.stats.rejected_by_server, reply.rejected);
+                    Stats::add(&s.stats.batches, 1);
+                    Stats::add(&s.stats.bytes_sent, body.len() as u64);
                     if reply.rejected > 0 {
                         s.report(Error::Rejected {
                             rejected: reply.rejected,
@@ -421,8 +489,26 @@ impl Worker {
                     if reply.accepted > 0 {
                         s.events.delivered(reply.accepted);
                     }
-                    return Outcome::Done;
+                    return Sent::Done;
                 }
+                // Not a failure: the batch waits, whole, for as long as the server asks
+                // (the run loop, or the close deadline, does the waiting).
+                Err(Error::Http {
+                    status: 429,
+                    retry_after,
+                    ..
+                }) => {
+                    let wait = retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+                    let now = Instant::now();
+                    self.pacer.on_limited(now, wait);
+                    self.hold_until = Some(now + wait);
+                    Stats::add(&s.stats.rate_limited_waits, 1);
+                    Stats::add(&s.stats.rate_limited_wait_ms, wait.as_millis() as u64);
+                    return Sent::Retained;
+                }
+                Err(Error::Http {
+                    status: 400 | 413, ..
+                }) if n > 1 => return Sent::Split,
                 Err(e) if e.retryable() => {
                     let delay = retry_delay(&e, attempt, self.jitter.sample());
                     let past_deadline = s.deadline().is_some_and(|d| Instant::now() + delay > d);
@@ -432,7 +518,7 @@ impl Worker {
                         }
                         self.failing = true;
                         s.report(e);
-                        return Outcome::Retained;
+                        return Sent::Retained;
                     }
                     attempt += 1;
                     Stats::add(&s.stats.retries, 1);
@@ -441,15 +527,14 @@ impl Worker {
                     // The server took the batch with 2xx; resending could duplicate it.
                     Stats::add(&s.stats.sent, n);
                     Stats::add(&s.stats.batches, 1);
-                    self.clear_pending();
+                    Stats::add(&s.stats.bytes_sent, body.len() as u64);
                     s.report(Error::BadReply(detail));
-                    return Outcome::Done;
+                    return Sent::Done;
                 }
                 Err(e) => {
                     Stats::add(&s.stats.failed, n);
-                    self.clear_pending();
                     s.report(e);
-                    return Outcome::Done;
+                    return Sent::Done;
                 }
             }
         }
@@ -481,21 +566,24 @@ impl Worker {
         }
     }
 
-    /// Delivers what it can before the close deadline, then counts the rest as dropped.
+    /// Delivers what it can before the close deadline, waiting out a 429 if the wait ends
+    /// in time, then counts the rest as dropped.
     fn drain_for_close(&mut self) {
         let deadline = self.shared.deadline().unwrap_or_else(Instant::now);
-        let hold_ok = match self.hold_until {
-            Some(h) if h > Instant::now() => h < deadline && self.sleep(h - Instant::now()),
-            _ => true,
-        };
-        if hold_ok {
-            self.failing = false;
-            loop {
-                self.fill_pending();
-                if self.pending.is_empty() || Instant::now() >= deadline {
+        self.failing = false;
+        loop {
+            if let Some(hold) = self.hold_until.take() {
+                let now = Instant::now();
+                if hold > now && (hold >= deadline || !self.sleep(hold - now)) {
                     break;
                 }
-                if let Outcome::Retained = self.deliver(Some(deadline)) {
+            }
+            self.fill_pending();
+            if self.pending.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            if let Outcome::Retained = self.deliver(Some(deadline)) {
+                if self.hold_until.is_none() {
                     break;
                 }
             }
@@ -506,11 +594,7 @@ impl Worker {
         while self.shared.buffer.pop().is_some() {
             lost += 1;
         }
-        if lost > 0 {
-            Stats::add(&self.shared.stats.dropped, lost);
-            Stats::add(&self.shared.undelivered_at_close, lost);
-            self.shared.report(Error::Undelivered { count: lost });
-        }
+        self.shared.give_up_at_close(lost);
     }
 }
 
@@ -617,7 +701,9 @@ mod tests {
         let st = sh.stats();
         assert_eq!((st.sent, st.failed, st.retries), (0, 2, 0));
         assert_eq!(*rec.errors.lock(), vec![ErrorCode::Unauthorized]);
-        assert!(st.last_error.unwrap_or_default().contains("401"));
+        let last = st.last_error.expect("an error");
+        assert_eq!(last.code, ErrorCode::Unauthorized);
+        assert!(last.message.contains("401"), "{}", last.message);
     }
 
     #[test]
@@ -642,7 +728,11 @@ mod tests {
             start.elapsed()
         );
         let st = sh.stats();
-        assert_eq!(st.dropped, 25, "15 overflowed, 10 undelivered at close");
+        assert_eq!(
+            (st.dropped_overflow, st.dropped_at_close),
+            (15, 10),
+            "15 overflowed, 10 undelivered at close"
+        );
         assert_eq!(st.queued(), 0);
         let errors = rec.errors.lock();
         assert!(errors.contains(&ErrorCode::QueueOverflow), "{errors:?}");
@@ -657,5 +747,59 @@ mod tests {
         sh.push(entry(0));
         assert_eq!(sh.stats().after_close, 1);
         assert_eq!(sh.stats().enqueued, 0);
+    }
+
+    #[test]
+    fn a_batch_refused_with_400_is_split_until_the_bad_entry_is_alone() {
+        let server = MockServer::start();
+        let poisoned = server.mock(|when, then| {
+            when.method(POST).body_includes("POISON");
+            then.status(400)
+                .body(r#"{"error":"validation_error","message":"bad entry"}"#);
+        });
+        // Every clean request here carries one entry: accepting 1 is the truth.
+        let clean = server.mock(|when, then| {
+            when.method(POST).body_excludes("POISON");
+            then.status(200).body(r#"{"accepted":1}"#);
+        });
+        let (sh, rec) = shipper(&server.base_url(), |s| s.batch_size = 100);
+        sh.push(entry(0));
+        sh.push(br#"{"level":"info","message":"POISON"}"#.to_vec());
+        assert!(sh.flush(Duration::from_secs(5)));
+        let st = sh.stats();
+        assert_eq!((st.sent, st.failed), (1, 1), "{st:?}");
+        assert_eq!(poisoned.calls(), 2, "the pair, then the bad entry alone");
+        assert_eq!(clean.calls(), 1);
+        assert_eq!(*rec.errors.lock(), vec![ErrorCode::ValidationError]);
+        let last = st.last_error.expect("the server's reason");
+        assert!(last.message.contains("bad entry"), "{}", last.message);
+    }
+
+    #[test]
+    fn a_429_holds_the_batch_and_is_counted_as_a_wait() {
+        let server = MockServer::start();
+        let mut limited = server.mock(|_, then| {
+            then.status(429).header("Retry-After", "1");
+        });
+        let (sh, rec) = shipper(&server.base_url(), |_| {});
+        sh.push(entry(0));
+        assert!(!sh.flush(Duration::from_millis(300)), "held by Retry-After");
+        limited.delete();
+        server.mock(|_, then| {
+            then.status(200).body(r#"{"accepted":1}"#);
+        });
+        let start = Instant::now();
+        assert!(sh.flush(Duration::from_secs(5)));
+        assert!(
+            start.elapsed() >= Duration::from_millis(500),
+            "waited out the hold"
+        );
+        let st = sh.stats();
+        assert_eq!(
+            (st.sent, st.rate_limited_waits, st.rate_limited_wait_ms),
+            (1, 1, 1000)
+        );
+        assert_eq!(st.retries, 0);
+        assert!(rec.errors.lock().is_empty(), "a wait is not an error");
     }
 }

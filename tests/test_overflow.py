@@ -32,17 +32,18 @@ def test_unreachable_server_overflow_is_counted_and_reported_once_per_cycle(
     stats = handler.stats()
     assert stats["sent"] == 0
     # All but the newest 100 in the buffer and the one batch held for its retry.
-    assert stats["dropped"] >= 800, stats
-    assert stats["queued"] + stats["dropped"] == 1000
+    assert stats["dropped_overflow"] >= 800, stats
+    assert stats["queued"] + stats["dropped_overflow"] == 1000
     overflow = [e for e in errors if e.code is ErrorCode.QUEUE_OVERFLOW]
     assert overflow, errors
     assert len(overflow) < 10, "one report per cycle, not one per entry"
-    assert sum(int(str(e).split()[0]) for e in overflow) == stats["dropped"]
+    assert sum(int(str(e).split()[0]) for e in overflow) == stats["dropped_overflow"]
     assert any(e.code is ErrorCode.NETWORK_ERROR for e in errors)
     handler.close()
     final = handler.stats()
     assert final["queued"] == 0
-    assert final["dropped"] == 1000
+    assert final["dropped_overflow"] + final["dropped_at_close"] == 1000
+    assert final["last_error"]["code"] == "NETWORK_ERROR"
 
 
 def test_byte_bound_caps_a_flood_of_large_messages(logger: logging.Logger) -> None:
@@ -50,6 +51,7 @@ def test_byte_bound_caps_a_flood_of_large_messages(logger: logging.Logger) -> No
         api_key="lw_" + "k" * 32,
         endpoint=f"http://127.0.0.1:{unused_port()}",
         max_queue_bytes=1024 * 1024,
+        max_message_bytes=200_000,
         max_retries=0,
         shutdown_timeout=0.2,
     )
@@ -59,5 +61,5 @@ def test_byte_bound_caps_a_flood_of_large_messages(logger: logging.Logger) -> No
         logger.info(big)
     stats = handler.stats()
     assert stats["queued"] <= 12, stats
-    assert stats["dropped"] >= 88
+    assert stats["dropped_overflow"] >= 88
     handler.close()

@@ -39,7 +39,9 @@ def test_429_with_retry_after_is_waited_out(
     assert (first.status, second.status) == (429, 200)
     assert second.at - first.at >= 0.95, "Retry-After honoured"
     assert logwell_receiver.messages() == ["rate limited once"]
-    assert handler.stats()["retries"] == 1
+    stats = handler.stats()
+    assert (stats["retries"], stats["rate_limited_waits"]) == (0, 1)
+    assert stats["rate_limited_wait_ms"] == 1000
 
 
 def test_a_batch_failing_all_retries_stays_queued_for_the_next_flush(
@@ -75,6 +77,7 @@ def test_401_is_counted_as_failed_and_reported(
     assert not errors[0].retryable
     assert "Invalid API key" in str(errors[0])
     assert "x" * 32 not in str(errors[0])
+    assert stats["last_error"]["code"] == "UNAUTHORIZED"
     assert "x" * 32 not in str(stats["last_error"])
 
 
@@ -94,7 +97,8 @@ def test_partial_rejection_in_a_200_is_counted(
     logger.info("refused")
     assert handler.flush(timeout=10)
     stats = handler.stats()
-    assert stats["failed"] == 1
+    assert stats["rejected_by_server"] == 1
+    assert stats["failed"] == 0
     assert stats["sent"] == 2
     assert [e.code for e in errors] == [ErrorCode.VALIDATION_ERROR]
     assert "Entry at index 1: nope" in str(errors[0])

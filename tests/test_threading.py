@@ -33,7 +33,7 @@ def test_ten_thousand_records_from_eight_threads_arrive_exactly_once(
     assert set(counts.values()) == {1}, "no record twice"
     stats = handler.stats()
     assert stats["sent"] == threads_n * per_thread
-    assert stats["dropped"] == stats["failed"] == 0
+    assert stats["dropped_overflow"] == stats["failed"] == 0
     assert all(r.entries <= 100 for r in logwell_receiver.requests)
 
 

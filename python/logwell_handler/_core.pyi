@@ -26,6 +26,9 @@ class Core:
         max_retries: Optional[object] = None,
         timeout: Optional[object] = None,
         shutdown_timeout: Optional[object] = None,
+        max_message_bytes: Optional[object] = None,
+        max_metadata_bytes: Optional[object] = None,
+        ca_file: Optional[object] = None,
         metadata: Optional[object] = None,
         source_path: Optional[object] = None,
         cwd: Optional[str] = None,
@@ -64,3 +67,5 @@ class Core:
     def closed(self) -> bool: ...
     @property
     def ingest_url(self) -> str: ...
+    @property
+    def sends_key_in_clear(self) -> bool: ...

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from typing import Any, Optional
 
+from . import _core
 from ._errors import ErrorCode, LogwellError
+
+_warned_in_clear: set[str] = set()
+_warned_lock = threading.Lock()
 
 
 def check_callbacks(**callbacks: Optional[object]) -> None:
@@ -29,4 +35,21 @@ def core_args(
         service=service if service is not None else env.get("LOGWELL_SERVICE"),
         cwd=os.getcwd(),
         **settings,
+    )
+
+
+def warn_if_key_in_clear(core: _core.Core) -> None:
+    """Logs one warning per URL when requests would carry the key unencrypted: plain
+    http:// to a host other than loopback."""
+    if not core.sends_key_in_clear:
+        return
+    url = core.ingest_url
+    with _warned_lock:
+        if url in _warned_in_clear:
+            return
+        _warned_in_clear.add(url)
+    logging.getLogger("logwell_handler").warning(
+        "logwell_handler: %s is plain http:// to another host; the API key travels "
+        "unencrypted. Use https:// unless this network is trusted.",
+        url,
     )

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional, TypedDict, TypeVar, Union
 
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
-from ._settings import check_callbacks, core_args
+from ._settings import check_callbacks, core_args, warn_if_key_in_clear
 
 __all__ = ["AsyncLogwell", "IngestResponse", "Logwell"]
 
@@ -29,6 +29,9 @@ _CONFIG_KEYS = frozenset(
         "max_retries",
         "timeout",
         "shutdown_timeout",
+        "max_message_bytes",
+        "max_metadata_bytes",
+        "ca_file",
         "capture_source_location",
         "source_path",
         "on_error",
@@ -59,6 +62,7 @@ class _Shared:
         self.pid = os.getpid()
         self.core = _core.Core(**core_args)
         self.shut_down = False
+        warn_if_key_in_clear(self.core)
 
     # _lifecycle protocol
     def _close_until(self, deadline: float) -> None:
@@ -99,11 +103,14 @@ class _ClientBase:
         *,
         batch_size: int = 50,
         flush_interval: float = 5.0,
-        max_queue_size: int = 10_000,
+        max_queue_size: int = 100_000,
         max_queue_bytes: int = 16 * 1024 * 1024,
         max_retries: int = 3,
         timeout: float = 30.0,
         shutdown_timeout: float = 5.0,
+        max_message_bytes: int = 64 * 1024,
+        max_metadata_bytes: int = 64 * 1024,
+        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
         capture_source_location: bool = False,
         source_path: str = "relative",
         on_error: Optional[Callable[[LogwellError], None]] = None,
@@ -138,6 +145,9 @@ class _ClientBase:
             max_retries=max_retries,
             timeout=timeout,
             shutdown_timeout=shutdown_timeout,
+            max_message_bytes=max_message_bytes,
+            max_metadata_bytes=max_metadata_bytes,
+            ca_file=ca_file,
             source_path=source_path,
             reserved=frozenset(),
             on_error=_guarded(on_error),
@@ -265,11 +275,12 @@ class _ClientBase:
         core.flush(self._shared.shutdown_timeout if timeout is None else float(timeout))
         after = core.stats()
         response: IngestResponse = {"accepted": after["sent"] - before["sent"]}
-        rejected = after["failed"] - before["failed"]
+        refused = ("failed", "rejected_by_server")
+        rejected = sum(after[k] - before[k] for k in refused)
         if rejected:
             response["rejected"] = rejected
             if after["last_error"]:
-                response["errors"] = [after["last_error"]]
+                response["errors"] = [after["last_error"]["message"]]
         return response
 
     def _shutdown_blocking(self, timeout: Optional[float]) -> None:

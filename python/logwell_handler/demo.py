@@ -64,7 +64,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     print(
         f"logged {sent} records; server accepted {stats['sent']} in {stats['batches']} "
-        f"request(s) ({elapsed * 1000:.0f} ms); dropped {stats['dropped']}, "
+        f"request(s) ({elapsed * 1000:.0f} ms); dropped "
+        f"{stats['dropped_overflow'] + stats['dropped_at_close']}, "
         f"failed {stats['failed']}, retries {stats['retries']}"
     )
     if receiver is not None:

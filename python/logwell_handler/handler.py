@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Union
 
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
-from ._settings import check_callbacks, core_args
+from ._settings import check_callbacks, core_args, warn_if_key_in_clear
 from .client import _ClientBase
 
 # Every attribute a plain LogRecord has, plus those formatters add: all else is `extra`.
@@ -41,11 +41,16 @@ class LogwellHandler(logging.Handler):
         flush_interval: Seconds between sends of whatever is waiting, 0.1 to 60.
         max_queue_size: Entries held while the server is slow or down, 1 to 1 000 000.
             When full the oldest are dropped and counted.
-        max_queue_bytes: Bytes held, likewise (default 16 MiB).
+        max_queue_bytes: Bytes held, likewise (default 16 MiB): this is what caps memory.
         max_retries: Retries of a failed request before it waits for the next flush.
         timeout: Seconds one request may take.
         shutdown_timeout: Seconds ``close()`` (and interpreter exit) may spend draining,
             and the default wait of ``flush()``.
+        max_message_bytes: Longest message (and any one metadata string) in UTF-8
+            bytes; longer ones are cut with a ``…[truncated: N bytes in all]`` marker.
+        max_metadata_bytes: Largest encoded metadata; fields past it are left out and
+            named in a ``_truncated`` field.
+        ca_file: PEM file of CA certificates to trust instead of the system's.
         metadata: Fields added to every entry's metadata.
         source_path: How ``sourceFile`` is written: ``"relative"`` to the working
             directory at construction, ``"absolute"``, or ``"filename"`` only.
@@ -69,11 +74,14 @@ class LogwellHandler(logging.Handler):
         level: Union[int, str] = logging.NOTSET,
         batch_size: int = 50,
         flush_interval: float = 5.0,
-        max_queue_size: int = 10_000,
+        max_queue_size: int = 100_000,
         max_queue_bytes: int = 16 * 1024 * 1024,
         max_retries: int = 3,
         timeout: float = 30.0,
         shutdown_timeout: float = 5.0,
+        max_message_bytes: int = 64 * 1024,
+        max_metadata_bytes: int = 64 * 1024,
+        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
         metadata: Optional[dict[str, Any]] = None,
         source_path: str = "relative",
         on_error: Optional[ErrorCallback] = None,
@@ -116,6 +124,9 @@ class LogwellHandler(logging.Handler):
             max_retries=max_retries,
             timeout=timeout,
             shutdown_timeout=shutdown_timeout,
+            max_message_bytes=max_message_bytes,
+            max_metadata_bytes=max_metadata_bytes,
+            ca_file=ca_file,
             metadata=metadata,
             source_path=source_path,
             reserved=_RESERVED_ATTRS,
@@ -123,6 +134,7 @@ class LogwellHandler(logging.Handler):
         self.service: Optional[str] = self._core_args["service"]
         self._reported: set[ErrorCode] = set()
         self._core = self._new_core()
+        warn_if_key_in_clear(self._core)
         self.shutdown_timeout = float(shutdown_timeout)
         super().__init__(level)
         _lifecycle.register(self)
@@ -244,10 +256,13 @@ class LogwellHandler(logging.Handler):
         self._reported = set()
 
     def stats(self) -> dict[str, Any]:
-        """Counters: ``queued`` (waiting), ``enqueued``, ``sent``, ``dropped`` (buffer
-        full, or undelivered at the close deadline), ``failed`` (refused by the server),
-        ``retries``, ``batches`` (accepted requests), ``ignored_after_close``,
-        ``last_error`` (text of the latest problem, or None)."""
+        """Counters; each is described in ``docs/behaviour.md``.
+
+        Every record ends in one of ``sent``, ``dropped_overflow``, ``dropped_at_close``,
+        ``failed`` or ``rejected_by_server``; until then it is ``queued``. Also:
+        ``enqueued``, ``retries``, ``rate_limited_waits``, ``rate_limited_wait_ms``,
+        ``batches``, ``bytes_sent``, ``ignored_after_close``, and ``last_error``
+        (``{"code", "message"}`` of the latest problem, or None)."""
         return self._core.stats()
 
     @property

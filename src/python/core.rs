@@ -95,6 +95,22 @@ fn text_setting(field: &'static str, v: Option<&Bound<'_, PyAny>>) -> Result<Str
     }
 }
 
+/// A file path as str or `os.PathLike`; empty when not given.
+fn path_setting(field: &'static str, v: Option<&Bound<'_, PyAny>>) -> Result<String, Error> {
+    match v.filter(|v| !v.is_none()) {
+        None => Ok(String::new()),
+        Some(v) => v
+            .extract::<std::path::PathBuf>()
+            .map(|p| p.to_string_lossy().into_owned())
+            .map_err(|_| {
+                invalid(
+                    field,
+                    format!("must be a path (str or os.PathLike), got {}", type_name(v)),
+                )
+            }),
+    }
+}
+
 fn int_setting(
     field: &'static str,
     v: Option<&Bound<'_, PyAny>>,
@@ -173,8 +189,8 @@ impl Core {
     #[pyo3(signature = (
         api_key, endpoint, *, service=None, batch_size=None, flush_interval=None,
         max_queue_size=None, max_queue_bytes=None, max_retries=None, timeout=None,
-        shutdown_timeout=None, metadata=None, source_path=None, cwd=None, reserved=None,
-        on_error=None, on_flush=None
+        shutdown_timeout=None, max_message_bytes=None, max_metadata_bytes=None, ca_file=None,
+        metadata=None, source_path=None, cwd=None, reserved=None, on_error=None, on_flush=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -188,6 +204,9 @@ impl Core {
         max_retries: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
         shutdown_timeout: Option<&Bound<'_, PyAny>>,
+        max_message_bytes: Option<&Bound<'_, PyAny>>,
+        max_metadata_bytes: Option<&Bound<'_, PyAny>>,
+        ca_file: Option<&Bound<'_, PyAny>>,
         metadata: Option<&Bound<'_, PyAny>>,
         source_path: Option<&Bound<'_, PyAny>>,
         cwd: Option<&str>,
@@ -210,6 +229,17 @@ impl Core {
                 shutdown_timeout,
                 d.shutdown_timeout,
             )?,
+            max_message_bytes: int_setting(
+                "max_message_bytes",
+                max_message_bytes,
+                d.max_message_bytes,
+            )?,
+            max_metadata_bytes: int_setting(
+                "max_metadata_bytes",
+                max_metadata_bytes,
+                d.max_metadata_bytes,
+            )?,
+            ca_file: path_setting("ca_file", ca_file)?,
         };
         let config = Config::new(&settings)?;
         let service = text_setting("service", service)?;
@@ -226,6 +256,7 @@ impl Core {
             on_flush,
             enabled: AtomicBool::new(true),
         });
+        let limits = config.limits;
         Ok(Core {
             shipper: Arc::new(Shipper::new(
                 config,
@@ -237,6 +268,7 @@ impl Core {
                 source_path,
                 cwd_prefix: cwd_prefix(cwd),
                 reserved: reserved.unbind(),
+                limits,
             },
             events,
         })
@@ -273,6 +305,7 @@ impl Core {
                     .map_or_else(|| self.encoder.cwd_prefix.clone(), |c| cwd_prefix(Some(c))),
                 reserved: reserved
                     .map_or_else(|| self.encoder.reserved.clone_ref(py), Bound::unbind),
+                limits: self.encoder.limits,
             },
             events: Arc::clone(&self.events),
         })
@@ -363,12 +396,25 @@ impl Core {
         d.set_item("queued", s.queued())?;
         d.set_item("enqueued", s.enqueued)?;
         d.set_item("sent", s.sent)?;
-        d.set_item("dropped", s.dropped)?;
+        d.set_item("dropped_overflow", s.dropped_overflow)?;
+        d.set_item("dropped_at_close", s.dropped_at_close)?;
         d.set_item("failed", s.failed)?;
+        d.set_item("rejected_by_server", s.rejected_by_server)?;
         d.set_item("retries", s.retries)?;
+        d.set_item("rate_limited_waits", s.rate_limited_waits)?;
+        d.set_item("rate_limited_wait_ms", s.rate_limited_wait_ms)?;
         d.set_item("batches", s.batches)?;
+        d.set_item("bytes_sent", s.bytes_sent)?;
         d.set_item("ignored_after_close", s.after_close)?;
-        d.set_item("last_error", s.last_error)?;
+        match s.last_error {
+            Some(e) => {
+                let last = PyDict::new(py);
+                last.set_item("code", e.code.as_str())?;
+                last.set_item("message", e.message)?;
+                d.set_item("last_error", last)?;
+            }
+            None => d.set_item("last_error", py.None())?,
+        }
         Ok(d)
     }
 
@@ -390,6 +436,12 @@ impl Core {
     #[getter]
     fn ingest_url(&self) -> &str {
         &self.shipper.config().ingest_url
+    }
+
+    /// Whether requests carry the key unencrypted off this machine (plain http://).
+    #[getter]
+    fn sends_key_in_clear(&self) -> bool {
+        config::sends_key_in_clear(&self.shipper.config().ingest_url)
     }
 
     fn __repr__(&self) -> String {

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
 
 use crate::errors::Error;
-use crate::record::{EntryWriter, JsonWriter, Level, Timestamp};
+use crate::record::{EntryWriter, JsonWriter, Level, Limits, Timestamp};
 
 /// Containers nested deeper than this go out as their `repr()`.
 const MAX_DEPTH: u32 = 8;
@@ -48,6 +48,7 @@ pub struct RecordEncoder {
     pub cwd_prefix: String,
     /// Names of the standard `LogRecord` attributes: everything else is `extra`.
     pub reserved: Py<PyFrozenSet>,
+    pub limits: Limits,
 }
 
 /// The text of a Python str; lone surrogates become U+FFFD instead of failing.
@@ -186,6 +187,7 @@ impl RecordEncoder {
             Level::from_levelno(levelno),
             &message,
             Timestamp::Seconds(created),
+            self.limits,
         );
         if let Some(service) = &self.service {
             entry.service(service);
@@ -249,7 +251,7 @@ impl RecordEncoder {
             Some(text) => Timestamp::Text(text),
             None => Timestamp::Seconds(now_seconds()),
         };
-        let mut entry = EntryWriter::new(level, call.message, timestamp);
+        let mut entry = EntryWriter::new(level, call.message, timestamp, self.limits);
         if let Some(service) = call.service.or(self.service.as_deref()) {
             entry.service(service);
         }
