@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, Callable
@@ -50,3 +54,18 @@ def shipping(
     handler = make_handler(service="tests")
     logger.addHandler(handler)
     return handler, logger
+
+
+def run_python(
+    code: str, *args: str, env: dict[str, str], timeout: float = 60
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Runs `code` in a fresh interpreter with `env` added; returns it and its wall time."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc, time.monotonic() - start

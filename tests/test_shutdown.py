@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 
 from logwell_handler.testing import LogwellReceiver
 
+from conftest import run_python
 from test_overflow import unused_port
 
 SCRIPT = textwrap.dedent(
@@ -19,11 +17,25 @@ SCRIPT = textwrap.dedent(
     import logging, os, sys, threading
     from logwell_handler import LogwellHandler
 
+    def on_error(error):
+        sys.stderr.write(f"on_error: {error.code.value}\\n")
+
     log = logging.getLogger("app")
     log.setLevel(logging.INFO)
-    log.addHandler(LogwellHandler(shutdown_timeout=float(os.environ.get("SHUTDOWN", "5"))))
+    log.addHandler(LogwellHandler(
+        shutdown_timeout=float(os.environ.get("SHUTDOWN", "5")),
+        max_retries=int(os.environ.get("RETRIES", "3")),
+        on_error=on_error if "--on-error" in sys.argv else None,
+    ))
     for i in range(int(sys.argv[1])):
         log.info("exit-%d", i)
+    if "--thread-exit" in sys.argv:
+        def leave():
+            log.info("from a thread")
+            sys.exit(3)  # ends only this thread
+        worker = threading.Thread(target=leave)
+        worker.start()
+        worker.join()
     if "--daemon" in sys.argv:
         def chatter():
             while True:
@@ -36,22 +48,17 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run(endpoint: str, key: str, *args: str, shutdown: float = 5.0) -> tuple[int, float, str]:
+def run(
+    endpoint: str, key: str, *args: str, shutdown: float = 5.0, retries: int = 3
+) -> tuple[int, float, str]:
     env = {
-        **os.environ,
         "LOGWELL_ENDPOINT": endpoint,
         "LOGWELL_API_KEY": key,
         "SHUTDOWN": str(shutdown),
+        "RETRIES": str(retries),
     }
-    start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return proc.returncode, time.monotonic() - start, proc.stderr
+    proc, elapsed = run_python(SCRIPT, *args, env=env)
+    return proc.returncode, elapsed, proc.stderr
 
 
 def test_exit_without_close_delivers_everything(logwell_receiver: LogwellReceiver) -> None:
@@ -63,12 +70,46 @@ def test_exit_without_close_delivers_everything(logwell_receiver: LogwellReceive
 
 
 def test_exit_with_server_down_is_bounded_by_shutdown_timeout() -> None:
+    # 100 retries would back off for minutes: the deadline cuts the sleeps short.
     code, elapsed, stderr = run(
-        f"http://127.0.0.1:{unused_port()}", "lw_" + "k" * 32, "50", shutdown=1.0
+        f"http://127.0.0.1:{unused_port()}", "lw_" + "k" * 32, "50", shutdown=1.0, retries=100
     )
     assert code == 0, stderr
     assert elapsed < 5, elapsed
     assert "could not be delivered" in stderr or "NETWORK_ERROR" in stderr
+
+
+def test_exit_with_server_down_and_on_error_set() -> None:
+    code, elapsed, stderr = run(
+        f"http://127.0.0.1:{unused_port()}", "lw_" + "k" * 32, "50", "--on-error", shutdown=1.0
+    )
+    assert code == 0, stderr
+    assert elapsed < 5, elapsed
+    assert "on_error: NETWORK_ERROR" in stderr
+    assert "Traceback" not in stderr, stderr
+
+
+def test_exit_with_a_slow_server_delivers_within_the_deadline(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    logwell_receiver.delay = 0.5
+    code, elapsed, stderr = run(
+        logwell_receiver.endpoint, logwell_receiver.api_key, "120", shutdown=5.0
+    )
+    assert code == 0, stderr
+    assert elapsed < 8, elapsed
+    assert len(logwell_receiver.entries) == 120
+
+
+def test_sys_exit_in_a_worker_thread(logwell_receiver: LogwellReceiver) -> None:
+    code, elapsed, stderr = run(
+        logwell_receiver.endpoint, logwell_receiver.api_key, "5", "--thread-exit"
+    )
+    assert code == 0, stderr
+    assert elapsed < 5, elapsed
+    assert sorted(logwell_receiver.messages()) == sorted(
+        [f"exit-{i}" for i in range(5)] + ["from a thread"]
+    )
 
 
 def test_exit_with_server_that_never_answers_is_bounded(logwell_receiver: LogwellReceiver) -> None:

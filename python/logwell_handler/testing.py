@@ -10,8 +10,13 @@ told to misbehave::
         handler = LogwellHandler(api_key=receiver.api_key, endpoint=receiver.endpoint)
         ...
         receiver.fail_next(2, status=500)    # the next two requests answer 500
+        receiver.rate_limit = 20             # 20 requests a second, then 429
+        receiver.max_body_bytes = 65536      # larger bodies get 413
+        receiver.refuse_batch_if = lambda e: "poison" in e["message"]   # whole batch 400
         receiver.wait_for(10)                # until 10 entries were accepted
         receiver.entries                     # the accepted entries, as dicts
+
+``LogwellReceiver(ssl_context=ctx)`` serves https with that context's certificate.
 
 With pytest, the ``logwell_receiver`` fixture gives a started receiver.
 """
@@ -22,6 +27,7 @@ import json
 import re
 import secrets
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -29,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 __all__ = ["Fault", "LogwellReceiver", "ReceivedRequest"]
 
@@ -80,25 +86,74 @@ def validate_entry(entry: Any) -> Optional[str]:
     return None
 
 
+class _TokenBucket:
+    """The server's rate limit: ``rate`` requests a second, bursts of up to ``rate``."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.last = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
 class LogwellReceiver:
     """A Logwell-compatible ingest endpoint on loopback. Thread-safe."""
 
-    def __init__(self, api_key: Optional[str] = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        api_key: Optional[str] = None,
+        host: str = "127.0.0.1",
+        *,
+        ssl_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
         self.api_key = api_key or "lw_" + secrets.token_hex(16)
         self.entries: list[dict[str, Any]] = []
         self.requests: list[ReceivedRequest] = []
         #: Seconds every reply waits before it is sent (a slow server).
         self.delay = 0.0
+        #: Requests bigger than this many bytes are answered 413, as by a proxy.
+        self.max_body_bytes: Optional[int] = None
+        #: A batch holding an entry for which this returns true is refused whole (400).
+        self.refuse_batch_if: Optional[Callable[[dict[str, Any]], bool]] = None
+        #: Seconds the 429 replies of the rate limit ask the client to wait.
+        self.rate_limit_retry_after = 1.0
+        self._bucket: Optional[_TokenBucket] = None
         self._faults: deque[Fault] = deque()
         self._cond = threading.Condition()
         self._server = _QuietServer((host, 0), _make_handler(self))
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if ssl_context is not None:
+            # The handshake happens in the request's thread, not in accept().
+            self._server.socket = ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self._scheme = "https"
         self._thread: Optional[threading.Thread] = None
 
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self._scheme}://{host!s}:{port}"
+
+    @property
+    def rate_limit(self) -> Optional[float]:
+        """Requests a second the key may make (a token bucket, as Logwell's per-minute
+        one); past it the reply is 429 with ``Retry-After``. None: no limit."""
+        return self._bucket.rate if self._bucket else None
+
+    @rate_limit.setter
+    def rate_limit(self, rate: Optional[float]) -> None:
+        with self._cond:
+            self._bucket = _TokenBucket(rate) if rate else None
 
     def start(self) -> LogwellReceiver:
         if self._thread is None:
@@ -198,6 +253,13 @@ class LogwellReceiver:
             return self._refuse(401, "unauthorized", "Missing or malformed API key", headers)
         if key != self.api_key:
             return self._refuse(401, "unauthorized", "Invalid API key", headers)
+        with self._cond:
+            limited = self._bucket is not None and not self._bucket.take()
+        if limited:
+            status, reply, _ = self._refuse(
+                429, "rate_limited", "Rate limit exceeded. Retry later.", headers
+            )
+            return status, reply, {"Retry-After": f"{self.rate_limit_retry_after:g}"}
         try:
             payload = json.loads(body)
         except ValueError:
@@ -207,6 +269,13 @@ class LogwellReceiver:
             return self._refuse(400, "validation_error", "Empty batch", headers)
         if len(entries) > MAX_BATCH:
             return self._refuse(400, "batch_too_large", f"At most {MAX_BATCH} entries", headers)
+        refuse = self.refuse_batch_if
+        if refuse is not None:
+            for i, entry in enumerate(entries):
+                if isinstance(entry, dict) and refuse(entry):
+                    return self._refuse(
+                        400, "validation_error", f"Entry at index {i} is refused", headers
+                    )
         accepted, errors = [], []
         for i, entry in enumerate(entries):
             problem = validate_entry(entry)
@@ -263,7 +332,12 @@ def _make_handler(receiver: LogwellReceiver) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            limit = receiver.max_body_bytes
             body = self.rfile.read(length)
+            if limit is not None and length > limit:
+                receiver._record(413, 0, 0, {})
+                self._reply(413, {"error": "payload_too_large"}, {})
+                return
             if self.path.rstrip("/") != "/v1/ingest":
                 self._reply(404, {"error": "not_found"}, {})
                 return

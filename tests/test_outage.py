@@ -1,0 +1,70 @@
+"""While the server is down, memory stays bounded by bytes as well as by count."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from conftest import run_python
+from test_overflow import unused_port
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, logging, os, resource, sys
+    from logwell_handler import LogwellHandler
+
+    def peak_rss_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+    big = "x" * 1_000_000
+    handler = LogwellHandler(
+        max_message_bytes=int(os.environ["MAX_MESSAGE"]),
+        max_retries=0,
+        shutdown_timeout=0.5,
+        on_error=lambda error: None,
+    )
+    log = logging.getLogger("flood")
+    log.propagate = False
+    log.addHandler(handler)
+    before = peak_rss_mb()
+    for i in range(int(sys.argv[1])):
+        log.error(big)
+    stats = handler.stats()
+    print(json.dumps({"growth_mb": peak_rss_mb() - before, "stats": stats}))
+    """
+)
+
+
+def flood(max_message: int, count: int) -> dict[str, object]:
+    proc, _ = run_python(
+        SCRIPT,
+        str(count),
+        env={
+            "LOGWELL_ENDPOINT": f"http://127.0.0.1:{unused_port()}",
+            "LOGWELL_API_KEY": "lw_" + "k" * 32,
+            "MAX_MESSAGE": str(max_message),
+        },
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
+def test_a_flood_of_1mb_messages_is_capped_by_max_queue_bytes() -> None:
+    # 1000 entries of 1 MB each would take 1 GB; the 16 MiB byte bound holds ~16.
+    result = flood(max_message=1 << 20, count=1000)
+    stats = result["stats"]
+    assert isinstance(stats, dict)
+    assert stats["queued"] <= 17, stats
+    assert stats["dropped_overflow"] >= 980, stats
+    assert result["growth_mb"] < 80, result
+
+
+def test_with_default_limits_the_same_flood_is_truncated_and_capped() -> None:
+    result = flood(max_message=64 * 1024, count=1000)
+    stats = result["stats"]
+    assert isinstance(stats, dict)
+    # 64 KiB entries: the byte bound holds about 256 of them.
+    assert 200 <= stats["queued"] <= 260, stats
+    assert stats["queued"] + stats["dropped_overflow"] == 1000
+    assert result["growth_mb"] < 80, result
