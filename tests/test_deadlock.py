@@ -1,0 +1,158 @@
+"""flush() honours its deadline and cannot deadlock, whoever holds which lock."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import weakref
+
+from logwell_handler.testing import LogwellReceiver
+
+from conftest import MakeHandler
+
+
+def test_flush_against_a_server_that_never_answers_returns_at_its_deadline(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    logwell_receiver.delay = 30
+    handler = make_handler(shutdown_timeout=0.5)
+    logger.addHandler(handler)
+    logger.info("stuck")
+    start = time.monotonic()
+    assert handler.flush(timeout=0.5) is False
+    assert time.monotonic() - start < 1.5
+
+
+def test_logging_shutdown_is_bounded_by_shutdown_timeout(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    logwell_receiver.delay = 30
+    handler = make_handler(shutdown_timeout=1.0)
+    logger.addHandler(handler)
+    logger.info("stuck")
+    start = time.monotonic()
+    # What the interpreter runs at exit: flush() then close() on every handler.
+    logging.shutdown([weakref.ref(handler)])
+    assert time.monotonic() - start < 3.5
+    # The request is still out (it has its own `timeout`); it is not counted as sent.
+    stats = handler.stats()
+    assert stats["sent"] == 0
+    assert stats["queued"] + stats["dropped_at_close"] == 1
+
+
+def test_flush_while_another_thread_holds_the_logging_module_lock(
+    shipping: tuple[logging.Handler, logging.Logger], logwell_receiver: LogwellReceiver
+) -> None:
+    handler, logger = shipping
+    logger.info("before the lock is taken")
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_module_lock() -> None:
+        with logging._lock:  # type: ignore[attr-defined]
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_module_lock)
+    holder.start()
+    try:
+        assert holding.wait(5)
+        start = time.monotonic()
+        assert handler.flush(timeout=5)  # type: ignore[call-arg]
+        assert time.monotonic() - start < 2
+    finally:
+        release.set()
+        holder.join()
+    assert logwell_receiver.messages() == ["before the lock is taken"]
+
+
+def test_logging_and_flush_while_another_thread_holds_the_handler_lock(
+    shipping: tuple[logging.Handler, logging.Logger], logwell_receiver: LogwellReceiver
+) -> None:
+    handler, logger = shipping
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_handler_lock() -> None:
+        handler.acquire()
+        try:
+            holding.set()
+            release.wait(10)
+        finally:
+            handler.release()
+
+    holder = threading.Thread(target=hold_handler_lock)
+    holder.start()
+    try:
+        assert holding.wait(5)
+        logger.info("while the handler lock is held")
+        assert handler.flush(timeout=5)  # type: ignore[call-arg]
+    finally:
+        release.set()
+        holder.join()
+    assert logwell_receiver.messages() == ["while the handler lock is held"]
+
+
+def test_flush_beside_a_thread_spinning_in_python(
+    shipping: tuple[logging.Handler, logging.Logger], logwell_receiver: LogwellReceiver
+) -> None:
+    handler, logger = shipping
+    stop = threading.Event()
+
+    def spin() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        for i in range(200):
+            logger.info("beside a spinner %d", i)
+        start = time.monotonic()
+        assert handler.flush(timeout=10)  # type: ignore[call-arg]
+        assert time.monotonic() - start < 5
+    finally:
+        stop.set()
+        spinner.join()
+    assert len(logwell_receiver.entries) == 200
+
+
+GIL_HOLDER = textwrap.dedent(
+    """
+    import ctypes, logging, sys
+    from logwell_handler import LogwellHandler
+
+    log = logging.getLogger("gil")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.addHandler(LogwellHandler(batch_size=100))
+    for i in range(100):
+        log.info("shipped while the GIL is held %d", i)
+    print("holding", flush=True)
+    # A PyDLL call keeps the GIL for its whole length: no Python thread runs for 3 s.
+    ctypes.PyDLL(None).sleep(3)
+    """
+)
+
+
+def test_records_ship_while_a_thread_holds_the_gil(logwell_receiver: LogwellReceiver) -> None:
+    env = {
+        "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
+        "LOGWELL_API_KEY": logwell_receiver.api_key,
+        "PATH": "/usr/bin:/bin",
+    }
+    with subprocess.Popen(
+        [sys.executable, "-c", GIL_HOLDER], env=env, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "holding"
+            # The 100th record woke the flush thread, which needs no GIL to send.
+            assert logwell_receiver.wait_for(100, timeout=2.5)
+            assert proc.poll() is None, "delivered while the child still held the GIL"
+            assert proc.wait(timeout=30) == 0
+        finally:
+            proc.kill()
