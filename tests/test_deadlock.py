@@ -10,6 +10,7 @@ import threading
 import time
 import weakref
 
+from logwell_handler import LogwellHandler
 from logwell_handler.testing import LogwellReceiver
 
 from conftest import MakeHandler
@@ -45,7 +46,7 @@ def test_logging_shutdown_is_bounded_by_shutdown_timeout(
 
 
 def test_flush_while_another_thread_holds_the_logging_module_lock(
-    shipping: tuple[logging.Handler, logging.Logger], logwell_receiver: LogwellReceiver
+    shipping: tuple[LogwellHandler, logging.Logger], logwell_receiver: LogwellReceiver
 ) -> None:
     handler, logger = shipping
     logger.info("before the lock is taken")
@@ -61,7 +62,7 @@ def test_flush_while_another_thread_holds_the_logging_module_lock(
     try:
         assert holding.wait(5)
         start = time.monotonic()
-        assert handler.flush(timeout=5)  # type: ignore[call-arg]
+        assert handler.flush(timeout=5)
         assert time.monotonic() - start < 2
     finally:
         release.set()
@@ -70,7 +71,7 @@ def test_flush_while_another_thread_holds_the_logging_module_lock(
 
 
 def test_logging_and_flush_while_another_thread_holds_the_handler_lock(
-    shipping: tuple[logging.Handler, logging.Logger], logwell_receiver: LogwellReceiver
+    shipping: tuple[LogwellHandler, logging.Logger], logwell_receiver: LogwellReceiver
 ) -> None:
     handler, logger = shipping
     holding, release = threading.Event(), threading.Event()
@@ -88,7 +89,7 @@ def test_logging_and_flush_while_another_thread_holds_the_handler_lock(
     try:
         assert holding.wait(5)
         logger.info("while the handler lock is held")
-        assert handler.flush(timeout=5)  # type: ignore[call-arg]
+        assert handler.flush(timeout=5)
     finally:
         release.set()
         holder.join()
@@ -96,7 +97,7 @@ def test_logging_and_flush_while_another_thread_holds_the_handler_lock(
 
 
 def test_flush_beside_a_thread_spinning_in_python(
-    shipping: tuple[logging.Handler, logging.Logger], logwell_receiver: LogwellReceiver
+    shipping: tuple[LogwellHandler, logging.Logger], logwell_receiver: LogwellReceiver
 ) -> None:
     handler, logger = shipping
     stop = threading.Event()
@@ -112,7 +113,7 @@ def test_flush_beside_a_thread_spinning_in_python(
         for i in range(200):
             logger.info("beside a spinner %d", i)
         start = time.monotonic()
-        assert handler.flush(timeout=10)  # type: ignore[call-arg]
+        assert handler.flush(timeout=10)
         assert time.monotonic() - start < 5
     finally:
         stop.set()

@@ -3,14 +3,22 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from logwell_handler.testing import LogwellReceiver
 
 from conftest import MakeHandler
+from test_overflow import unused_port
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -78,3 +86,51 @@ def test_multiprocessing_fork_workers(
         ]
     finally:
         log.removeHandler(handler)
+
+
+def test_gunicorn_preload_flask_workers(logwell_receiver: LogwellReceiver) -> None:
+    port = unused_port()
+    env = {
+        **os.environ,
+        "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
+        "LOGWELL_API_KEY": logwell_receiver.api_key,
+    }
+    command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2"]
+    command += ["--bind", f"127.0.0.1:{port}", "--chdir", str(APPS), "gunicorn_app:app"]
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as server:
+        try:
+            wait_until_serving(port)
+            with ThreadPoolExecutor(8) as pool:
+                pids = list(pool.map(lambda n: get(port, f"/hit/{n}"), range(40)))
+            assert len(set(pids)) == 2, "both workers served"
+            assert logwell_receiver.wait_for(41, timeout=10)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            _, stderr = server.communicate(timeout=30)
+        assert server.returncode == 0, stderr
+    messages = logwell_receiver.messages()
+    assert sorted(messages) == sorted(["master loaded"] + [f"request {n}" for n in range(40)])
+    for entry in logwell_receiver.entries:
+        if entry["message"].startswith("request "):
+            n = int(entry["message"].split()[1])
+            assert entry["metadata"]["pid"] == int(pids[n]), "logged by the worker that served it"
+
+
+APPS = Path(__file__).parent / "apps"
+
+
+def get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+        return str(reply.read().decode())
+
+
+def wait_until_serving(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from logwell_handler import ErrorCode, LogwellError
+from logwell_handler import ErrorCode, LogwellError, LogwellHandler
 from logwell_handler.testing import LogwellReceiver
 
 from conftest import MakeHandler
@@ -51,12 +51,12 @@ def test_413_splits_and_only_the_oversized_entry_is_lost(
 
 
 def test_long_message_is_cut_at_the_limit_with_a_marker(
-    shipping: tuple[logging.Handler, logging.Logger], logwell_receiver: LogwellReceiver
+    shipping: tuple[LogwellHandler, logging.Logger], logwell_receiver: LogwellReceiver
 ) -> None:
     handler, logger = shipping
     # 'é' is two bytes, so a cut at 64 KiB could fall inside one; it must not.
     logger.info("a" + "é" * 1_000_000)
-    assert handler.flush(timeout=10)  # type: ignore[attr-defined]
+    assert handler.flush(timeout=10)
     (entry,) = logwell_receiver.entries
     message = entry["message"]
     head, marker = message.split("…", 1)

@@ -256,10 +256,10 @@ class LogwellReceiver:
         with self._cond:
             limited = self._bucket is not None and not self._bucket.take()
         if limited:
-            status, reply, _ = self._refuse(
+            status, refusal, _ = self._refuse(
                 429, "rate_limited", "Rate limit exceeded. Retry later.", headers
             )
-            return status, reply, {"Retry-After": f"{self.rate_limit_retry_after:g}"}
+            return status, refusal, {"Retry-After": f"{self.rate_limit_retry_after:g}"}
         try:
             payload = json.loads(body)
         except ValueError:
