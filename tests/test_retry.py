@@ -119,3 +119,32 @@ def test_without_on_error_the_first_error_of_a_kind_goes_to_stderr(
     err = capfd.readouterr().err  # type: ignore[attr-defined]
     assert err.count("UNAUTHORIZED") == 1
     assert "y" * 32 not in err
+
+
+def test_a_2xx_reply_that_is_not_the_ingest_reply_counts_as_sent_and_is_reported(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    errors: list[LogwellError] = []
+    handler = make_handler(on_error=errors.append)
+    logger.addHandler(handler)
+    logwell_receiver.fail_next(1, status=200, body={"ok": True})
+    logger.info("taken, but the reply is odd")
+    assert handler.flush(timeout=10)
+    stats = handler.stats()
+    assert (stats["sent"], stats["retries"], stats["batches"]) == (1, 0, 1)
+    assert stats["bytes_sent"] > len("taken, but the reply is odd")
+    assert [e.code for e in errors] == [ErrorCode.SERVER_ERROR]
+    assert "unreadable reply" in str(errors[0])
+
+
+def test_records_after_close_are_ignored_and_counted(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    handler = make_handler()
+    logger.addHandler(handler)
+    logger.info("before")
+    handler.close()
+    logger.info("after")
+    stats = handler.stats()
+    assert (stats["sent"], stats["ignored_after_close"], stats["queued"]) == (1, 1, 0)
+    assert logwell_receiver.messages() == ["before"]
