@@ -101,6 +101,19 @@ def test_exit_with_a_slow_server_delivers_within_the_deadline(
     assert len(logwell_receiver.entries) == 120
 
 
+def test_exit_while_rate_limited_does_not_wait_out_a_long_retry_after(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    logwell_receiver.fail_next(1, status=429, retry_after=60)
+    code, elapsed, stderr = run(
+        logwell_receiver.endpoint, logwell_receiver.api_key, "10", shutdown=1.0
+    )
+    assert code == 0, stderr
+    assert elapsed < 5, elapsed
+    assert "10 log entries could not be delivered" in stderr
+    assert logwell_receiver.statuses() == [429]
+
+
 def test_sys_exit_in_a_worker_thread(logwell_receiver: LogwellReceiver) -> None:
     code, elapsed, stderr = run(
         logwell_receiver.endpoint, logwell_receiver.api_key, "5", "--thread-exit"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from typing import Any, Optional
 
 from . import _core
 from ._errors import ErrorCode, LogwellError
 
+# No lock: one taken by another thread at fork() would stay taken in the child. Two
+# threads racing here may both warn, which is harmless.
 _warned_in_clear: set[str] = set()
-_warned_lock = threading.Lock()
 
 
 def check_callbacks(**callbacks: Optional[object]) -> None:
@@ -44,10 +44,9 @@ def warn_if_key_in_clear(core: _core.Core) -> None:
     if not core.sends_key_in_clear:
         return
     url = core.ingest_url
-    with _warned_lock:
-        if url in _warned_in_clear:
-            return
-        _warned_in_clear.add(url)
+    if url in _warned_in_clear:
+        return
+    _warned_in_clear.add(url)
     logging.getLogger("logwell_handler").warning(
         "logwell_handler: %s is plain http:// to another host; the API key travels "
         "unencrypted. Use https:// unless this network is trusted.",
