@@ -8,6 +8,7 @@ logging.getLogger().addHandler(LogwellHandler(api_key="lw_...", endpoint="https:
 
 from ._errors import ErrorCode, LogwellError
 from .client import AsyncLogwell, IngestResponse, Logwell
+from .context import current_log_context, log_context
 from .handler import LogwellHandler
 
 __all__ = [
@@ -17,5 +18,7 @@ __all__ = [
     "Logwell",
     "LogwellError",
     "LogwellHandler",
+    "current_log_context",
+    "log_context",
 ]
 __version__ = "0.1.0"

@@ -45,7 +45,12 @@ class Core:
         cwd: Optional[str] = None,
         reserved: Optional[frozenset[str]] = None,
     ) -> Core: ...
-    def emit(self, record: object, formatted: Optional[str] = None) -> None: ...
+    def emit(
+        self,
+        record: object,
+        formatted: Optional[str] = None,
+        context: Optional[dict[str, Any]] = None,
+    ) -> None: ...
     def log_entry(
         self,
         level: object,

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, TypedDict, TypeVar, Union
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
 from ._settings import check_callbacks, core_args, warn_if_key_in_clear
+from .context import _fields
 
 __all__ = ["AsyncLogwell", "IngestResponse", "Logwell"]
 
@@ -204,11 +205,15 @@ class _ClientBase:
         if self._stopped or self._shared.shut_down:
             core.count_ignored()
             return
-        if self._metadata:
+        # The call's metadata wins over log_context, which wins over the child's.
+        context = _fields.get()
+        base = {**self._metadata, **context} if self._metadata and context else None
+        base = base or self._metadata or context
+        if base:
             if metadata is None:
-                metadata = self._metadata
+                metadata = dict(base)
             elif isinstance(metadata, dict):
-                metadata = {**self._metadata, **metadata}
+                metadata = {**base, **metadata}
         if source is None and self._capture:
             frame = sys._getframe(depth)
             source = (frame.f_code.co_filename, frame.f_lineno)

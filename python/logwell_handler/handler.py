@@ -14,12 +14,16 @@ from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
 from ._settings import check_callbacks, core_args, warn_if_key_in_clear
 from .client import _ClientBase
+from .context import _fields
 
-# Every attribute a plain LogRecord has, plus those formatters add: all else is `extra`.
+# Every attribute a plain LogRecord has, plus those formatters add, plus what structlog's
+# ProcessorFormatter.wrap_for_formatter passes along: all else is `extra`.
 _RESERVED_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
-    | {"message", "asctime", "taskName"}
+    | {"message", "asctime", "taskName", "_logger", "_name"}
 )
+# Keys structlog adds to an event dict for its own formatter's use.
+_STRUCTLOG_META = frozenset({"event", "_record", "_from_structlog"})
 
 ErrorCallback = Callable[[LogwellError], None]
 FlushCallback = Callable[[int], None]
@@ -213,12 +217,26 @@ class LogwellHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            if self.formatter is None:
-                self._core.emit(record)
+            context = _fields.get() or None
+            msg = record.msg
+            if type(msg) is dict and "event" in msg:
+                self._emit_structlog(record, msg, context)
+            elif self.formatter is None:
+                self._core.emit(record, None, context)
             else:
-                self._core.emit(record, self.format(record))
+                self._core.emit(record, self.format(record), context)
         except Exception:
             self.handleError(record)
+
+    def _emit_structlog(
+        self, record: logging.LogRecord, event: dict[str, Any], context: Optional[Any]
+    ) -> None:
+        # structlog.stdlib hands over its event dict as the record's msg: the event is
+        # the message and the other keys are metadata, above log_context in precedence.
+        fields = {k: v for k, v in event.items() if k not in _STRUCTLOG_META}
+        if context:
+            fields = {**context, **fields}
+        self._core.emit(record, str(event["event"]), fields)
 
     # Handler.flush() takes no argument and returns None; ours accepts both calls.
     def flush(self, timeout: Optional[float] = None) -> bool:  # type: ignore[override]

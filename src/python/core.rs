@@ -367,14 +367,21 @@ impl Core {
         Ok(())
     }
 
-    /// Encodes a `LogRecord` and queues it. Never blocks on the network.
-    #[pyo3(signature = (record, formatted=None))]
-    fn emit(&self, record: &Bound<'_, PyAny>, formatted: Option<&Bound<'_, PyString>>) {
+    /// Encodes a `LogRecord` and queues it. Never blocks on the network. `context`:
+    /// fields below the record's own `extra` in precedence (`log_context`).
+    #[pyo3(signature = (record, formatted=None, context=None))]
+    fn emit(
+        &self,
+        record: &Bound<'_, PyAny>,
+        formatted: Option<&Bound<'_, PyString>>,
+        context: Option<&Bound<'_, PyDict>>,
+    ) {
         if self.shipper.is_closed() {
             self.shipper.count_ignored();
             return;
         }
-        self.shipper.push(self.encoder.encode(record, formatted));
+        self.shipper
+            .push(self.encoder.encode(record, formatted, context));
     }
 
     /// Waits (without the GIL) until what was queued before the call is delivered.

@@ -154,11 +154,13 @@ fn attr<'py>(record: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> Option<
 
 impl RecordEncoder {
     /// Encodes a `LogRecord` (or any object with its attributes). `formatted` is the
-    /// handler's formatter output, used as the message when the user set a formatter.
+    /// handler's formatter output, used as the message when the user set a formatter;
+    /// `context` holds the `log_context` fields, below `extra` in precedence.
     pub fn encode(
         &self,
         record: &Bound<'_, PyAny>,
         formatted: Option<&Bound<'_, PyString>>,
+        context: Option<&Bound<'_, PyDict>>,
     ) -> Vec<u8> {
         let py = record.py();
         let levelno = attr(record, intern!(py, "levelno"))
@@ -220,6 +222,9 @@ impl RecordEncoder {
             }
         }
         self.write_extras(&mut entry, record);
+        if let Some(context) = context {
+            write_fields(&mut entry, context);
+        }
         if let Some(name) = attr(record, intern!(py, "name")) {
             if let Some(w) = entry.metadata_field("logger") {
                 write_value(w, &name, 0);
@@ -259,12 +264,7 @@ impl RecordEncoder {
             entry.source(self.source_file(file), call.line_number.unwrap_or(0));
         }
         if let Some(metadata) = call.metadata {
-            for (key, value) in metadata.iter() {
-                let name = key_text(&key);
-                if let Some(w) = entry.metadata_field(&name) {
-                    write_value(w, &value, 0);
-                }
-            }
+            write_fields(&mut entry, metadata);
         }
         for (key, value) in &self.static_metadata {
             if let Some(w) = entry.metadata_field(key) {
@@ -288,6 +288,13 @@ impl RecordEncoder {
                 continue;
             }
             let name = key_text(&key);
+            // loguru hands its bound fields over as one `extra` dict: they are metadata.
+            if name == "extra" {
+                if let Ok(fields) = value.cast::<PyDict>() {
+                    write_fields(entry, fields);
+                    continue;
+                }
+            }
             if let Some(w) = entry.metadata_field(&name) {
                 write_value(w, &value, 0);
             }
@@ -302,6 +309,15 @@ impl RecordEncoder {
                 _ => path,
             },
             SourcePath::Filename => path.rsplit(['/', '\\']).next().unwrap_or(path),
+        }
+    }
+}
+
+/// Each item of `fields` as a metadata field, unless a field of that name came first.
+fn write_fields(entry: &mut EntryWriter, fields: &Bound<'_, PyDict>) {
+    for (key, value) in fields.iter() {
+        if let Some(w) = entry.metadata_field(&key_text(&key)) {
+            write_value(w, &value, 0);
         }
     }
 }
@@ -350,7 +366,8 @@ fn write_exception(
         format!("{module}.{type_name}")
     };
     let cached = attr(record, intern!(py, "exc_text")).map(|t| display(&t));
-    let stacktrace = cached.filter(|t| !t.is_empty()).unwrap_or_else(|| {
+    // loguru sets `exc_text` to "\n" (its message holds the traceback): not a cache.
+    let stacktrace = cached.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| {
         py.import(intern!(py, "traceback"))
             .and_then(|m| {
                 m.call_method1(intern!(py, "format_exception"), (exc_type, &exc_value, tb))
