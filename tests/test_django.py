@@ -47,7 +47,10 @@ def line_of(path: Path, text: str) -> int:
 def test_view_logs_and_django_request_errors_carry_the_request(
     logwell_receiver: LogwellReceiver,
 ) -> None:
-    env = {"LOGWELL_ENDPOINT": logwell_receiver.endpoint, "LOGWELL_API_KEY": logwell_receiver.api_key}
+    env = {
+        "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
+        "LOGWELL_API_KEY": logwell_receiver.api_key,
+    }
     proc, _ = run_python(DRIVER, env=env)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)

@@ -11,9 +11,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from test_fork import wait_until_serving
+
 from logwell_handler.testing import LogwellReceiver
 
-from test_fork import wait_until_serving
 from test_overflow import unused_port
 
 APPS = Path(__file__).parent / "apps"
@@ -54,6 +55,7 @@ def test_concurrent_requests_keep_their_own_request_ids(
             with ThreadPoolExecutor(10) as pool:
                 echoed = list(pool.map(lambda n: get(port, f"/orders/{n}", f"rid-{n}"), range(20)))
             assert echoed == [f"rid-{n}" for n in range(20)]
+            assert get(port, "/sync/7", "rid-sync") == "rid-sync"
         finally:
             server.send_signal(signal.SIGINT)
             _, stderr = server.communicate(timeout=30)
@@ -66,7 +68,13 @@ def test_concurrent_requests_keep_their_own_request_ids(
         assert entry["metadata"]["request_id"] == f"rid-{n}", entry
         assert entry["metadata"]["path"] == f"/orders/{n}"
         assert entry["sourceFile"].endswith("apps/fastapi_app.py")
-    access = [e for e in logwell_receiver.entries if e["metadata"]["logger"] == "uvicorn.access"]
+    (sync,) = [e for e in logwell_receiver.entries if e["message"] == "sync 7"]
+    assert sync["metadata"]["request_id"] == "rid-sync"
+    access = [
+        e
+        for e in logwell_receiver.entries
+        if e["metadata"]["logger"] == "uvicorn.access" and "/orders/" in e["message"]
+    ]
     assert len(access) == 20
     for entry in access:  # '127.0.0.1:5555 - "GET /orders/3 HTTP/1.1" 200'
         match = re.search(r"/orders/(\d+)", entry["message"])

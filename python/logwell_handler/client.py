@@ -207,8 +207,10 @@ class _ClientBase:
             return
         # The call's metadata wins over log_context, which wins over the child's.
         context = _fields.get()
-        base = {**self._metadata, **context} if self._metadata and context else None
-        base = base or self._metadata or context
+        if self._metadata and context:
+            base: Optional[dict[str, Any]] = {**self._metadata, **context}
+        else:
+            base = self._metadata or context
         if base:
             if metadata is None:
                 metadata = dict(base)

@@ -16,9 +16,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 __all__ = ["current_log_context", "log_context"]
 
-_EMPTY: Mapping[str, Any] = {}
 # Each value is a fresh dict, never changed once set: readers can hold it without a copy.
-_fields: ContextVar[Mapping[str, Any]] = ContextVar("logwell_context", default=_EMPTY)
+_fields: ContextVar[dict[str, Any]] = ContextVar("logwell_context", default={})  # noqa: B039
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -28,7 +27,7 @@ def current_log_context() -> Mapping[str, Any]:
     return _fields.get()
 
 
-class log_context:  # noqa: N801 - used like a function: `with log_context(...)`
+class log_context:
     """Adds fields to the metadata of every record logged inside.
 
     As a context manager::
@@ -43,7 +42,7 @@ class log_context:  # noqa: N801 - used like a function: `with log_context(...)`
 
     def __init__(self, **fields: Any) -> None:
         self._fields = fields
-        self._tokens: list[Token[Mapping[str, Any]]] = []
+        self._tokens: list[Token[dict[str, Any]]] = []
 
     def __enter__(self) -> Mapping[str, Any]:
         merged = {**_fields.get(), **self._fields}

@@ -10,8 +10,7 @@ The response carries the request id back in ``X-Request-ID``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
@@ -43,7 +42,7 @@ class RequestContextMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[Any], Union[Any, Awaitable[Any]]]) -> None:
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
         self.get_response = get_response
         self._async = iscoroutinefunction(get_response)
         if self._async:
@@ -59,6 +58,6 @@ class RequestContextMiddleware:
 
     async def _acall(self, request: Any) -> Any:
         with log_context(**request_fields(request)) as fields:
-            response = await self.get_response(request)  # type: ignore[misc]
+            response = await self.get_response(request)
         response["X-Request-ID"] = fields["request_id"]
         return response

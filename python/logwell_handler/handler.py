@@ -229,7 +229,7 @@ class LogwellHandler(logging.Handler):
             self.handleError(record)
 
     def _emit_structlog(
-        self, record: logging.LogRecord, event: dict[str, Any], context: Optional[Any]
+        self, record: logging.LogRecord, event: dict[str, Any], context: Optional[dict[str, Any]]
     ) -> None:
         # structlog.stdlib hands over its event dict as the record's msg: the event is
         # the message and the other keys are metadata, above log_context in precedence.

@@ -37,3 +37,9 @@ async def order(n: int) -> dict[str, int]:
     await asyncio.sleep(0.05)  # other requests run meanwhile, in other tasks
     log.info("order %d done", n)
     return {"n": n}
+
+
+@app.get("/sync/{n}")
+def sync_order(n: int) -> dict[str, int]:
+    log.info("sync %d", n)  # runs in Starlette's thread pool
+    return {"n": n}
