@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -69,3 +70,13 @@ def run_python(
         timeout=timeout,
     )
     return proc, time.monotonic() - start
+
+
+def receiver_env(receiver: LogwellReceiver) -> dict[str, str]:
+    """The environment that points a child process's handlers at `receiver`."""
+    return {"LOGWELL_ENDPOINT": receiver.endpoint, "LOGWELL_API_KEY": receiver.api_key}
+
+
+def line_of(path: Path, text: str) -> int:
+    """The number of the first line of `path` that contains `text`."""
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line)

@@ -15,6 +15,8 @@ import pytest
 
 from logwell_handler.testing import LogwellReceiver
 
+from conftest import receiver_env
+
 APPS = Path(__file__).parent / "apps"
 
 
@@ -31,12 +33,7 @@ def celery_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
 def test_task_logs_arrive_from_prefork_children(
     celery_app: Any, logwell_receiver: LogwellReceiver
 ) -> None:
-    env = {
-        **os.environ,
-        "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
-        "LOGWELL_API_KEY": logwell_receiver.api_key,
-        "PYTHONPATH": str(APPS),
-    }
+    env = {**os.environ, **receiver_env(logwell_receiver), "PYTHONPATH": str(APPS)}
     command = [sys.executable, "-m", "celery", "-A", "celery_app", "worker"]
     command += ["--pool=prefork", "--concurrency=2", "--loglevel=INFO"]
     command += ["--without-heartbeat", "--without-mingle", "--without-gossip"]

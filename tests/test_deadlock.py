@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import weakref
 from logwell_handler import LogwellHandler
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import MakeHandler
+from conftest import MakeHandler, receiver_env
 
 
 def test_flush_against_a_server_that_never_answers_returns_at_its_deadline(
@@ -140,11 +141,7 @@ GIL_HOLDER = textwrap.dedent(
 
 
 def test_records_ship_while_a_thread_holds_the_gil(logwell_receiver: LogwellReceiver) -> None:
-    env = {
-        "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
-        "LOGWELL_API_KEY": logwell_receiver.api_key,
-        "PATH": "/usr/bin:/bin",
-    }
+    env = {**os.environ, **receiver_env(logwell_receiver)}
     with subprocess.Popen(
         [sys.executable, "-c", GIL_HOLDER], env=env, stdout=subprocess.PIPE, text=True
     ) as proc:

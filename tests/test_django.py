@@ -8,7 +8,7 @@ from pathlib import Path
 
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import run_python
+from conftest import line_of, receiver_env, run_python
 
 TESTS = Path(__file__).parent
 VIEWS = TESTS / "django_project" / "views.py"
@@ -40,17 +40,10 @@ DRIVER = textwrap.dedent(
 )
 
 
-def line_of(path: Path, text: str) -> int:
-    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line)
-
-
 def test_view_logs_and_django_request_errors_carry_the_request(
     logwell_receiver: LogwellReceiver,
 ) -> None:
-    env = {
-        "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
-        "LOGWELL_API_KEY": logwell_receiver.api_key,
-    }
+    env = receiver_env(logwell_receiver)
     proc, _ = run_python(DRIVER, env=env)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -11,10 +12,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from test_fork import wait_until_serving
-
 from logwell_handler.testing import LogwellReceiver
 
+from conftest import receiver_env
+from test_fork import wait_until_serving
 from test_overflow import unused_port
 
 APPS = Path(__file__).parent / "apps"
@@ -43,11 +44,7 @@ def test_concurrent_requests_keep_their_own_request_ids(
     logwell_receiver: LogwellReceiver,
 ) -> None:
     port = unused_port()
-    env = {
-        "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
-        "LOGWELL_API_KEY": logwell_receiver.api_key,
-        "PATH": "/usr/bin:/bin",
-    }
+    env = {**os.environ, **receiver_env(logwell_receiver)}
     command = [sys.executable, "-c", SERVE, str(port)]
     with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as server:
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import run_python
+from conftest import line_of, receiver_env, run_python
 
 APPS = Path(__file__).parent / "apps"
 APP = APPS / "flask_app.py"
@@ -31,15 +31,8 @@ DRIVER = textwrap.dedent(
 )
 
 
-def line_of(text: str) -> int:
-    return next(n for n, line in enumerate(APP.read_text().splitlines(), 1) if text in line)
-
-
 def test_app_logs_and_flask_errors_carry_the_request(logwell_receiver: LogwellReceiver) -> None:
-    env = {
-        "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
-        "LOGWELL_API_KEY": logwell_receiver.api_key,
-    }
+    env = receiver_env(logwell_receiver)
     proc, _ = run_python(DRIVER, env=env)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -58,7 +51,7 @@ def test_app_logs_and_flask_errors_carry_the_request(logwell_receiver: LogwellRe
     }
     assert signed_in["service"] == "shop"
     assert signed_in["sourceFile"].endswith("apps/flask_app.py")
-    assert signed_in["lineNumber"] == line_of('app.logger.info("hello from flask")')
+    assert signed_in["lineNumber"] == line_of(APP, 'app.logger.info("hello from flask")')
     anonymous = next(e for e in hellos if e is not signed_in)
     assert anonymous["metadata"]["request_id"] == result["ids"][1]
     assert "user_id" not in anonymous["metadata"]
@@ -68,4 +61,7 @@ def test_app_logs_and_flask_errors_carry_the_request(logwell_receiver: LogwellRe
     assert error["metadata"]["request_id"] == "req-boom"
     exception = error["metadata"]["exception"]
     assert exception["type"] == "ValueError"
-    assert f'flask_app.py", line {line_of("raise ValueError")}, in boom' in exception["stacktrace"]
+    assert (
+        f'flask_app.py", line {line_of(APP, "raise ValueError")}, in boom'
+        in exception["stacktrace"]
+    )

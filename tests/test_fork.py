@@ -17,7 +17,7 @@ import pytest
 
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import MakeHandler
+from conftest import MakeHandler, receiver_env
 from test_overflow import unused_port
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -90,11 +90,7 @@ def test_multiprocessing_fork_workers(
 
 def test_gunicorn_preload_flask_workers(logwell_receiver: LogwellReceiver) -> None:
     port = unused_port()
-    env = {
-        **os.environ,
-        "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
-        "LOGWELL_API_KEY": logwell_receiver.api_key,
-    }
+    env = {**os.environ, **receiver_env(logwell_receiver)}
     command = [sys.executable, "-m", "gunicorn", "--preload", "--workers", "2"]
     command += ["--bind", f"127.0.0.1:{port}", "--chdir", str(APPS), "gunicorn_app:app"]
     with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as server:

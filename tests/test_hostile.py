@@ -7,7 +7,7 @@ import textwrap
 
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import run_python
+from conftest import receiver_env, run_python
 
 SCRIPT = textwrap.dedent(
     """
@@ -94,10 +94,7 @@ def test_thousands_of_hostile_records_all_arrive(logwell_receiver: LogwellReceiv
     proc, _ = run_python(
         SCRIPT,
         "4000",
-        env={
-            "LOGWELL_ENDPOINT": logwell_receiver.endpoint,
-            "LOGWELL_API_KEY": logwell_receiver.api_key,
-        },
+        env=receiver_env(logwell_receiver),
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr

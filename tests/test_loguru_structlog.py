@@ -15,16 +15,12 @@ from loguru import logger as loguru_logger
 from logwell_handler import LogwellHandler
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import MakeHandler
+from conftest import MakeHandler, line_of
 
 sys.path.insert(0, str(Path(__file__).parent / "apps"))
 from structured import add_loguru_sink, configure_structlog
 
 HERE = Path(__file__)
-
-
-def line_of(text: str) -> int:
-    return next(n for n, line in enumerate(HERE.read_text().splitlines(), 1) if text in line)
 
 
 @pytest.fixture
@@ -53,7 +49,7 @@ def test_loguru_levels_source_and_bound_fields(
     info = entries["from loguru 42"]
     assert info["level"] == "info"
     assert info["sourceFile"].endswith("tests/test_loguru_structlog.py")
-    assert info["lineNumber"] == line_of("# marker: info")
+    assert info["lineNumber"] == line_of(HERE, "# marker: info")
     assert info["metadata"]["request_id"] == "r-1"
     assert info["metadata"]["logger"] == "test_loguru_structlog"
     levels = {m: entries[m]["level"] for m in ["dbg", "careful", "bad", "worse", "failed"]}
@@ -103,7 +99,7 @@ def test_structlog_event_keys_arrive_as_metadata(
         "logger": "shop.orders",
     }
     assert entry["sourceFile"].endswith("tests/test_loguru_structlog.py")
-    assert entry["lineNumber"] == line_of("# marker: structlog")
+    assert entry["lineNumber"] == line_of(HERE, "# marker: structlog")
     # The console still got its rendered line.
     assert "order paid" in structlog_configured.getvalue()
     assert "order_id=1042" in structlog_configured.getvalue()
