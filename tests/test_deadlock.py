@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
@@ -10,6 +11,8 @@ import textwrap
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from typing import Any
 
 from logwell_handler import LogwellHandler
 from logwell_handler.testing import LogwellReceiver
@@ -46,28 +49,35 @@ def test_logging_shutdown_is_bounded_by_shutdown_timeout(
     assert stats["queued"] + stats["dropped_at_close"] == 1
 
 
+@contextlib.contextmanager
+def held_by_another_thread(lock: Any) -> Iterator[None]:
+    """Another thread takes `lock` and keeps it until the block ends."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(5)
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
 def test_flush_while_another_thread_holds_the_logging_module_lock(
     shipping: tuple[LogwellHandler, logging.Logger], logwell_receiver: LogwellReceiver
 ) -> None:
     handler, logger = shipping
     logger.info("before the lock is taken")
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_module_lock() -> None:
-        with logging._lock:  # type: ignore[attr-defined]
-            holding.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=hold_module_lock)
-    holder.start()
-    try:
-        assert holding.wait(5)
+    with held_by_another_thread(logging._lock):  # type: ignore[attr-defined]
         start = time.monotonic()
         assert handler.flush(timeout=5)
         assert time.monotonic() - start < 2
-    finally:
-        release.set()
-        holder.join()
     assert logwell_receiver.messages() == ["before the lock is taken"]
 
 
@@ -75,25 +85,10 @@ def test_logging_and_flush_while_another_thread_holds_the_handler_lock(
     shipping: tuple[LogwellHandler, logging.Logger], logwell_receiver: LogwellReceiver
 ) -> None:
     handler, logger = shipping
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_handler_lock() -> None:
-        handler.acquire()
-        try:
-            holding.set()
-            release.wait(10)
-        finally:
-            handler.release()
-
-    holder = threading.Thread(target=hold_handler_lock)
-    holder.start()
-    try:
-        assert holding.wait(5)
+    assert handler.lock is not None
+    with held_by_another_thread(handler.lock):
         logger.info("while the handler lock is held")
         assert handler.flush(timeout=5)
-    finally:
-        release.set()
-        holder.join()
     assert logwell_receiver.messages() == ["while the handler lock is held"]
 
 
