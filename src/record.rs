@@ -90,15 +90,88 @@ pub fn write_timestamp(out: &mut Vec<u8>, seconds: f64) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    use std::io::Write;
-    // Writing into a Vec cannot fail.
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
+    // By hand rather than through `write!`: this runs once per record, and the
+    // formatting machinery cost more than the rest of the timestamp.
+    if (0..=9999).contains(&y) {
+        push_digits(out, y as u64, 4);
+    } else {
+        push_int(out, y);
+    }
+    out.push(b'-');
+    push_digits(out, u64::from(m), 2);
+    out.push(b'-');
+    push_digits(out, u64::from(d), 2);
+    out.push(b'T');
+    push_digits(out, (sod / 3600) as u64, 2);
+    out.push(b':');
+    push_digits(out, (sod / 60 % 60) as u64, 2);
+    out.push(b':');
+    push_digits(out, (sod % 60) as u64, 2);
+    out.push(b'.');
+    push_digits(out, micros as u64, 6);
+    out.push(b'Z');
+}
+
+/// The last `width` decimal digits of `n`, zero-padded.
+fn push_digits(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// `n` in decimal.
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// `s` as a JSON string: quoted, with `"`, `\\` and control characters escaped and all
+/// else (UTF-8 included) copied as is.
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if short.is_empty() {
+            let (high, low) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); H. Hinnant's algorithm.
@@ -115,12 +188,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// A streaming JSON writer that places commas itself. Strings are escaped by serde_json,
-/// and cut at `max_string_bytes` with a visible marker.
+/// Containers open at once beyond this share the innermost one's comma flag. Values
+/// nest at most `MAX_DEPTH` (8) deep inside an entry, so this is never reached.
+const MAX_OPEN: u32 = 64;
+
+/// A streaming JSON writer that places commas itself. Strings are cut at
+/// `max_string_bytes` with a visible marker.
 pub struct JsonWriter {
     out: Vec<u8>,
-    /// One flag per open container: does the next value need a comma before it?
-    needs_comma: Vec<bool>,
+    /// One bit per open container, innermost lowest: does its next value need a comma?
+    /// Bits rather than a Vec: one allocation fewer per entry.
+    needs_comma: u64,
+    open: u32,
     /// Set after `key`: the next value follows a colon, not a comma.
     after_key: bool,
     max_string_bytes: usize,
@@ -130,8 +209,8 @@ pub struct JsonWriter {
 #[derive(Clone, Copy)]
 pub struct Mark {
     len: usize,
-    depth: usize,
-    needs_comma: bool,
+    open: u32,
+    needs_comma: u64,
 }
 
 impl Default for JsonWriter {
@@ -144,7 +223,8 @@ impl JsonWriter {
     pub fn with_capacity(n: usize) -> JsonWriter {
         JsonWriter {
             out: Vec::with_capacity(n),
-            needs_comma: Vec::with_capacity(4),
+            needs_comma: 0,
+            open: 0,
             after_key: false,
             max_string_bytes: usize::MAX,
         }
@@ -157,8 +237,8 @@ impl JsonWriter {
     pub fn mark(&self) -> Mark {
         Mark {
             len: self.out.len(),
-            depth: self.needs_comma.len(),
-            needs_comma: self.needs_comma.last().copied().unwrap_or(false),
+            open: self.open,
+            needs_comma: self.needs_comma,
         }
     }
 
@@ -166,10 +246,8 @@ impl JsonWriter {
     /// opened since.
     pub fn reset(&mut self, mark: Mark) {
         self.out.truncate(mark.len);
-        self.needs_comma.truncate(mark.depth);
-        if let Some(flag) = self.needs_comma.last_mut() {
-            *flag = mark.needs_comma;
-        }
+        self.open = mark.open;
+        self.needs_comma = mark.needs_comma;
         self.after_key = false;
     }
 
@@ -178,34 +256,46 @@ impl JsonWriter {
             self.after_key = false;
             return;
         }
-        if let Some(flag) = self.needs_comma.last_mut() {
-            if *flag {
+        if self.open > 0 {
+            if self.needs_comma & 1 == 1 {
                 self.out.push(b',');
             }
-            *flag = true;
+            self.needs_comma |= 1;
         }
     }
 
-    pub fn begin_object(&mut self) {
+    fn open_container(&mut self, bracket: u8) {
         self.separate();
-        self.out.push(b'{');
-        self.needs_comma.push(false);
+        self.out.push(bracket);
+        if self.open < MAX_OPEN {
+            self.needs_comma <<= 1;
+        }
+        self.open += 1;
+        self.needs_comma &= !1;
+    }
+
+    fn close_container(&mut self, bracket: u8) {
+        if self.open <= MAX_OPEN {
+            self.needs_comma >>= 1;
+        }
+        self.open = self.open.saturating_sub(1);
+        self.out.push(bracket);
+    }
+
+    pub fn begin_object(&mut self) {
+        self.open_container(b'{');
     }
 
     pub fn end_object(&mut self) {
-        self.needs_comma.pop();
-        self.out.push(b'}');
+        self.close_container(b'}');
     }
 
     pub fn begin_array(&mut self) {
-        self.separate();
-        self.out.push(b'[');
-        self.needs_comma.push(false);
+        self.open_container(b'[');
     }
 
     pub fn end_array(&mut self) {
-        self.needs_comma.pop();
-        self.out.push(b']');
+        self.close_container(b']');
     }
 
     pub fn key(&mut self, key: &str) {
@@ -216,21 +306,22 @@ impl JsonWriter {
 
     pub fn string(&mut self, s: &str) {
         self.separate();
-        // Serializing a &str into a Vec cannot fail.
+        self.string_unseparated(s);
+    }
+
+    fn string_unseparated(&mut self, s: &str) {
         match cut(s, self.max_string_bytes) {
-            None => {
-                let _ = serde_json::to_writer(&mut self.out, s);
-            }
-            Some((head, total)) => {
-                let marked = format!("{head}…[truncated: {total} bytes in all]");
-                let _ = serde_json::to_writer(&mut self.out, &marked);
-            }
+            None => push_json_string(&mut self.out, s),
+            Some((head, total)) => push_json_string(
+                &mut self.out,
+                &format!("{head}…[truncated: {total} bytes in all]"),
+            ),
         }
     }
 
     pub fn int(&mut self, n: i64) {
         self.separate();
-        let _ = serde_json::to_writer(&mut self.out, &n);
+        push_int(&mut self.out, n);
     }
 
     /// A finite float as a JSON number; NaN and infinities as strings ("nan", "inf", "-inf").
@@ -303,11 +394,14 @@ pub struct EntryWriter {
     json: JsonWriter,
     max_metadata_bytes: usize,
     metadata_start: Option<usize>,
-    metadata_keys: Vec<String>,
+    /// Where each metadata key written so far sits in the output, as its encoded
+    /// `"key"`: ranges rather than owned copies, one allocation fewer per key.
+    metadata_keys: Vec<(usize, usize)>,
     /// The metadata field written last, not yet checked against `max_metadata_bytes`.
     open_field: Option<Mark>,
-    /// Fields left out because the metadata would have been too large.
-    left_out: Vec<String>,
+    /// Fields left out because the metadata would have been too large: their names, and
+    /// their encoded keys (their ranges in the output are gone).
+    left_out: Vec<(String, Vec<u8>)>,
 }
 
 impl EntryWriter {
@@ -369,19 +463,37 @@ impl EntryWriter {
     /// when a field of that name was already written: the first writer of a key wins,
     /// so callers write in order of precedence, highest first.
     pub fn metadata_field(&mut self, key: &str) -> Option<&mut JsonWriter> {
-        if self.metadata_keys.iter().any(|k| k == key) {
-            return None;
-        }
         self.close_field();
         if self.metadata_start.is_none() {
             self.json.key("metadata");
             self.metadata_start = Some(self.json.len());
             self.json.begin_object();
         }
-        self.open_field = Some(self.json.mark());
-        self.metadata_keys.push(key.to_owned());
-        self.json.key(key);
+        // The key is written, then compared with those before it in encoded form (the
+        // encoding is one-to-one), and taken back if it is one of them.
+        let mark = self.json.mark();
+        self.json.separate();
+        let start = self.json.len();
+        self.json.string_unseparated(key);
+        let end = self.json.len();
+        if self.is_written(start, end) {
+            self.json.reset(mark);
+            return None;
+        }
+        self.json.out.push(b':');
+        self.json.after_key = true;
+        self.open_field = Some(mark);
+        self.metadata_keys.push((start, end));
         Some(&mut self.json)
+    }
+
+    /// Whether the encoded key at `start..end` of the output was written before it.
+    fn is_written(&self, start: usize, end: usize) -> bool {
+        let key = &self.json.out[start..end];
+        self.metadata_keys
+            .iter()
+            .any(|&(s, e)| &self.json.out[s..e] == key)
+            || self.left_out.iter().any(|(_, encoded)| encoded == key)
     }
 
     /// Takes back the last field if it made the metadata too large.
@@ -390,28 +502,29 @@ impl EntryWriter {
             return;
         };
         if self.json.len() - start > self.max_metadata_bytes {
-            self.json.reset(mark);
-            if let Some(key) = self.metadata_keys.last() {
-                self.left_out.push(key.clone());
+            if let Some((s, e)) = self.metadata_keys.pop() {
+                let encoded = self.json.out[s..e].to_vec();
+                let name = serde_json::from_slice(&encoded).unwrap_or_default();
+                self.left_out.push((name, encoded));
             }
+            self.json.reset(mark);
         }
     }
 
     pub fn finish(mut self) -> Vec<u8> {
         self.close_field();
-        if !self.left_out.is_empty()
-            && !self
-                .metadata_keys
-                .iter()
-                .any(|k| k == METADATA_TRUNCATED_KEY)
-        {
+        if !self.left_out.is_empty() {
+            let names: Vec<&str> = self.left_out.iter().map(|(n, _)| n.as_str()).collect();
             let note = format!(
                 "left out to keep metadata under {} bytes: {}",
                 self.max_metadata_bytes,
-                self.left_out.join(", ")
+                names.join(", ")
             );
-            self.json.key(METADATA_TRUNCATED_KEY);
-            self.json.string(&note);
+            // Unless a field of that name was written already (a record's own). The
+            // note is not checked for size: nothing closes it.
+            if let Some(w) = self.metadata_field(METADATA_TRUNCATED_KEY) {
+                w.string(&note);
+            }
         }
         if self.metadata_start.is_some() {
             self.json.end_object();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString, PyType};
 
 use super::errors::to_py_error;
 use super::record::{encode_value, key_text, py_str, LogCall, RecordEncoder, SourcePath};
@@ -166,6 +166,15 @@ fn static_metadata(metadata: Option<&Bound<'_, PyAny>>) -> Result<Vec<(String, V
         .collect())
 }
 
+/// `logging.LogRecord`, the class whose messages the encoder makes without calling it.
+fn log_record_class(py: Python<'_>) -> PyResult<Py<PyType>> {
+    Ok(py
+        .import("logging")?
+        .getattr("LogRecord")?
+        .cast_into::<PyType>()?
+        .unbind())
+}
+
 /// The working directory with one trailing separator, or empty when unknown.
 fn cwd_prefix(cwd: Option<&str>) -> String {
     match cwd {
@@ -267,6 +276,7 @@ impl Core {
                 static_metadata,
                 source_path,
                 cwd_prefix: cwd_prefix(cwd),
+                log_record: log_record_class(reserved.py())?,
                 reserved: reserved.unbind(),
                 limits,
             },
@@ -306,6 +316,7 @@ impl Core {
                 reserved: reserved
                     .map_or_else(|| self.encoder.reserved.clone_ref(py), Bound::unbind),
                 limits: self.encoder.limits,
+                log_record: self.encoder.log_record.clone_ref(py),
             },
             events: Arc::clone(&self.events),
         })

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::errors::Error;
 use crate::record::{EntryWriter, JsonWriter, Level, Limits, Timestamp};
@@ -49,6 +49,8 @@ pub struct RecordEncoder {
     /// Names of the standard `LogRecord` attributes: everything else is `extra`.
     pub reserved: Py<PyFrozenSet>,
     pub limits: Limits,
+    /// `logging.LogRecord`: records of exactly this class get their message made here.
+    pub log_record: Py<PyType>,
 }
 
 /// The text of a Python str; lone surrogates become U+FFFD instead of failing.
@@ -148,8 +150,53 @@ pub fn encode_value(v: &Bound<'_, PyAny>) -> Vec<u8> {
     w.into_bytes()
 }
 
-fn attr<'py>(record: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
-    record.getattr(name).ok().filter(|v| !v.is_none())
+/// A record's attributes, read from its `__dict__` where they live on a `LogRecord`
+/// (a dict lookup is several times cheaper than `getattr`), else through `getattr`.
+struct RecordFields<'py> {
+    record: Bound<'py, PyAny>,
+    dict: Option<Bound<'py, PyDict>>,
+}
+
+impl<'py> RecordFields<'py> {
+    fn new(record: &Bound<'py, PyAny>) -> Self {
+        let dict = record
+            .getattr(intern!(record.py(), "__dict__"))
+            .ok()
+            .and_then(|d| d.cast_into::<PyDict>().ok());
+        RecordFields {
+            record: record.clone(),
+            dict,
+        }
+    }
+
+    /// The attribute, or `None` when it is missing, None, or cannot be read.
+    fn get(&self, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+        let found = match &self.dict {
+            Some(dict) => match dict.get_item(name) {
+                Ok(Some(v)) => Some(v),
+                _ => self.record.getattr(name).ok(),
+            },
+            None => self.record.getattr(name).ok(),
+        };
+        found.filter(|v| !v.is_none())
+    }
+
+    /// `record.getMessage()`, done here for a plain `LogRecord` (the same `str(msg) %
+    /// args`, without a Python frame) and called for any other class.
+    fn message(&self, log_record: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyString>> {
+        let py = self.record.py();
+        if !self.record.get_type().is(log_record) {
+            return self.record.call_method0(intern!(py, "getMessage"))?.str();
+        }
+        let msg = match self.get(intern!(py, "msg")) {
+            Some(m) => m.str()?,
+            None => intern!(py, "None").clone(),
+        };
+        match self.get(intern!(py, "args")) {
+            Some(args) if args.is_truthy()? => msg.rem(args)?.str(),
+            _ => Ok(msg),
+        }
+    }
 }
 
 impl RecordEncoder {
@@ -163,21 +210,29 @@ impl RecordEncoder {
         context: Option<&Bound<'_, PyDict>>,
     ) -> Vec<u8> {
         let py = record.py();
-        let levelno = attr(record, intern!(py, "levelno"))
+        let fields = RecordFields::new(record);
+        let levelno = fields
+            .get(intern!(py, "levelno"))
             .and_then(|v| v.extract::<i64>().ok())
             .unwrap_or(20);
-        let created = attr(record, intern!(py, "created"))
+        let created = fields
+            .get(intern!(py, "created"))
             .and_then(|v| v.extract::<f64>().ok())
             .unwrap_or_else(now_seconds);
 
         let mut message_error = None;
+        let computed;
         let message: Cow<'_, str> = match formatted {
             Some(f) => py_str(f),
-            None => match record.call_method0(intern!(py, "getMessage")) {
-                Ok(m) => Cow::Owned(display(&m)),
+            None => match fields.message(self.log_record.bind(py)) {
+                Ok(m) => {
+                    computed = m;
+                    py_str(&computed)
+                }
                 Err(e) => {
                     message_error = Some(display(e.value(py).as_any()));
-                    let msg = attr(record, intern!(py, "msg"))
+                    let msg = fields
+                        .get(intern!(py, "msg"))
                         .map(|m| display(&m))
                         .unwrap_or_default();
                     Cow::Owned(msg)
@@ -194,19 +249,23 @@ impl RecordEncoder {
         if let Some(service) = &self.service {
             entry.service(service);
         }
-        let path = attr(record, intern!(py, "pathname"))
-            .map(|p| display(&p))
-            .unwrap_or_default();
-        let line = attr(record, intern!(py, "lineno"))
+        let path = fields.get(intern!(py, "pathname"));
+        let path = match path.as_ref().map(|p| p.cast::<PyString>()) {
+            Some(Ok(p)) => py_str(p),
+            Some(Err(_)) => Cow::Owned(path.as_ref().map(display).unwrap_or_default()),
+            None => Cow::Borrowed(""),
+        };
+        let line = fields
+            .get(intern!(py, "lineno"))
             .and_then(|v| v.extract::<i64>().ok())
             .unwrap_or(0);
         entry.source(self.source_file(&path), line);
 
         // Metadata, highest precedence first: the first writer of a key wins.
-        if let Some(exc_info) = attr(record, intern!(py, "exc_info")) {
-            write_exception(&mut entry, record, &exc_info);
+        if let Some(exc_info) = fields.get(intern!(py, "exc_info")) {
+            write_exception(&mut entry, &fields, &exc_info);
         }
-        if let Some(stack) = attr(record, intern!(py, "stack_info")) {
+        if let Some(stack) = fields.get(intern!(py, "stack_info")) {
             if let Some(w) = entry.metadata_field("stack") {
                 w.string(&display(&stack));
             }
@@ -215,17 +274,17 @@ impl RecordEncoder {
             if let Some(w) = entry.metadata_field("message_error") {
                 w.string(&format!("formatting the message failed: {err}"));
             }
-            if let Some(args) = attr(record, intern!(py, "args")) {
+            if let Some(args) = fields.get(intern!(py, "args")) {
                 if let Some(w) = entry.metadata_field("args") {
                     w.string(&repr(&args));
                 }
             }
         }
-        self.write_extras(&mut entry, record);
+        self.write_extras(&mut entry, &fields);
         if let Some(context) = context {
             write_fields(&mut entry, context);
         }
-        if let Some(name) = attr(record, intern!(py, "name")) {
+        if let Some(name) = fields.get(intern!(py, "name")) {
             if let Some(w) = entry.metadata_field("logger") {
                 write_value(w, &name, 0);
             }
@@ -274,14 +333,11 @@ impl RecordEncoder {
         Ok(entry.finish())
     }
 
-    fn write_extras(&self, entry: &mut EntryWriter, record: &Bound<'_, PyAny>) {
-        let py = record.py();
-        let Ok(dict) = record.getattr(intern!(py, "__dict__")) else {
+    fn write_extras(&self, entry: &mut EntryWriter, fields: &RecordFields<'_>) {
+        let Some(dict) = &fields.dict else {
             return;
         };
-        let Ok(dict) = dict.cast::<PyDict>() else {
-            return;
-        };
+        let py = dict.py();
         let reserved = self.reserved.bind(py);
         for (key, value) in dict.iter() {
             if reserved.contains(&key).unwrap_or(true) {
@@ -337,10 +393,10 @@ pub struct LogCall<'a, 'py> {
 /// formatter already cached in `exc_text` when there is one.
 fn write_exception(
     entry: &mut EntryWriter,
-    record: &Bound<'_, PyAny>,
+    fields: &RecordFields<'_>,
     exc_info: &Bound<'_, PyAny>,
 ) {
-    let py = record.py();
+    let py = exc_info.py();
     let Ok(parts) = exc_info.cast::<PyTuple>() else {
         return;
     };
@@ -365,7 +421,7 @@ fn write_exception(
     } else {
         format!("{module}.{type_name}")
     };
-    let cached = attr(record, intern!(py, "exc_text")).map(|t| display(&t));
+    let cached = fields.get(intern!(py, "exc_text")).map(|t| display(&t));
     // loguru sets `exc_text` to "\n" (its message holds the traceback): not a cache.
     let stacktrace = cached.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| {
         py.import(intern!(py, "traceback"))
