@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
 
 use super::errors::to_py_error;
 use super::record::{encode_value, key_text, py_str, LogCall, RecordEncoder, SourcePath};
+use super::record_view::RecordShape;
 use crate::config::{self, Config, Settings};
 use crate::errors::Error;
 use crate::worker::{Events, Shipper};
@@ -166,15 +167,6 @@ fn static_metadata(metadata: Option<&Bound<'_, PyAny>>) -> Result<Vec<(String, V
         .collect())
 }
 
-/// `logging.LogRecord`, the class whose messages the encoder makes without calling it.
-fn log_record_class(py: Python<'_>) -> PyResult<Py<PyType>> {
-    Ok(py
-        .import("logging")?
-        .getattr("LogRecord")?
-        .cast_into::<PyType>()?
-        .unbind())
-}
-
 /// The working directory with one trailing separator, or empty when unknown.
 fn cwd_prefix(cwd: Option<&str>) -> String {
     match cwd {
@@ -276,7 +268,7 @@ impl Core {
                 static_metadata,
                 source_path,
                 cwd_prefix: cwd_prefix(cwd),
-                log_record: log_record_class(reserved.py())?,
+                shape: Arc::new(RecordShape::new(reserved.py())?),
                 reserved: reserved.unbind(),
                 limits,
             },
@@ -316,7 +308,7 @@ impl Core {
                 reserved: reserved
                     .map_or_else(|| self.encoder.reserved.clone_ref(py), Bound::unbind),
                 limits: self.encoder.limits,
-                log_record: self.encoder.log_record.clone_ref(py),
+                shape: Arc::clone(&self.encoder.shape),
             },
             events: Arc::clone(&self.events),
         })

@@ -3,6 +3,7 @@
 mod core;
 mod errors;
 mod record;
+mod record_view;
 
 use pyo3::prelude::*;
 

@@ -4,11 +4,13 @@
 //! (or a placeholder naming its type), so one bad field never costs the record.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
 
+use super::record_view::{RecordShape, RecordView};
 use crate::errors::Error;
 use crate::record::{EntryWriter, JsonWriter, Level, Limits, Timestamp};
 
@@ -49,8 +51,7 @@ pub struct RecordEncoder {
     /// Names of the standard `LogRecord` attributes: everything else is `extra`.
     pub reserved: Py<PyFrozenSet>,
     pub limits: Limits,
-    /// `logging.LogRecord`: records of exactly this class get their message made here.
-    pub log_record: Py<PyType>,
+    pub shape: Arc<RecordShape>,
 }
 
 /// The text of a Python str; lone surrogates become U+FFFD instead of failing.
@@ -150,52 +151,24 @@ pub fn encode_value(v: &Bound<'_, PyAny>) -> Vec<u8> {
     w.into_bytes()
 }
 
-/// A record's attributes, read from its `__dict__` where they live on a `LogRecord`
-/// (a dict lookup is several times cheaper than `getattr`), else through `getattr`.
-struct RecordFields<'py> {
-    record: Bound<'py, PyAny>,
-    dict: Option<Bound<'py, PyDict>>,
-}
-
-impl<'py> RecordFields<'py> {
-    fn new(record: &Bound<'py, PyAny>) -> Self {
-        let dict = record
-            .getattr(intern!(record.py(), "__dict__"))
-            .ok()
-            .and_then(|d| d.cast_into::<PyDict>().ok());
-        RecordFields {
-            record: record.clone(),
-            dict,
-        }
+/// `record.getMessage()`, made here for a plain `LogRecord` (the same `str(msg) % args`,
+/// without a Python frame) and called for any other class, which may override it.
+fn message<'py>(
+    record: &Bound<'py, PyAny>,
+    view: &RecordView<'py>,
+    shape: &RecordShape,
+) -> PyResult<Bound<'py, PyString>> {
+    let py = record.py();
+    if !record.get_type().is(shape.class.bind(py)) {
+        return record.call_method0(intern!(py, "getMessage"))?.str();
     }
-
-    /// The attribute, or `None` when it is missing, None, or cannot be read.
-    fn get(&self, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
-        let found = match &self.dict {
-            Some(dict) => match dict.get_item(name) {
-                Ok(Some(v)) => Some(v),
-                _ => self.record.getattr(name).ok(),
-            },
-            None => self.record.getattr(name).ok(),
-        };
-        found.filter(|v| !v.is_none())
-    }
-
-    /// `record.getMessage()`, done here for a plain `LogRecord` (the same `str(msg) %
-    /// args`, without a Python frame) and called for any other class.
-    fn message(&self, log_record: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyString>> {
-        let py = self.record.py();
-        if !self.record.get_type().is(log_record) {
-            return self.record.call_method0(intern!(py, "getMessage"))?.str();
-        }
-        let msg = match self.get(intern!(py, "msg")) {
-            Some(m) => m.str()?,
-            None => intern!(py, "None").clone(),
-        };
-        match self.get(intern!(py, "args")) {
-            Some(args) if args.is_truthy()? => msg.rem(args)?.str(),
-            _ => Ok(msg),
-        }
+    let msg = match &view.msg {
+        Some(m) => m.str()?,
+        None => intern!(py, "None").clone(),
+    };
+    match &view.args {
+        Some(args) if args.is_truthy()? => msg.rem(args)?.str(),
+        _ => Ok(msg),
     }
 }
 
@@ -210,13 +183,16 @@ impl RecordEncoder {
         context: Option<&Bound<'_, PyDict>>,
     ) -> Vec<u8> {
         let py = record.py();
-        let fields = RecordFields::new(record);
-        let levelno = fields
-            .get(intern!(py, "levelno"))
+        let shape = &*self.shape;
+        let view = RecordView::read(record, shape, self.reserved.bind(py));
+        let levelno = view
+            .levelno
+            .as_ref()
             .and_then(|v| v.extract::<i64>().ok())
             .unwrap_or(20);
-        let created = fields
-            .get(intern!(py, "created"))
+        let created = view
+            .created
+            .as_ref()
             .and_then(|v| v.extract::<f64>().ok())
             .unwrap_or_else(now_seconds);
 
@@ -224,18 +200,14 @@ impl RecordEncoder {
         let computed;
         let message: Cow<'_, str> = match formatted {
             Some(f) => py_str(f),
-            None => match fields.message(self.log_record.bind(py)) {
+            None => match message(record, &view, shape) {
                 Ok(m) => {
                     computed = m;
                     py_str(&computed)
                 }
                 Err(e) => {
                     message_error = Some(display(e.value(py).as_any()));
-                    let msg = fields
-                        .get(intern!(py, "msg"))
-                        .map(|m| display(&m))
-                        .unwrap_or_default();
-                    Cow::Owned(msg)
+                    Cow::Owned(view.msg.as_ref().map(display).unwrap_or_default())
                 }
             },
         };
@@ -249,44 +221,46 @@ impl RecordEncoder {
         if let Some(service) = &self.service {
             entry.service(service);
         }
-        let path = fields.get(intern!(py, "pathname"));
-        let path = match path.as_ref().map(|p| p.cast::<PyString>()) {
-            Some(Ok(p)) => py_str(p),
-            Some(Err(_)) => Cow::Owned(path.as_ref().map(display).unwrap_or_default()),
+        let path = match &view.pathname {
+            Some(p) => match p.cast::<PyString>() {
+                Ok(p) => py_str(p),
+                Err(_) => Cow::Owned(display(p)),
+            },
             None => Cow::Borrowed(""),
         };
-        let line = fields
-            .get(intern!(py, "lineno"))
+        let line = view
+            .lineno
+            .as_ref()
             .and_then(|v| v.extract::<i64>().ok())
             .unwrap_or(0);
         entry.source(self.source_file(&path), line);
 
         // Metadata, highest precedence first: the first writer of a key wins.
-        if let Some(exc_info) = fields.get(intern!(py, "exc_info")) {
-            write_exception(&mut entry, &fields, &exc_info);
+        if let Some(exc_info) = &view.exc_info {
+            write_exception(&mut entry, exc_info, view.exc_text.as_ref());
         }
-        if let Some(stack) = fields.get(intern!(py, "stack_info")) {
+        if let Some(stack) = &view.stack_info {
             if let Some(w) = entry.metadata_field("stack") {
-                w.string(&display(&stack));
+                w.string(&display(stack));
             }
         }
         if let Some(err) = message_error {
             if let Some(w) = entry.metadata_field("message_error") {
                 w.string(&format!("formatting the message failed: {err}"));
             }
-            if let Some(args) = fields.get(intern!(py, "args")) {
+            if let Some(args) = &view.args {
                 if let Some(w) = entry.metadata_field("args") {
-                    w.string(&repr(&args));
+                    w.string(&repr(args));
                 }
             }
         }
-        self.write_extras(&mut entry, &fields);
+        write_extras(&mut entry, &view.extras);
         if let Some(context) = context {
             write_fields(&mut entry, context);
         }
-        if let Some(name) = fields.get(intern!(py, "name")) {
+        if let Some(name) = &view.name {
             if let Some(w) = entry.metadata_field("logger") {
-                write_value(w, &name, 0);
+                write_value(w, name, 0);
             }
         }
         for (key, value) in &self.static_metadata {
@@ -333,30 +307,6 @@ impl RecordEncoder {
         Ok(entry.finish())
     }
 
-    fn write_extras(&self, entry: &mut EntryWriter, fields: &RecordFields<'_>) {
-        let Some(dict) = &fields.dict else {
-            return;
-        };
-        let py = dict.py();
-        let reserved = self.reserved.bind(py);
-        for (key, value) in dict.iter() {
-            if reserved.contains(&key).unwrap_or(true) {
-                continue;
-            }
-            let name = key_text(&key);
-            // loguru hands its bound fields over as one `extra` dict: they are metadata.
-            if name == "extra" {
-                if let Ok(fields) = value.cast::<PyDict>() {
-                    write_fields(entry, fields);
-                    continue;
-                }
-            }
-            if let Some(w) = entry.metadata_field(&name) {
-                write_value(w, &value, 0);
-            }
-        }
-    }
-
     fn source_file<'a>(&self, path: &'a str) -> &'a str {
         match self.source_path {
             SourcePath::Absolute => path,
@@ -365,6 +315,23 @@ impl RecordEncoder {
                 _ => path,
             },
             SourcePath::Filename => path.rsplit(['/', '\\']).next().unwrap_or(path),
+        }
+    }
+}
+
+/// A record's `extra` fields as metadata.
+fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, PyAny>)]) {
+    for (key, value) in extras {
+        let name = key_text(key);
+        // loguru hands its bound fields over as one `extra` dict: they are metadata.
+        if name == "extra" {
+            if let Ok(fields) = value.cast::<PyDict>() {
+                write_fields(entry, fields);
+                continue;
+            }
+        }
+        if let Some(w) = entry.metadata_field(&name) {
+            write_value(w, value, 0);
         }
     }
 }
@@ -393,8 +360,8 @@ pub struct LogCall<'a, 'py> {
 /// formatter already cached in `exc_text` when there is one.
 fn write_exception(
     entry: &mut EntryWriter,
-    fields: &RecordFields<'_>,
     exc_info: &Bound<'_, PyAny>,
+    exc_text: Option<&Bound<'_, PyAny>>,
 ) {
     let py = exc_info.py();
     let Ok(parts) = exc_info.cast::<PyTuple>() else {
@@ -421,7 +388,7 @@ fn write_exception(
     } else {
         format!("{module}.{type_name}")
     };
-    let cached = fields.get(intern!(py, "exc_text")).map(|t| display(&t));
+    let cached = exc_text.map(display);
     // loguru sets `exc_text` to "\n" (its message holds the traceback): not a cache.
     let stacktrace = cached.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| {
         py.import(intern!(py, "traceback"))
