@@ -141,6 +141,25 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// For each byte: 0 when it stands for itself in a JSON string, else the letter of its
+/// short escape (`\\n`), or `u` for `\\u00XX`.
+const ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[0x08] = b'b';
+    table[0x0c] = b'f';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
 /// `s` as a JSON string: quoted, with `"`, `\\` and control characters escaped and all
 /// else (UTF-8 included) copied as is.
 fn push_json_string(out: &mut Vec<u8>, s: &str) {
@@ -150,23 +169,16 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let short: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
+        let escape = ESCAPE[usize::from(b)];
+        if escape == 0 {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        if short.is_empty() {
+        if escape == b'u' {
             let (high, low) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
             out.extend_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
         } else {
-            out.extend_from_slice(short);
+            out.extend_from_slice(&[b'\\', escape]);
         }
         start = i + 1;
     }
@@ -665,6 +677,43 @@ mod tests {
         let a = br#"{"a":1}"#.as_slice();
         let b = br#"{"b":2}"#.as_slice();
         assert_eq!(batch_body([a, b].into_iter(), 16), br#"[{"a":1},{"b":2}]"#);
+    }
+
+    #[test]
+    fn every_character_survives_a_round_trip_through_json() {
+        let mut text: String = (0u8..0x80).map(char::from).collect();
+        text.push_str("é中😀\u{2028}\u{7f}");
+        let mut w = JsonWriter::default();
+        w.string(&text);
+        let out = w.into_bytes();
+        assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), text);
+        // Only what JSON requires is escaped: UTF-8 goes as is.
+        assert!(String::from_utf8(out).unwrap().contains("é中😀"));
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_comma_bits_still_parses() {
+        let mut w = JsonWriter::default();
+        for _ in 0..100 {
+            w.begin_array();
+            w.int(1);
+        }
+        for _ in 0..100 {
+            w.end_array();
+        }
+        assert!(serde_json::from_slice::<Value>(&w.into_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_first_of_two_equal_metadata_keys_wins_even_when_escaped() {
+        let mut e = EntryWriter::new(Level::Info, "m", Timestamp::Seconds(0.0), Limits::NONE);
+        for (key, value) in [("a\"b", 1), ("a\"b", 2), ("n", 3), ("n", 4)] {
+            if let Some(w) = e.metadata_field(key) {
+                w.int(value);
+            }
+        }
+        let v = parse(&e.finish());
+        assert_eq!(v["metadata"], serde_json::json!({"a\"b": 1, "n": 3}));
     }
 
     #[test]

@@ -240,3 +240,55 @@ def test_filter_can_drop(shipping: Shipping, logwell_receiver: LogwellReceiver) 
     log.info("keep me")
     assert handler.flush(timeout=10)
     assert logwell_receiver.messages() == ["keep me"]
+
+
+class _RecordWithOwnFields(logging.LogRecord):
+    """Sets an attribute before LogRecord's own and overrides getMessage: the encoder
+    can neither read this record by position nor make its message itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.tenant = "t-1"
+        super().__init__(*args, **kwargs)
+
+    def getMessage(self) -> str:
+        return "custom: " + super().getMessage()
+
+
+def test_records_of_another_shape_keep_every_field(
+    shipping: Shipping, logwell_receiver: LogwellReceiver
+) -> None:
+    factory = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(_RecordWithOwnFields)
+    try:
+
+        def log_one(log: logging.Logger) -> None:
+            try:
+                raise KeyError("k")
+            except KeyError:
+                log.warning("n=%d", 5, exc_info=True, extra={"request_id": "r-1"})
+
+        entry = ship_one(shipping, logwell_receiver, log_one)
+    finally:
+        logging.setLogRecordFactory(factory)
+    assert entry["level"] == "warn"
+    assert entry["message"] == "custom: n=5"
+    assert entry["lineNumber"] > 0
+    metadata = entry["metadata"]
+    assert metadata["tenant"] == "t-1"
+    assert metadata["request_id"] == "r-1"
+    assert metadata["exception"]["type"] == "KeyError"
+    assert metadata["logger"] == shipping[1].name
+
+
+def test_attributes_a_formatter_added_are_not_extras(
+    shipping: Shipping, logwell_receiver: LogwellReceiver
+) -> None:
+    def log_one(log: logging.Logger) -> None:
+        record = log.makeRecord(log.name, logging.INFO, __file__, 7, "x %s", ("y",), None)
+        logging.Formatter("%(asctime)s %(message)s").format(record)  # sets message, asctime
+        record.order_id = 42
+        log.handle(record)
+
+    entry = ship_one(shipping, logwell_receiver, log_one)
+    assert entry["message"] == "x y"
+    assert entry["metadata"] == {"order_id": 42, "logger": shipping[1].name}
