@@ -686,9 +686,9 @@ mod tests {
         let mut w = JsonWriter::default();
         w.string(&text);
         let out = w.into_bytes();
-        assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), text);
+        assert_eq!(serde_json::from_slice::<String>(&out).ok(), Some(text));
         // Only what JSON requires is escaped: UTF-8 goes as is.
-        assert!(String::from_utf8(out).unwrap().contains("é中😀"));
+        assert!(String::from_utf8_lossy(&out).contains("é中😀"));
     }
 
     #[test]
