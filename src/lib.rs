@@ -7,6 +7,7 @@ pub mod errors;
 pub mod pacer;
 mod python;
 pub mod record;
+mod resolver;
 pub mod stats;
 pub mod transport;
 pub mod worker;

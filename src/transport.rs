@@ -3,8 +3,10 @@
 use std::time::Duration;
 
 use ureq::tls::{RootCerts, TlsConfig};
+use ureq::unversioned::transport::DefaultConnector;
 
 use crate::errors::Error;
+use crate::resolver::CachingResolver;
 
 /// Longest reply body we read; the ingest reply is a few hundred bytes.
 const MAX_REPLY_BYTES: u64 = 64 * 1024;
@@ -39,14 +41,18 @@ impl Transport {
             Some(certs) => RootCerts::new_with_certs(certs),
             None => RootCerts::PlatformVerifier,
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             // Statuses are ours to classify, not errors of the client.
             .http_status_as_error(false)
             .user_agent(concat!("logwell-handler/", env!("CARGO_PKG_VERSION")))
             .max_idle_connections_per_host(1)
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            DefaultConnector::default(),
+            CachingResolver::default(),
+        );
         Transport {
             agent,
             url: url.to_owned(),
