@@ -3,6 +3,8 @@
 //! `EntryWriter` writes the object field by field into one buffer; the Python edge
 //! feeds it values read from a `LogRecord`. Nothing here knows of Python.
 
+use std::cell::Cell;
+
 /// Shown in place of a message that is blank after trimming (the server refuses those).
 pub const EMPTY_MESSAGE_PLACEHOLDER: &str = "(empty message)";
 /// The metadata field that names the fields left out for `max_metadata_bytes`.
@@ -401,6 +403,42 @@ pub enum Timestamp<'a> {
     Text(&'a str),
 }
 
+/// Each thread's buffers for building entries, reused from one entry to the next: an
+/// entry then costs one allocation, of its exact size.
+struct Scratch {
+    out: Cell<Vec<u8>>,
+    keys: Cell<Vec<(usize, usize)>>,
+}
+
+/// Buffers grown past this by one huge entry are not kept.
+const MAX_SCRATCH_BYTES: usize = 256 * 1024;
+
+impl Scratch {
+    fn take(&self) -> (Vec<u8>, Vec<(usize, usize)>) {
+        let mut out = self.out.take();
+        out.clear();
+        let mut keys = self.keys.take();
+        keys.clear();
+        (out, keys)
+    }
+
+    fn put_back(&self, out: Vec<u8>, keys: Vec<(usize, usize)>) {
+        if out.capacity() <= MAX_SCRATCH_BYTES {
+            self.out.set(out);
+        }
+        self.keys.set(keys);
+    }
+}
+
+thread_local! {
+    static SCRATCH: Scratch = const {
+        Scratch {
+            out: Cell::new(Vec::new()),
+            keys: Cell::new(Vec::new()),
+        }
+    };
+}
+
 /// Builds one entry object. Call order: `new`, optional fields, then metadata, then `finish`.
 pub struct EntryWriter {
     json: JsonWriter,
@@ -423,7 +461,11 @@ impl EntryWriter {
         timestamp: Timestamp<'_>,
         limits: Limits,
     ) -> EntryWriter {
-        let mut json = JsonWriter::with_capacity(256 + message.len().min(limits.max_string_bytes));
+        let (out, metadata_keys) = SCRATCH.with(|s| s.take());
+        let mut json = JsonWriter {
+            out,
+            ..JsonWriter::default()
+        };
         json.set_max_string_bytes(limits.max_string_bytes);
         json.begin_object();
         json.key("level");
@@ -448,7 +490,7 @@ impl EntryWriter {
             json,
             max_metadata_bytes: limits.max_metadata_bytes,
             metadata_start: None,
-            metadata_keys: Vec::new(),
+            metadata_keys,
             open_field: None,
             left_out: Vec::new(),
         }
@@ -542,7 +584,11 @@ impl EntryWriter {
             self.json.end_object();
         }
         self.json.end_object();
-        self.json.into_bytes()
+        // An exact copy: the entry may wait in the queue a while, and a right-sized
+        // allocation holds no slack.
+        let entry = self.json.out.clone();
+        SCRATCH.with(|s| s.put_back(self.json.out, self.metadata_keys));
+        entry
     }
 }
 
