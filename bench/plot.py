@@ -1,6 +1,6 @@
 """Bar chart of the app-thread cost per call, from the figures bench/run.py saved.
 
-    .venv/bin/python bench/plot.py bench/results.json docs/performance.png
+.venv/bin/python bench/plot.py bench/results.json docs/performance.png
 """
 
 from __future__ import annotations
