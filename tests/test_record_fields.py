@@ -292,3 +292,27 @@ def test_attributes_a_formatter_added_are_not_extras(
     entry = ship_one(shipping, logwell_receiver, log_one)
     assert entry["message"] == "x y"
     assert entry["metadata"] == {"order_id": 42, "logger": shipping[1].name}
+
+
+class _RecordWithClassDefaults(logging.LogRecord):
+    """Holds `pathname` on the class rather than the instance: the encoder must read it
+    the way `getattr` does."""
+
+    pathname = "/srv/app/from_class.py"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.__dict__["pathname"]
+
+
+def test_attributes_outside_the_record_dict_are_still_read(
+    shipping: Shipping, logwell_receiver: LogwellReceiver
+) -> None:
+    factory = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(_RecordWithClassDefaults)
+    try:
+        entry = ship_one(shipping, logwell_receiver, lambda log: log.info("m"))
+    finally:
+        logging.setLogRecordFactory(factory)
+    assert entry["sourceFile"] == "/srv/app/from_class.py"
+    assert entry["message"] == "m"

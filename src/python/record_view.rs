@@ -42,6 +42,14 @@ impl Attr {
         ("created", Attr::Created),
     ];
 
+    /// Its bit in a set of attributes already read.
+    fn bit(self) -> u16 {
+        match self {
+            Attr::Unused => 0,
+            read => 1 << read as u16,
+        }
+    }
+
     fn of(name: &str) -> Attr {
         Attr::READ
             .iter()
@@ -98,28 +106,22 @@ pub struct RecordView<'py> {
 }
 
 impl<'py> RecordView<'py> {
-    /// Reads `record`: from its `__dict__` when it has one, else attribute by attribute
-    /// (an object that only looks like a record; it has no extras then).
+    /// Reads `record` from its `__dict__`, then any attribute the dict did not hold
+    /// (a class attribute, a property, an object that only looks like a record) through
+    /// `getattr`, as the logging module itself would see it.
     pub fn read(
         record: &Bound<'py, PyAny>,
         shape: &RecordShape,
         reserved: &Bound<'py, PyFrozenSet>,
     ) -> RecordView<'py> {
         let py = record.py();
+        let mut view = RecordView::default();
+        let mut seen = 0u16;
         let dict = record
             .getattr(intern!(py, "__dict__"))
             .ok()
             .and_then(|d| d.cast_into::<PyDict>().ok());
-        let mut view = RecordView::default();
-        let Some(dict) = dict else {
-            for &(name, attr) in &Attr::READ {
-                if let Ok(value) = record.getattr(name) {
-                    view.set(attr, value);
-                }
-            }
-            return view;
-        };
-        for (i, (key, value)) in dict.iter().enumerate() {
+        for (i, (key, value)) in dict.iter().flat_map(|d| d.iter()).enumerate() {
             let attr = match shape.keys.get(i) {
                 Some((expected, attr)) if key.is(expected) => *attr,
                 _ => match reserved.contains(&key) {
@@ -132,7 +134,15 @@ impl<'py> RecordView<'py> {
                         .map_or(Attr::Unused, |k| Attr::of(&k.to_cow().unwrap_or_default())),
                 },
             };
+            seen |= attr.bit();
             view.set(attr, value);
+        }
+        for &(name, attr) in &Attr::READ {
+            if seen & attr.bit() == 0 {
+                if let Ok(value) = record.getattr(name) {
+                    view.set(attr, value);
+                }
+            }
         }
         view
     }
