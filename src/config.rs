@@ -7,6 +7,46 @@ use crate::record::Limits;
 
 /// The server refuses requests with more entries than this (`batch_too_large`).
 pub const MAX_ENTRIES_PER_REQUEST: usize = 100;
+/// The largest `batch_size` for OTLP receivers other than Logwell.
+pub const MAX_OTLP_BATCH_SIZE: i64 = 10_000;
+/// Headers the transport sets itself.
+const RESERVED_HEADERS: [&str; 5] = [
+    "content-type",
+    "content-length",
+    "host",
+    "transfer-encoding",
+    "connection",
+];
+
+/// The wire format of the requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Logwell's simple API: a JSON array of entries to `/v1/ingest`.
+    Logwell,
+    /// OTLP/HTTP JSON to `/v1/logs`: Logwell's OpenTelemetry route, or any collector.
+    Otlp,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Result<Protocol, Error> {
+        match s {
+            "" | "logwell" => Ok(Protocol::Logwell),
+            "otlp" => Ok(Protocol::Otlp),
+            other => Err(invalid(
+                "protocol",
+                format!("must be 'logwell' or 'otlp', got {other:?}"),
+            )),
+        }
+    }
+
+    /// The path requests go to under the endpoint.
+    fn path(self) -> &'static str {
+        match self {
+            Protocol::Logwell => "/v1/ingest",
+            Protocol::Otlp => "/v1/logs",
+        }
+    }
+}
 
 /// Raw settings as a caller gives them; `Config::new` checks every one.
 #[derive(Debug, Clone)]
@@ -24,6 +64,13 @@ pub struct Settings {
     pub max_metadata_bytes: i64,
     /// A PEM file of CA certificates to trust instead of the system's; empty: none.
     pub ca_file: String,
+    /// "logwell" (or empty) or "otlp".
+    pub protocol: String,
+    /// Extra request headers, as given.
+    pub headers: Vec<(String, String)>,
+    /// OTLP resource attributes besides `service.name` and `process.pid`, each value
+    /// already encoded as an `AnyValue`.
+    pub resource: Vec<(String, Vec<u8>)>,
 }
 
 impl Default for Settings {
@@ -43,16 +90,27 @@ impl Default for Settings {
             max_message_bytes: 64 * 1024,
             max_metadata_bytes: 64 * 1024,
             ca_file: String::new(),
+            protocol: String::new(),
+            headers: Vec::new(),
+            resource: Vec::new(),
         }
     }
 }
 
 #[derive(Clone)]
 pub struct Config {
-    /// `{endpoint}/v1/ingest`.
-    pub ingest_url: String,
+    pub protocol: Protocol,
+    /// `{endpoint}/v1/ingest`, or `{endpoint}/v1/logs` for OTLP.
+    pub url: String,
+    /// Empty when not given (OTLP only): no `Authorization: Bearer`.
     pub api_key: String,
+    /// Extra request headers; an `Authorization` here replaces the key's.
+    pub headers: Vec<(String, String)>,
+    /// OTLP: the encoded `KeyValue`s every resource carries besides `service.name`.
+    pub resource_attributes: Vec<u8>,
     pub batch_size: usize,
+    /// The most entries one request carries.
+    pub max_request_entries: usize,
     pub flush_interval: Duration,
     pub max_queue_size: usize,
     pub max_queue_bytes: usize,
@@ -68,9 +126,15 @@ pub struct Config {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("ingest_url", &self.ingest_url)
+            .field("protocol", &self.protocol)
+            .field("url", &self.url)
             .field("api_key", &"<redacted>")
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("batch_size", &self.batch_size)
+            .field("max_request_entries", &self.max_request_entries)
             .field("flush_interval", &self.flush_interval)
             .field("max_queue_size", &self.max_queue_size)
             .field("max_queue_bytes", &self.max_queue_bytes)
@@ -181,8 +245,9 @@ pub fn sends_key_in_clear(url: &str) -> bool {
     !loopback
 }
 
-/// Checks the endpoint and returns the ingest URL under it.
-fn ingest_url(endpoint: &str) -> Result<String, Error> {
+/// Checks the endpoint and returns the URL under it that `protocol` posts to; a URL
+/// that already ends in that path is taken as is.
+fn request_url(endpoint: &str, protocol: Protocol) -> Result<String, Error> {
     let trimmed = endpoint.trim();
     let rest = trimmed
         .strip_prefix("http://")
@@ -201,22 +266,93 @@ fn ingest_url(endpoint: &str) -> Result<String, Error> {
         ));
     }
     let base = trimmed.trim_end_matches('/');
-    if base.ends_with("/v1/ingest") {
+    if base.ends_with(protocol.path()) {
         Ok(base.to_string())
     } else {
-        Ok(format!("{base}/v1/ingest"))
+        Ok(format!("{base}{}", protocol.path()))
     }
+}
+
+/// A bearer token for an OTLP receiver: visible ASCII, as an HTTP header value takes it.
+fn check_bearer_token(key: &str) -> Result<(), Error> {
+    if key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "api_key",
+            "must be visible ASCII with no spaces: it is sent as 'Authorization: Bearer <key>'",
+        ))
+    }
+}
+
+/// Header names are HTTP tokens; values are visible ASCII, spaces and tabs.
+fn check_headers(headers: &[(String, String)]) -> Result<(), Error> {
+    const TOKEN_PUNCTUATION: &[u8] = b"!#$%&'*+-.^_`|~";
+    for (name, value) in headers {
+        let is_token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || TOKEN_PUNCTUATION.contains(&b));
+        if !is_token {
+            return Err(invalid(
+                "headers",
+                format!(
+                    "names must be HTTP tokens (letters, digits and !#$%&'*+-.^_`|~), got {name:?}"
+                ),
+            ));
+        }
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(invalid(
+                "headers",
+                format!(
+                    "cannot set {name:?}: the handler sets {} itself",
+                    RESERVED_HEADERS.join(", ")
+                ),
+            ));
+        }
+        if !value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            // The value may be a secret: name the header, not the value.
+            return Err(invalid(
+                "headers",
+                format!("the value of {name:?} must be visible ASCII, spaces and tabs only"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The resource attributes besides `service.name`, encoded, with this process's pid.
+fn resource_attributes(resource: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in resource {
+        out.extend_from_slice(br#"{"key":"#);
+        out.extend_from_slice(&serde_json::to_vec(key).unwrap_or_else(|_| b"\"\"".to_vec()));
+        out.extend_from_slice(br#","value":"#);
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"},");
+    }
+    out.extend_from_slice(&crate::otlp::int_attribute(
+        "process.pid",
+        i64::from(std::process::id()),
+    ));
+    out
 }
 
 impl Config {
     pub fn new(s: &Settings) -> Result<Config, Error> {
-        if s.api_key.is_empty() {
+        let protocol = Protocol::parse(&s.protocol)?;
+        if protocol == Protocol::Otlp {
+            // A collector may want no key, or a token of its own.
+            check_bearer_token(&s.api_key)?;
+        } else if s.api_key.is_empty() {
             return Err(invalid(
                 "api_key",
                 "is required: pass api_key= or set LOGWELL_API_KEY",
             ));
-        }
-        if !is_valid_api_key(&s.api_key) {
+        } else if !is_valid_api_key(&s.api_key) {
             // Never echo the key itself: it may be a real secret with a typo.
             return Err(invalid(
                 "api_key",
@@ -233,15 +369,23 @@ impl Config {
                 "is required: pass endpoint= or set LOGWELL_ENDPOINT",
             ));
         }
+        check_headers(&s.headers)?;
+        let max_batch_size = match protocol {
+            Protocol::Logwell => MAX_ENTRIES_PER_REQUEST as i64,
+            Protocol::Otlp => MAX_OTLP_BATCH_SIZE,
+        };
+        let batch_size = int_in("batch_size", s.batch_size, 1, max_batch_size)? as usize;
         Ok(Config {
-            ingest_url: ingest_url(&s.endpoint)?,
+            protocol,
+            url: request_url(&s.endpoint, protocol)?,
             api_key: s.api_key.clone(),
-            batch_size: int_in(
-                "batch_size",
-                s.batch_size,
-                1,
-                MAX_ENTRIES_PER_REQUEST as i64,
-            )? as usize,
+            headers: s.headers.clone(),
+            resource_attributes: match protocol {
+                Protocol::Logwell => Vec::new(),
+                Protocol::Otlp => resource_attributes(&s.resource),
+            },
+            batch_size,
+            max_request_entries: batch_size.max(MAX_ENTRIES_PER_REQUEST),
             flush_interval: seconds_in("flush_interval", s.flush_interval, 0.1, 60.0)?,
             max_queue_size: int_in("max_queue_size", s.max_queue_size, 1, 1_000_000)? as usize,
             max_queue_bytes: int_in("max_queue_bytes", s.max_queue_bytes, 1024, 1 << 40)? as usize,
@@ -285,7 +429,8 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_url_is_built() {
         let c = Config::new(&settings()).expect("valid");
-        assert_eq!(c.ingest_url, "http://127.0.0.1:9000/v1/ingest");
+        assert_eq!(c.url, "http://127.0.0.1:9000/v1/ingest");
+        assert_eq!(c.max_request_entries, 100);
         assert_eq!(c.batch_size, 50);
         assert_eq!(c.max_queue_size, 100_000);
         assert_eq!(c.limits.max_string_bytes, 64 * 1024);
@@ -313,12 +458,58 @@ mod tests {
             (|s| s.max_metadata_bytes = 1 << 40, "max_metadata_bytes"),
             (|s| s.ca_file = "/nonexistent/ca.pem".into(), "ca_file"),
             (|s| s.ca_file = "Cargo.toml".into(), "ca_file"),
+            (|s| s.protocol = "grpc".into(), "protocol"),
+            (
+                |s| s.headers = vec![("bad name".into(), "v".into())],
+                "headers",
+            ),
+            (
+                |s| s.headers = vec![("X-Token".into(), "a\r\nb".into())],
+                "headers",
+            ),
+            (
+                |s| s.headers = vec![("Content-Type".into(), "x".into())],
+                "headers",
+            ),
+            (
+                |s| {
+                    s.protocol = "otlp".into();
+                    s.batch_size = 10_001;
+                },
+                "batch_size",
+            ),
+            (
+                |s| {
+                    s.protocol = "otlp".into();
+                    s.api_key = "has space".into();
+                },
+                "api_key",
+            ),
         ];
         for (mutate, field) in cases {
             let mut s = settings();
             mutate(&mut s);
             assert_eq!(field_of(Config::new(&s).expect_err(field)), field);
         }
+    }
+
+    #[test]
+    fn otlp_posts_to_v1_logs_and_takes_any_token_or_none() {
+        let mut s = settings();
+        s.protocol = "otlp".into();
+        s.api_key = String::new();
+        s.batch_size = 1000;
+        let c = Config::new(&s).expect("valid");
+        assert_eq!(c.url, "http://127.0.0.1:9000/v1/logs");
+        assert_eq!(c.max_request_entries, 1000);
+        let pid = format!("\"intValue\":\"{}\"", std::process::id());
+        assert!(String::from_utf8_lossy(&c.resource_attributes).contains(&pid));
+        s.endpoint = "https://otel.example.com/ingest/v1/logs/".into();
+        s.api_key = "collector-token.123".into();
+        assert_eq!(
+            Config::new(&s).expect("valid").url,
+            "https://otel.example.com/ingest/v1/logs"
+        );
     }
 
     #[test]

@@ -4,6 +4,8 @@
 pub mod buffer;
 pub mod config;
 pub mod errors;
+pub mod json;
+pub mod otlp;
 pub mod pacer;
 mod python;
 pub mod record;

@@ -5,7 +5,9 @@ use std::time::Duration;
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::transport::DefaultConnector;
 
+use crate::config::{Config, Protocol};
 use crate::errors::Error;
+use crate::otlp;
 use crate::resolver::CachingResolver;
 
 /// Longest reply body we read; the ingest reply is a few hundred bytes.
@@ -27,14 +29,40 @@ pub struct Reply {
 pub struct Transport {
     agent: ureq::Agent,
     url: String,
-    authorization: String,
+    protocol: Protocol,
+    /// `Authorization: Bearer <key>` unless the caller's headers hold their own, then
+    /// the caller's headers.
+    headers: Vec<(String, String)>,
+}
+
+/// The headers each request carries besides `Content-Type`.
+fn request_headers(api_key: &str, extra: &[(String, String)]) -> Vec<(String, String)> {
+    let own_auth = extra
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+    let mut headers = Vec::with_capacity(extra.len() + 1);
+    if !api_key.is_empty() && !own_auth {
+        headers.push(("Authorization".to_owned(), format!("Bearer {api_key}")));
+    }
+    headers.extend_from_slice(extra);
+    headers
 }
 
 impl Transport {
+    pub fn for_config(config: &Config) -> Transport {
+        Transport::new(
+            &config.url,
+            config.protocol,
+            request_headers(&config.api_key, &config.headers),
+            config.ca_certs.as_deref(),
+        )
+    }
+
     /// `ca_certs`: the roots to trust; `None` verifies against the platform's roots.
     pub fn new(
         url: &str,
-        api_key: &str,
+        protocol: Protocol,
+        headers: Vec<(String, String)>,
         ca_certs: Option<&[ureq::tls::Certificate<'static>]>,
     ) -> Transport {
         let roots = match ca_certs {
@@ -56,17 +84,21 @@ impl Transport {
         Transport {
             agent,
             url: url.to_owned(),
-            authorization: format!("Bearer {api_key}"),
+            protocol,
+            headers,
         }
     }
 
     /// POSTs a JSON body of `entries` entries. `timeout` bounds the whole exchange.
     pub fn post(&self, body: &[u8], entries: u64, timeout: Duration) -> Result<Reply, Error> {
-        let response = self
+        let mut request = self
             .agent
             .post(&self.url)
-            .header("Authorization", &self.authorization)
-            .header("Content-Type", "application/json")
+            .header("Content-Type", "application/json");
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let response = request
             .config()
             .timeout_global(Some(timeout))
             .build()
@@ -85,19 +117,23 @@ impl Transport {
             .limit(MAX_REPLY_BYTES)
             .read_to_vec()
             .unwrap_or_default();
-        classify(status, &reply_body, retry_after, entries)
+        classify(self.protocol, status, &reply_body, retry_after, entries)
     }
 }
 
-/// Reads the status and body of an ingest reply.
+/// Reads the status and body of a reply.
 pub fn classify(
+    protocol: Protocol,
     status: u16,
     body: &[u8],
     retry_after: Option<Duration>,
     entries: u64,
 ) -> Result<Reply, Error> {
     if (200..300).contains(&status) {
-        return parse_success(body, entries);
+        return match protocol {
+            Protocol::Logwell => parse_success(body, entries),
+            Protocol::Otlp => parse_otlp_success(body, entries),
+        };
     }
     Err(Error::Http {
         status,
@@ -136,13 +172,39 @@ fn parse_success(body: &[u8], entries: u64) -> Result<Reply, Error> {
     })
 }
 
-/// `{"error": code, "message": text}` as "code: text"; any other body, trimmed.
+/// An OTLP export reply: empty or `{}` when all went in, `partialSuccess` naming how
+/// many were refused. Logwell's `/v1/logs` answers as its `/v1/ingest` does.
+fn parse_otlp_success(body: &[u8], entries: u64) -> Result<Reply, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Reply {
+            accepted: entries,
+            rejected: 0,
+            errors: Vec::new(),
+        });
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| Error::BadReply(e.to_string()))?;
+    if value.get("accepted").is_some() {
+        return parse_success(body, entries);
+    }
+    let (rejected, message) = otlp::partial_success(&value).unwrap_or((0, None));
+    let rejected = rejected.min(entries);
+    Ok(Reply {
+        accepted: entries - rejected,
+        rejected,
+        errors: message.into_iter().collect(),
+    })
+}
+
+/// `{"error": code, "message": text}` as "code: text", an OTLP `Status`'s message as
+/// itself; any other body, trimmed.
 fn error_detail(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         let field = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
         match (field("error"), field("message")) {
             (Some(code), Some(msg)) => return truncate(&format!("{code}: {msg}")),
             (Some(code), None) => return truncate(code),
+            (None, Some(msg)) => return truncate(msg),
             _ => {}
         }
     }
@@ -217,8 +279,12 @@ mod tests {
 
     const KEY: &str = "lw_0123456789abcdef0123456789abcdef";
 
+    fn auth() -> Vec<(String, String)> {
+        request_headers(KEY, &[])
+    }
+
     fn post(server: &MockServer, entries: u64) -> Result<Reply, Error> {
-        Transport::new(&server.url("/v1/ingest"), KEY, None).post(
+        Transport::new(&server.url("/v1/ingest"), Protocol::Logwell, auth(), None).post(
             b"[]",
             entries,
             Duration::from_secs(5),
@@ -332,7 +398,12 @@ mod tests {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
-        let t = Transport::new(&format!("http://127.0.0.1:{port}/v1/ingest"), KEY, None);
+        let t = Transport::new(
+            &format!("http://127.0.0.1:{port}/v1/ingest"),
+            Protocol::Logwell,
+            auth(),
+            None,
+        );
         let err = t
             .post(b"[]", 1, Duration::from_secs(2))
             .expect_err("refused");
@@ -349,7 +420,7 @@ mod tests {
                 .body(r#"{"accepted":1}"#);
         });
         let start = std::time::Instant::now();
-        let t = Transport::new(&server.url("/v1/ingest"), KEY, None);
+        let t = Transport::new(&server.url("/v1/ingest"), Protocol::Logwell, auth(), None);
         let err = t
             .post(b"[]", 1, Duration::from_millis(300))
             .expect_err("timeout");
@@ -363,12 +434,48 @@ mod tests {
 
     #[test]
     fn unreadable_2xx_is_a_bad_reply() {
-        let err = classify(200, b"<html>", None, 2).expect_err("bad body");
+        let err = classify(Protocol::Logwell, 200, b"<html>", None, 2).expect_err("bad body");
         assert_eq!(err.code(), ErrorCode::ServerError);
         assert!(
             !err.retryable(),
             "the server took the batch; resending would duplicate"
         );
+    }
+
+    #[test]
+    fn otlp_replies_count_partial_success() {
+        let ok = |body: &[u8]| classify(Protocol::Otlp, 200, body, None, 5).expect("2xx");
+        assert_eq!(ok(b"").accepted, 5);
+        assert_eq!(ok(b"{}").accepted, 5);
+        assert_eq!(ok(br#"{"partialSuccess":{}}"#).accepted, 5);
+        let partial = ok(br#"{"partialSuccess":{"rejectedLogRecords":"2","errorMessage":"x"}}"#);
+        assert_eq!((partial.accepted, partial.rejected), (3, 2));
+        assert_eq!(partial.errors, vec!["x".to_string()]);
+        let logwell = ok(br#"{"accepted":4,"rejected":1,"errors":["e"]}"#);
+        assert_eq!((logwell.accepted, logwell.rejected), (4, 1));
+    }
+
+    #[test]
+    fn extra_headers_are_sent_and_an_own_authorization_replaces_the_key() {
+        let server = MockServer::start();
+        let m = server.mock(|when, then| {
+            when.method(POST)
+                .path("/v1/logs")
+                .header("authorization", "Basic dTpw")
+                .header("x-scope-orgid", "tenant-1")
+                .header("content-type", "application/json");
+            then.status(200).body("{}");
+        });
+        let extra = vec![
+            ("Authorization".to_string(), "Basic dTpw".to_string()),
+            ("X-Scope-OrgID".to_string(), "tenant-1".to_string()),
+        ];
+        let headers = request_headers(KEY, &extra);
+        assert_eq!(headers.len(), 2, "no Bearer beside the caller's own");
+        let t = Transport::new(&server.url("/v1/logs"), Protocol::Otlp, headers, None);
+        let reply = t.post(b"{}", 2, Duration::from_secs(5)).expect("200");
+        assert_eq!(reply.accepted, 2);
+        m.assert();
     }
 
     #[test]

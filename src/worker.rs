@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::buffer::{Buffer, Entry};
-use crate::config::{Config, MAX_ENTRIES_PER_REQUEST};
+use crate::config::{Config, Protocol};
 use crate::errors::Error;
+use crate::otlp;
 use crate::pacer::Pacer;
-use crate::record::batch_body;
+use crate::record;
 use crate::stats::{Snapshot, Stats};
 use crate::transport::{retry_delay, Jitter, Transport};
 
@@ -312,16 +313,13 @@ struct Worker {
 impl Worker {
     fn new(shared: Arc<Shared>) -> Worker {
         let config = &shared.config;
-        let transport = Transport::new(
-            &config.ingest_url,
-            &config.api_key,
-            config.ca_certs.as_deref(),
-        );
+        let transport = Transport::for_config(config);
+        let capacity = config.max_request_entries;
         Worker {
             shared,
             transport,
             jitter: Jitter::new(),
-            pending: Vec::with_capacity(MAX_ENTRIES_PER_REQUEST),
+            pending: Vec::with_capacity(capacity),
             pending_bytes: 0,
             failing: false,
             hold_until: None,
@@ -391,7 +389,7 @@ impl Worker {
     }
 
     fn fill_pending(&mut self) {
-        while self.pending.len() < MAX_ENTRIES_PER_REQUEST
+        while self.pending.len() < self.shared.config.max_request_entries
             && self.pending_bytes < SOFT_MAX_REQUEST_BYTES
         {
             let Some(e) = self.shared.buffer.pop() else {
@@ -452,7 +450,11 @@ impl Worker {
         let entries = &self.pending[range];
         let n = entries.len() as u64;
         let size = entries.iter().map(|e| e.json.len() + 1).sum();
-        let body = batch_body(entries.iter().map(|e| &e.json[..]), size);
+        let jsons = entries.iter().map(|e| &e.json[..]);
+        let body = match s.config.protocol {
+            Protocol::Logwell => record::batch_body(jsons, size),
+            Protocol::Otlp => otlp::batch_body(jsons, size, &s.config.resource_attributes),
+        };
         let mut attempt = 0;
         loop {
             if let Some(at) = self.pacer.ready_at() {

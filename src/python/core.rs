@@ -11,8 +11,11 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
 use super::errors::to_py_error;
 use super::record::{encode_value, key_text, py_str, LogCall, RecordEncoder, SourcePath};
 use super::record_view::RecordShape;
-use crate::config::{self, Config, Settings};
+use super::trace::current_trace;
+use crate::config::{self, Config, Protocol, Settings};
 use crate::errors::Error;
+use crate::json::ValueStyle;
+use crate::record::Timestamp;
 use crate::worker::{Events, Shipper};
 
 /// Calls the Python callbacks from the flush thread. Once the owner is closed it
@@ -153,18 +156,66 @@ fn float_setting(
     Ok(v.extract::<f64>().unwrap_or(f64::INFINITY))
 }
 
-/// The handler's `metadata`, each value encoded once.
-fn static_metadata(metadata: Option<&Bound<'_, PyAny>>) -> Result<Vec<(String, Vec<u8>)>, Error> {
-    let Some(m) = metadata.filter(|m| !m.is_none()) else {
+/// A dict setting (`metadata`, `resource`), each value encoded once in `style`.
+fn encoded_fields(
+    field: &'static str,
+    fields: Option<&Bound<'_, PyAny>>,
+    style: ValueStyle,
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let Some(m) = fields.filter(|m| !m.is_none()) else {
         return Ok(Vec::new());
     };
     let dict = m
         .cast::<PyDict>()
-        .map_err(|_| invalid("metadata", format!("must be a dict, got {}", type_name(m))))?;
+        .map_err(|_| invalid(field, format!("must be a dict, got {}", type_name(m))))?;
     Ok(dict
         .iter()
-        .map(|(k, v)| (key_text(&k).into_owned(), encode_value(&v)))
+        .map(|(k, v)| (key_text(&k).into_owned(), encode_value(&v, style)))
         .collect())
+}
+
+fn style_of(protocol: Protocol) -> ValueStyle {
+    match protocol {
+        Protocol::Logwell => ValueStyle::Plain,
+        Protocol::Otlp => ValueStyle::AnyValue,
+    }
+}
+
+/// `headers` as name/value pairs of str.
+fn headers_setting(v: Option<&Bound<'_, PyAny>>) -> Result<Vec<(String, String)>, Error> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let dict = v.cast::<PyDict>().map_err(|_| {
+        invalid(
+            "headers",
+            format!("must be a dict of str to str, got {}", type_name(v)),
+        )
+    })?;
+    dict.iter()
+        .map(
+            |(k, v)| match (k.cast::<PyString>(), v.cast::<PyString>()) {
+                (Ok(k), Ok(v)) => Ok((py_str(k).into_owned(), py_str(v).into_owned())),
+                _ => Err(invalid(
+                    "headers",
+                    format!(
+                        "must be a dict of str to str, got a {} key with a {} value",
+                        type_name(&k),
+                        type_name(&v)
+                    ),
+                )),
+            },
+        )
+        .collect()
+}
+
+/// `unknown_service:<executable name>`, OpenTelemetry's service name when none is set.
+fn default_service() -> String {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "python".to_owned());
+    format!("unknown_service:{exe}")
 }
 
 /// The working directory with one trailing separator, or empty when unknown.
@@ -191,7 +242,8 @@ impl Core {
         api_key, endpoint, *, service=None, batch_size=None, flush_interval=None,
         max_queue_size=None, max_queue_bytes=None, max_retries=None, timeout=None,
         shutdown_timeout=None, max_message_bytes=None, max_metadata_bytes=None, ca_file=None,
-        metadata=None, source_path=None, cwd=None, reserved=None, on_error=None, on_flush=None
+        metadata=None, source_path=None, cwd=None, reserved=None, on_error=None, on_flush=None,
+        protocol=None, headers=None, resource=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -214,8 +266,13 @@ impl Core {
         reserved: Option<Bound<'_, PyFrozenSet>>,
         on_error: Option<Py<PyAny>>,
         on_flush: Option<Py<PyAny>>,
+        protocol: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyAny>>,
+        resource: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Core> {
         let d = Settings::default();
+        let protocol_name = text_setting("protocol", protocol)?;
+        let style = style_of(Protocol::parse(&protocol_name)?);
         let settings = Settings {
             api_key: text_setting("api_key", api_key)?,
             endpoint: text_setting("endpoint", endpoint)?,
@@ -241,6 +298,9 @@ impl Core {
                 d.max_metadata_bytes,
             )?,
             ca_file: path_setting("ca_file", ca_file)?,
+            protocol: protocol_name,
+            headers: headers_setting(headers)?,
+            resource: encoded_fields("resource", resource, style)?,
         };
         let config = Config::new(&settings)?;
         let service = text_setting("service", service)?;
@@ -248,7 +308,7 @@ impl Core {
             s if s.is_empty() => SourcePath::Relative,
             s => SourcePath::parse(&s)?,
         };
-        let static_metadata = static_metadata(metadata)?;
+        let static_metadata = encoded_fields("metadata", metadata, style)?;
         let Some(reserved) = reserved else {
             return Err(invalid("reserved", "is required (internal)".into()).into());
         };
@@ -258,13 +318,16 @@ impl Core {
             enabled: AtomicBool::new(true),
         });
         let limits = config.limits;
+        let protocol = config.protocol;
         Ok(Core {
             shipper: Arc::new(Shipper::new(
                 config,
                 Box::new(SharedEvents(Arc::clone(&events))),
             )),
             encoder: RecordEncoder {
+                protocol,
                 service: (!service.is_empty()).then_some(service),
+                default_service: default_service(),
                 static_metadata,
                 source_path,
                 cwd_prefix: cwd_prefix(cwd),
@@ -296,12 +359,18 @@ impl Core {
         Ok(Core {
             shipper: Arc::clone(&self.shipper),
             encoder: RecordEncoder {
+                protocol: self.encoder.protocol,
                 service: if service.is_empty() {
                     self.encoder.service.clone()
                 } else {
                     Some(service)
                 },
-                static_metadata: static_metadata(metadata)?,
+                default_service: self.encoder.default_service.clone(),
+                static_metadata: encoded_fields(
+                    "metadata",
+                    metadata,
+                    style_of(self.encoder.protocol),
+                )?,
                 source_path,
                 cwd_prefix: cwd
                     .map_or_else(|| self.encoder.cwd_prefix.clone(), |c| cwd_prefix(Some(c))),
@@ -348,23 +417,33 @@ impl Core {
                     .map_err(|_| entry_err("metadata must be a dict", m))?,
             ),
         };
+        // A str is passed through; the Python side turns it into seconds for OTLP.
+        let text;
         let timestamp = match timestamp.filter(|t| !t.is_none()) {
             None => None,
+            Some(t) if t.is_instance_of::<PyFloat>() => {
+                Some(Timestamp::Seconds(t.extract::<f64>()?))
+            }
             Some(t) => {
-                Some(py_str(t.cast::<PyString>().map_err(|_| {
-                    entry_err("timestamp must be an ISO 8601 str", t)
-                })?))
+                text = py_str(
+                    t.cast::<PyString>()
+                        .map_err(|_| entry_err("timestamp must be an ISO 8601 str", t))?,
+                );
+                Some(Timestamp::Text(&text))
             }
         };
-        let json = self.encoder.encode_call(&LogCall {
-            level: &py_str(level),
-            message: &py_str(message),
-            metadata,
-            service,
-            timestamp: timestamp.as_deref(),
-            source_file,
-            line_number,
-        })?;
+        let json = self.encoder.encode_call(
+            &LogCall {
+                level: &py_str(level),
+                message: &py_str(message),
+                metadata,
+                service,
+                timestamp,
+                source_file,
+                line_number,
+            },
+            current_trace(level.py()),
+        )?;
         // After close, push counts the entry as ignored.
         self.shipper.push(json);
         Ok(())
@@ -383,8 +462,9 @@ impl Core {
             self.shipper.count_ignored();
             return;
         }
+        let trace = current_trace(record.py());
         self.shipper
-            .push(self.encoder.encode(record, formatted, context));
+            .push(self.encoder.encode(record, formatted, context, trace));
     }
 
     /// Waits (without the GIL) until what was queued before the call is delivered.
@@ -443,22 +523,30 @@ impl Core {
         self.shipper.is_closed()
     }
 
+    /// The URL batches are POSTed to.
     #[getter]
     fn ingest_url(&self) -> &str {
-        &self.shipper.config().ingest_url
+        &self.shipper.config().url
     }
 
-    /// Whether requests carry the key unencrypted off this machine (plain http://).
+    #[getter]
+    fn protocol(&self) -> &'static str {
+        match self.encoder.protocol {
+            Protocol::Logwell => "logwell",
+            Protocol::Otlp => "otlp",
+        }
+    }
+
+    /// Whether requests carry credentials (the key or extra headers) unencrypted off
+    /// this machine (plain http://).
     #[getter]
     fn sends_key_in_clear(&self) -> bool {
-        config::sends_key_in_clear(&self.shipper.config().ingest_url)
+        let c = self.shipper.config();
+        (!c.api_key.is_empty() || !c.headers.is_empty()) && config::sends_key_in_clear(&c.url)
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "<logwell_handler._core.Core {}>",
-            self.shipper.config().ingest_url
-        )
+        format!("<logwell_handler._core.Core {}>", self.shipper.config().url)
     }
 }
 

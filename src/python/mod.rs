@@ -4,6 +4,7 @@ mod core;
 mod errors;
 mod record;
 mod record_view;
+mod trace;
 
 use pyo3::prelude::*;
 

@@ -11,8 +11,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
 
 use super::record_view::{RecordShape, RecordView};
+use crate::config::Protocol;
 use crate::errors::Error;
-use crate::record::{EntryWriter, JsonWriter, Level, Limits, Timestamp};
+use crate::json::{JsonWriter, ValueStyle, ValueWriter};
+use crate::otlp;
+use crate::record::{EntryWriter, Level, Limits, OtlpHead, Timestamp, TraceContext};
 
 /// Containers nested deeper than this go out as their `repr()`.
 const MAX_DEPTH: u32 = 8;
@@ -40,10 +43,17 @@ impl SourcePath {
     }
 }
 
+/// OTLP's scope for entries of the client API, which have no logger.
+const CLIENT_SCOPE: &str = "logwell_handler";
+
 /// What every entry of one handler shares, fixed at construction.
 pub struct RecordEncoder {
+    pub protocol: Protocol,
     pub service: Option<String>,
-    /// The handler's `metadata`, each value already encoded.
+    /// OTLP's `service.name` when no service is given: `unknown_service:<executable>`,
+    /// as OpenTelemetry's SDKs name it.
+    pub default_service: String,
+    /// The handler's `metadata`, each value already encoded in the protocol's style.
     pub static_metadata: Vec<(String, Vec<u8>)>,
     pub source_path: SourcePath,
     /// The working directory at construction, with a trailing separator.
@@ -95,7 +105,7 @@ fn unrepresentable(obj: &Bound<'_, PyAny>) -> String {
 
 /// Encodes any Python value as JSON: str, int, float, bool, None, dicts and
 /// lists/tuples as themselves; anything else as its `repr()`.
-pub fn write_value(w: &mut JsonWriter, v: &Bound<'_, PyAny>, depth: u32) {
+pub fn write_value(w: &mut ValueWriter<'_>, v: &Bound<'_, PyAny>, depth: u32) {
     if let Ok(s) = v.cast::<PyString>() {
         w.string(&py_str(s));
     } else if v.is_none() {
@@ -118,37 +128,37 @@ pub fn write_value(w: &mut JsonWriter, v: &Bound<'_, PyAny>, depth: u32) {
     }
 }
 
-fn write_dict(w: &mut JsonWriter, v: &Bound<'_, PyAny>, depth: u32) {
+fn write_dict(w: &mut ValueWriter<'_>, v: &Bound<'_, PyAny>, depth: u32) {
     let Ok(d) = v.cast::<PyDict>() else {
         return w.string(&repr(v));
     };
-    w.begin_object();
+    w.begin_map();
     for (k, val) in d.iter() {
-        w.key(&key_text(&k));
+        w.map_key(&key_text(&k));
         write_value(w, &val, depth + 1);
     }
-    w.end_object();
+    w.end_map();
 }
 
-fn write_sequence(w: &mut JsonWriter, v: &Bound<'_, PyAny>, depth: u32) {
+fn write_sequence(w: &mut ValueWriter<'_>, v: &Bound<'_, PyAny>, depth: u32) {
     let Ok(iter) = v.try_iter() else {
         return w.string(&repr(v));
     };
-    w.begin_array();
+    w.begin_list();
     for item in iter {
         match item {
             Ok(item) => write_value(w, &item, depth + 1),
             Err(_) => w.null(),
         }
     }
-    w.end_array();
+    w.end_list();
 }
 
-/// The encoded JSON of a value, for static metadata encoded once at construction.
-pub fn encode_value(v: &Bound<'_, PyAny>) -> Vec<u8> {
-    let mut w = JsonWriter::with_capacity(32);
-    write_value(&mut w, v, 0);
-    w.into_bytes()
+/// The encoded JSON of a value, for values encoded once at construction.
+pub fn encode_value(v: &Bound<'_, PyAny>, style: ValueStyle) -> Vec<u8> {
+    let mut json = JsonWriter::with_capacity(32);
+    write_value(&mut ValueWriter::new(&mut json, style), v, 0);
+    json.into_bytes()
 }
 
 /// `record.getMessage()`, made here for a plain `LogRecord` (the same `str(msg) % args`,
@@ -175,12 +185,14 @@ fn message<'py>(
 impl RecordEncoder {
     /// Encodes a `LogRecord` (or any object with its attributes). `formatted` is the
     /// handler's formatter output, used as the message when the user set a formatter;
-    /// `context` holds the `log_context` fields, below `extra` in precedence.
+    /// `context` holds the `log_context` fields, below `extra` in precedence; `trace` is
+    /// the span the record was logged in.
     pub fn encode(
         &self,
         record: &Bound<'_, PyAny>,
         formatted: Option<&Bound<'_, PyString>>,
         context: Option<&Bound<'_, PyDict>>,
+        trace: Option<TraceContext>,
     ) -> Vec<u8> {
         let py = record.py();
         let shape = &*self.shape;
@@ -194,6 +206,7 @@ impl RecordEncoder {
             .created
             .as_ref()
             .and_then(|v| v.extract::<f64>().ok())
+            .filter(|c| c.is_finite())
             .unwrap_or_else(now_seconds);
 
         let mut message_error = None;
@@ -212,15 +225,34 @@ impl RecordEncoder {
             },
         };
 
-        let mut entry = EntryWriter::new(
-            Level::from_levelno(levelno),
-            &message,
-            Timestamp::Seconds(created),
-            self.limits,
-        );
-        if let Some(service) = &self.service {
-            entry.service(service);
-        }
+        let otlp = self.protocol == Protocol::Otlp;
+        let mut entry = if otlp {
+            let text = |v: &Option<Bound<'_, PyAny>>| v.as_ref().map(display).unwrap_or_default();
+            EntryWriter::otlp(
+                &OtlpHead {
+                    service: self.service.as_deref().unwrap_or(&self.default_service),
+                    scope: &text(&view.name),
+                    time_unix_nano: unix_nanos(created),
+                    observed_time_unix_nano: unix_nanos(now_seconds()),
+                    severity_number: otlp::severity_number(levelno),
+                    severity_text: &text(&view.levelname),
+                    body: &message,
+                    trace,
+                },
+                self.limits,
+            )
+        } else {
+            let mut entry = EntryWriter::new(
+                Level::from_levelno(levelno),
+                &message,
+                Timestamp::Seconds(created),
+                self.limits,
+            );
+            if let Some(service) = &self.service {
+                entry.service(service);
+            }
+            entry
+        };
         let path = match &view.pathname {
             Some(p) => match p.cast::<PyString>() {
                 Ok(p) => py_str(p),
@@ -235,21 +267,34 @@ impl RecordEncoder {
             .unwrap_or(0);
         entry.source(self.source_file(&path), line);
 
-        // Metadata, highest precedence first: the first writer of a key wins.
+        // Fields, highest precedence first: the first writer of a key wins.
+        if otlp {
+            let attributes = [
+                ("code.function.name", &view.func_name),
+                ("thread.id", &view.thread),
+                ("thread.name", &view.thread_name),
+            ];
+            for (key, value) in attributes {
+                if let (Some(value), Some(mut w)) = (value, entry.field(key)) {
+                    write_value(&mut w, value, 0);
+                }
+            }
+        }
         if let Some(exc_info) = &view.exc_info {
-            write_exception(&mut entry, exc_info, view.exc_text.as_ref());
+            write_exception(&mut entry, otlp, exc_info, view.exc_text.as_ref());
         }
         if let Some(stack) = &view.stack_info {
-            if let Some(w) = entry.metadata_field("stack") {
+            let key = if otlp { "code.stacktrace" } else { "stack" };
+            if let Some(mut w) = entry.field(key) {
                 w.string(&display(stack));
             }
         }
         if let Some(err) = message_error {
-            if let Some(w) = entry.metadata_field("message_error") {
+            if let Some(mut w) = entry.field("message_error") {
                 w.string(&format!("formatting the message failed: {err}"));
             }
             if let Some(args) = &view.args {
-                if let Some(w) = entry.metadata_field("args") {
+                if let Some(mut w) = entry.field("args") {
                     w.string(&repr(args));
                 }
             }
@@ -258,22 +303,26 @@ impl RecordEncoder {
         if let Some(context) = context {
             write_fields(&mut entry, context);
         }
-        if let Some(name) = &view.name {
-            if let Some(w) = entry.metadata_field("logger") {
-                write_value(w, name, 0);
+        if !otlp {
+            write_trace_fields(&mut entry, trace);
+            // In OTLP the logger is the scope.
+            if let Some(name) = &view.name {
+                if let Some(mut w) = entry.field("logger") {
+                    write_value(&mut w, name, 0);
+                }
             }
         }
-        for (key, value) in &self.static_metadata {
-            if let Some(w) = entry.metadata_field(key) {
-                w.raw(value);
-            }
-        }
+        self.write_static_metadata(&mut entry);
         entry.finish()
     }
 
     /// Encodes a direct log call (the client API). Unlike records from `logging`, a bad
     /// argument is the caller's mistake and is refused with a clear error.
-    pub fn encode_call(&self, call: &LogCall<'_, '_>) -> Result<Vec<u8>, Error> {
+    pub fn encode_call(
+        &self,
+        call: &LogCall<'_, '_>,
+        trace: Option<TraceContext>,
+    ) -> Result<Vec<u8>, Error> {
         let level = Level::parse(call.level).ok_or_else(|| {
             Error::InvalidEntry(format!(
                 "level must be one of 'debug', 'info', 'warn', 'error', 'fatal', got {:?}",
@@ -285,26 +334,59 @@ impl RecordEncoder {
                 "message must be a non-empty string".into(),
             ));
         }
-        let timestamp = match call.timestamp {
-            Some(text) => Timestamp::Text(text),
-            None => Timestamp::Seconds(now_seconds()),
+        let timestamp = call
+            .timestamp
+            .unwrap_or_else(|| Timestamp::Seconds(now_seconds()));
+        let service = call.service.or(self.service.as_deref());
+        let mut entry = match self.protocol {
+            Protocol::Logwell => {
+                let mut entry = EntryWriter::new(level, call.message, timestamp, self.limits);
+                if let Some(service) = service {
+                    entry.service(service);
+                }
+                entry
+            }
+            Protocol::Otlp => {
+                let Timestamp::Seconds(seconds) = timestamp else {
+                    return Err(Error::InvalidEntry(
+                        "timestamp must be seconds since the epoch for protocol 'otlp'".into(),
+                    ));
+                };
+                let (severity_number, severity_text) = otlp::level_severity(level);
+                EntryWriter::otlp(
+                    &OtlpHead {
+                        service: service.unwrap_or(&self.default_service),
+                        scope: CLIENT_SCOPE,
+                        time_unix_nano: unix_nanos(seconds),
+                        observed_time_unix_nano: unix_nanos(now_seconds()),
+                        severity_number,
+                        severity_text,
+                        body: call.message,
+                        trace,
+                    },
+                    self.limits,
+                )
+            }
         };
-        let mut entry = EntryWriter::new(level, call.message, timestamp, self.limits);
-        if let Some(service) = call.service.or(self.service.as_deref()) {
-            entry.service(service);
-        }
         if let Some(file) = call.source_file {
             entry.source(self.source_file(file), call.line_number.unwrap_or(0));
         }
         if let Some(metadata) = call.metadata {
             write_fields(&mut entry, metadata);
         }
+        if self.protocol == Protocol::Logwell {
+            write_trace_fields(&mut entry, trace);
+        }
+        self.write_static_metadata(&mut entry);
+        Ok(entry.finish())
+    }
+
+    fn write_static_metadata(&self, entry: &mut EntryWriter) {
         for (key, value) in &self.static_metadata {
-            if let Some(w) = entry.metadata_field(key) {
+            if let Some(mut w) = entry.field(key) {
                 w.raw(value);
             }
         }
-        Ok(entry.finish())
     }
 
     fn source_file<'a>(&self, path: &'a str) -> &'a str {
@@ -319,6 +401,17 @@ impl RecordEncoder {
     }
 }
 
+/// The span's ids as metadata, for Logwell's simple API (OTLP has fields of its own).
+fn write_trace_fields(entry: &mut EntryWriter, trace: Option<TraceContext>) {
+    let Some(trace) = trace else { return };
+    if let Some(mut w) = entry.field("trace_id") {
+        w.string(&trace.trace_id_hex());
+    }
+    if let Some(mut w) = entry.field("span_id") {
+        w.string(&trace.span_id_hex());
+    }
+}
+
 /// A record's `extra` fields as metadata.
 fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, PyAny>)]) {
     for (key, value) in extras {
@@ -330,8 +423,8 @@ fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, 
                 continue;
             }
         }
-        if let Some(w) = entry.metadata_field(&name) {
-            write_value(w, value, 0);
+        if let Some(mut w) = entry.field(&name) {
+            write_value(&mut w, value, 0);
         }
     }
 }
@@ -339,8 +432,8 @@ fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, 
 /// Each item of `fields` as a metadata field, unless a field of that name came first.
 fn write_fields(entry: &mut EntryWriter, fields: &Bound<'_, PyDict>) {
     for (key, value) in fields.iter() {
-        if let Some(w) = entry.metadata_field(&key_text(&key)) {
-            write_value(w, &value, 0);
+        if let Some(mut w) = entry.field(&key_text(&key)) {
+            write_value(&mut w, &value, 0);
         }
     }
 }
@@ -351,15 +444,17 @@ pub struct LogCall<'a, 'py> {
     pub message: &'a str,
     pub metadata: Option<&'a Bound<'py, PyDict>>,
     pub service: Option<&'a str>,
-    pub timestamp: Option<&'a str>,
+    pub timestamp: Option<Timestamp<'a>>,
     pub source_file: Option<&'a str>,
     pub line_number: Option<i64>,
 }
 
-/// `{"type", "message", "stacktrace"}` from `exc_info`; the traceback text is the one a
-/// formatter already cached in `exc_text` when there is one.
+/// The exception of `exc_info`: `{"type", "message", "stacktrace"}` in metadata, or the
+/// `exception.*` attributes in OTLP. The traceback text is the one a formatter already
+/// cached in `exc_text` when there is one.
 fn write_exception(
     entry: &mut EntryWriter,
+    otlp: bool,
     exc_info: &Bound<'_, PyAny>,
     exc_text: Option<&Bound<'_, PyAny>>,
 ) {
@@ -399,17 +494,39 @@ fn write_exception(
             .map(|s| display(&s))
             .unwrap_or_default()
     });
-    let Some(w) = entry.metadata_field("exception") else {
+    let fields = [
+        ("type", type_name.as_str()),
+        ("message", &display(&exc_value)),
+        ("stacktrace", stacktrace.trim_end()),
+    ];
+    if otlp {
+        for (name, value) in fields {
+            if let Some(mut w) = entry.field(&format!("exception.{name}")) {
+                w.string(value);
+            }
+        }
+        return;
+    }
+    let Some(mut w) = entry.field("exception") else {
         return;
     };
-    w.begin_object();
-    w.key("type");
-    w.string(&type_name);
-    w.key("message");
-    w.string(&display(&exc_value));
-    w.key("stacktrace");
-    w.string(stacktrace.trim_end());
-    w.end_object();
+    w.begin_map();
+    for (name, value) in fields {
+        w.map_key(name);
+        w.string(value);
+    }
+    w.end_map();
+}
+
+/// Seconds since the epoch as whole nanoseconds, at the microsecond precision a Python
+/// float timestamp really has; 0 for times before the epoch.
+fn unix_nanos(seconds: f64) -> u64 {
+    let micros = (seconds * 1e6).round();
+    if micros.is_finite() && micros > 0.0 {
+        (micros as u64).saturating_mul(1000)
+    } else {
+        0
+    }
 }
 
 fn now_seconds() -> f64 {

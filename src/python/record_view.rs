@@ -24,12 +24,16 @@ enum Attr {
     StackInfo,
     Lineno,
     Created,
+    Levelname,
+    FuncName,
+    Thread,
+    ThreadName,
     /// A standard attribute the encoder does not use.
     Unused,
 }
 
 impl Attr {
-    const READ: [(&'static str, Attr); 10] = [
+    const READ: [(&'static str, Attr); 14] = [
         ("name", Attr::Name),
         ("msg", Attr::Msg),
         ("args", Attr::Args),
@@ -40,6 +44,10 @@ impl Attr {
         ("stack_info", Attr::StackInfo),
         ("lineno", Attr::Lineno),
         ("created", Attr::Created),
+        ("levelname", Attr::Levelname),
+        ("funcName", Attr::FuncName),
+        ("thread", Attr::Thread),
+        ("threadName", Attr::ThreadName),
     ];
 
     /// Its bit in a set of attributes already read.
@@ -101,6 +109,10 @@ pub struct RecordView<'py> {
     pub stack_info: Option<Bound<'py, PyAny>>,
     pub lineno: Option<Bound<'py, PyAny>>,
     pub created: Option<Bound<'py, PyAny>>,
+    pub levelname: Option<Bound<'py, PyAny>>,
+    pub func_name: Option<Bound<'py, PyAny>>,
+    pub thread: Option<Bound<'py, PyAny>>,
+    pub thread_name: Option<Bound<'py, PyAny>>,
     /// Everything not in `reserved`, in the order it was set.
     pub extras: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
 }
@@ -159,6 +171,10 @@ impl<'py> RecordView<'py> {
             Attr::StackInfo => &mut self.stack_info,
             Attr::Lineno => &mut self.lineno,
             Attr::Created => &mut self.created,
+            Attr::Levelname => &mut self.levelname,
+            Attr::FuncName => &mut self.func_name,
+            Attr::Thread => &mut self.thread,
+            Attr::ThreadName => &mut self.thread_name,
             Attr::Unused => return,
         };
         *slot = (!value.is_none()).then_some(value);
