@@ -35,6 +35,9 @@ class Core:
         reserved: Optional[frozenset[str]] = None,
         on_error: Optional[Callable[[Any], None]] = None,
         on_flush: Optional[Callable[[int], None]] = None,
+        protocol: Optional[object] = None,
+        headers: Optional[object] = None,
+        resource: Optional[object] = None,
     ) -> Core: ...
     def derive(
         self,
@@ -72,5 +75,7 @@ class Core:
     def closed(self) -> bool: ...
     @property
     def ingest_url(self) -> str: ...
+    @property
+    def protocol(self) -> str: ...
     @property
     def sends_key_in_clear(self) -> bool: ...

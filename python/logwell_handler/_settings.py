@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any, Optional
 
 from . import _core
@@ -23,8 +24,56 @@ def check_callbacks(**callbacks: Optional[object]) -> None:
             )
 
 
+def _invalid(message: str) -> LogwellError:
+    return LogwellError(f"invalid configuration: {message}", ErrorCode.INVALID_CONFIG)
+
+
+def otlp_resource(
+    protocol: object, service_version: Optional[str], environment: Optional[str]
+) -> Optional[dict[str, Any]]:
+    """The OTLP resource attributes besides ``service.name`` and ``process.pid`` (which
+    the core adds), or None for the ``logwell`` protocol, which has no resource."""
+    named = (("service_version", service_version), ("environment", environment))
+    for name, value in named:
+        if value is not None and not isinstance(value, str):
+            raise _invalid(f"{name} must be a str, got {type(value).__name__}")
+    if protocol != "otlp":
+        given = [name for name, value in named if value]
+        if given:
+            raise _invalid(
+                f"{', '.join(given)} applies to protocol='otlp' only (resource attributes); "
+                "with protocol='logwell' put it in metadata="
+            )
+        return None
+    from . import __version__
+
+    resource: dict[str, Any] = {}
+    if service_version:
+        resource["service.version"] = service_version
+    if environment:
+        # The name Logwell and older collectors read, and the current convention's.
+        resource["deployment.environment"] = environment
+        resource["deployment.environment.name"] = environment
+    resource.update(
+        {
+            "host.name": socket.gethostname(),
+            "telemetry.sdk.name": "logwell-handler",
+            "telemetry.sdk.language": "python",
+            "telemetry.sdk.version": __version__,
+        }
+    )
+    return resource
+
+
 def core_args(
-    api_key: Optional[str], endpoint: Optional[str], service: Optional[str], **settings: Any
+    api_key: Optional[str],
+    endpoint: Optional[str],
+    service: Optional[str],
+    *,
+    protocol: str = "logwell",
+    service_version: Optional[str] = None,
+    environment: Optional[str] = None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Arguments for `_core.Core`: the three connection settings fall back to
     LOGWELL_API_KEY, LOGWELL_ENDPOINT and LOGWELL_SERVICE; the core checks them all."""
@@ -34,6 +83,8 @@ def core_args(
         endpoint=endpoint if endpoint is not None else env.get("LOGWELL_ENDPOINT"),
         service=service if service is not None else env.get("LOGWELL_SERVICE"),
         cwd=os.getcwd(),
+        protocol=protocol,
+        resource=otlp_resource(protocol, service_version, environment),
         **settings,
     )
 

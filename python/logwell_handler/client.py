@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Callable, Optional, TypedDict, TypeVar, Union
 
@@ -23,6 +24,10 @@ _CONFIG_KEYS = frozenset(
         "api_key",
         "endpoint",
         "service",
+        "protocol",
+        "headers",
+        "service_version",
+        "environment",
         "batch_size",
         "flush_interval",
         "max_queue_size",
@@ -93,6 +98,7 @@ class _ClientBase:
     _metadata: Optional[dict[str, Any]]
     _service: Optional[str]
     _capture: bool
+    _otlp: bool
     _stopped: bool
     _is_root: bool
 
@@ -102,6 +108,10 @@ class _ClientBase:
         endpoint: Optional[str] = None,
         service: Optional[str] = None,
         *,
+        protocol: str = "logwell",
+        headers: Optional[dict[str, str]] = None,
+        service_version: Optional[str] = None,
+        environment: Optional[str] = None,
         batch_size: int = 50,
         flush_interval: float = 5.0,
         max_queue_size: int = 100_000,
@@ -139,6 +149,10 @@ class _ClientBase:
             api_key,
             endpoint,
             service,
+            protocol=protocol,
+            headers=headers,
+            service_version=service_version,
+            environment=environment,
             batch_size=batch_size,
             flush_interval=flush_interval,
             max_queue_size=max_queue_size,
@@ -155,6 +169,7 @@ class _ClientBase:
             on_flush=_guarded(on_flush),
         )
         self._shared = _Shared(args, float(shutdown_timeout))
+        self._otlp = self._shared.core.protocol == "otlp"
         self._metadata = None
         self._service = None  # the core carries the client's own service
         self._capture = bool(capture_source_location)
@@ -170,6 +185,7 @@ class _ClientBase:
         child._metadata = {**(self._metadata or {}), **(metadata or {})} or None
         child._service = service if service is not None else self._service
         child._capture = self._capture
+        child._otlp = self._otlp
         child._stopped = False
         child._is_root = False
         return child
@@ -219,6 +235,8 @@ class _ClientBase:
         if source is None and self._capture:
             frame = sys._getframe(depth)
             source = (frame.f_code.co_filename, frame.f_lineno)
+        if timestamp is not None and self._otlp:
+            timestamp = _epoch_seconds(timestamp)
         core.log_entry(
             level,
             message,
@@ -310,6 +328,25 @@ class _ClientBase:
 
     def _core_for_handler(self) -> _core.Core:
         return self._shared.current()
+
+
+def _epoch_seconds(timestamp: object) -> float:
+    """An ISO 8601 timestamp as seconds since the epoch, for OTLP's ``timeUnixNano``;
+    one without a UTC offset is taken as UTC."""
+    if isinstance(timestamp, str):
+        try:
+            moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+            return moment.timestamp()
+    raise LogwellError(
+        f"invalid log entry: timestamp must be an ISO 8601 str such as "
+        f"'2026-01-01T12:00:00Z', got {timestamp!r}",
+        ErrorCode.VALIDATION_ERROR,
+    )
 
 
 def _guarded(callback: Optional[Callable[[Any], None]]) -> Optional[Callable[[Any], None]]:

@@ -33,15 +33,23 @@ class LogwellHandler(logging.Handler):
     """Ships log records to a Logwell server without blocking the caller.
 
     ``emit()`` turns the record into a JSON entry in Rust and queues it; a native thread
-    sends batches to ``{endpoint}/v1/ingest`` with retries. Nothing is lost silently:
-    see :meth:`stats`.
+    sends batches to ``{endpoint}/v1/ingest`` (or, with ``protocol="otlp"``,
+    ``{endpoint}/v1/logs``) with retries. Nothing is lost silently: see :meth:`stats`.
 
     Args:
         api_key: Project API key (``lw_`` + 32 characters). Default: ``LOGWELL_API_KEY``.
+            With ``protocol="otlp"`` it is optional and may be any bearer token.
         endpoint: Base URL of the server, http or https. Default: ``LOGWELL_ENDPOINT``.
         service: Service name on every entry. Default: ``LOGWELL_SERVICE``, if set.
         level: The handler's level, as for any ``logging.Handler``.
-        batch_size: Entries waiting that trigger a send, 1 to 100.
+        protocol: ``"logwell"`` (Logwell's simple API) or ``"otlp"`` (OTLP/HTTP JSON, to
+            Logwell's OpenTelemetry route or to any collector); see ``docs/otlp.md``.
+        headers: Extra HTTP headers on every request, e.g. a collector's own auth. An
+            ``Authorization`` here replaces the one made from ``api_key``.
+        service_version: OTLP only: the resource's ``service.version``.
+        environment: OTLP only: the resource's ``deployment.environment``.
+        batch_size: Entries waiting that trigger a send, 1 to 100 (to 10 000 for OTLP;
+            a request carries at most 100 or ``batch_size``, whichever is more).
         flush_interval: Seconds between sends of whatever is waiting, 0.1 to 60.
         max_queue_size: Entries held while the server is slow or down, 1 to 1 000 000.
             When full the oldest are dropped and counted.
@@ -76,6 +84,10 @@ class LogwellHandler(logging.Handler):
         service: Optional[str] = None,
         *,
         level: Union[int, str] = logging.NOTSET,
+        protocol: str = "logwell",
+        headers: Optional[dict[str, str]] = None,
+        service_version: Optional[str] = None,
+        environment: Optional[str] = None,
         batch_size: int = 50,
         flush_interval: float = 5.0,
         max_queue_size: int = 100_000,
@@ -98,6 +110,10 @@ class LogwellHandler(logging.Handler):
                 for n, v in (
                     ("api_key", api_key),
                     ("endpoint", endpoint),
+                    ("protocol", protocol if protocol != "logwell" else None),
+                    ("headers", headers),
+                    ("service_version", service_version),
+                    ("environment", environment),
                     ("on_error", on_error),
                     ("on_flush", on_flush),
                 )
@@ -121,6 +137,10 @@ class LogwellHandler(logging.Handler):
             api_key,
             endpoint,
             service,
+            protocol=protocol,
+            headers=headers,
+            service_version=service_version,
+            environment=environment,
             batch_size=batch_size,
             flush_interval=flush_interval,
             max_queue_size=max_queue_size,

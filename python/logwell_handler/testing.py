@@ -2,7 +2,9 @@
 
 It listens on 127.0.0.1 (a free port), checks each request the way Logwell's server does
 (media type, API key, JSON, batch size, each entry), keeps what it accepted, and can be
-told to misbehave::
+told to misbehave. It serves both of Logwell's routes: ``/v1/ingest`` (the simple API,
+kept in ``entries``) and ``/v1/logs`` (OTLP/HTTP JSON, normalised as the server does and
+kept in ``log_records``)::
 
     from logwell_handler.testing import LogwellReceiver
 
@@ -15,6 +17,8 @@ told to misbehave::
         receiver.refuse_batch_if = lambda e: "poison" in e["message"]   # whole batch 400
         receiver.wait_for(10)                # until 10 entries were accepted
         receiver.entries                     # the accepted entries, as dicts
+        receiver.log_records                 # the accepted OTLP records, normalised
+        receiver.otlp_reply = "collector"    # answer /v1/logs as a collector does
 
 ``LogwellReceiver(ssl_context=ctx)`` serves https with that context's certificate.
 
@@ -37,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Callable, Optional
 
-__all__ = ["Fault", "LogwellReceiver", "ReceivedRequest"]
+__all__ = ["Fault", "LogwellReceiver", "ReceivedRequest", "normalize_otlp"]
 
 MAX_BATCH = 100
 LEVELS = frozenset({"debug", "info", "warn", "error", "fatal"})
@@ -86,6 +90,93 @@ def validate_entry(entry: Any) -> Optional[str]:
     return None
 
 
+class OtlpValidationError(ValueError):
+    """The request as a whole is not an OTLP export the server takes (400)."""
+
+
+def _any_value(value: Any, depth: int = 0) -> Any:
+    """An OTLP ``AnyValue`` as a Python value, as the server reads it."""
+    if depth > 32 or not isinstance(value, dict):
+        return None
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "boolValue" in value:
+        return value["boolValue"]
+    if "intValue" in value:
+        raw = value["intValue"]
+        return int(raw) if isinstance(raw, (int, str)) and str(raw).lstrip("-").isdigit() else None
+    if "doubleValue" in value:
+        return value["doubleValue"]
+    if "arrayValue" in value:
+        items = (value["arrayValue"] or {}).get("values") or []
+        return [_any_value(v, depth + 1) for v in items]
+    if "kvlistValue" in value:
+        return _key_values((value["kvlistValue"] or {}).get("values"), depth + 1)
+    if "bytesValue" in value:
+        return value["bytesValue"]
+    return None
+
+
+def _key_values(values: Any, depth: int = 0) -> dict[str, Any]:
+    if not isinstance(values, list):
+        return {}
+    out: dict[str, Any] = {}
+    for kv in values:
+        if isinstance(kv, dict) and isinstance(kv.get("key"), str) and kv["key"]:
+            out[kv["key"]] = _any_value(kv.get("value"), depth + 1)
+    return out
+
+
+def _level_of(severity: Any) -> str:
+    if not isinstance(severity, int) or severity <= 0:
+        return "info"
+    for top, level in ((8, "debug"), (12, "info"), (16, "warn"), (20, "error")):
+        if severity <= top:
+            return level
+    return "fatal"
+
+
+def normalize_otlp(payload: Any) -> tuple[list[dict[str, Any]], list[str]]:
+    """The log records of an OTLP export, flattened as Logwell's server does: each with
+    its ``resource`` and ``attributes`` as dicts, its ``scope`` name, ``message``,
+    ``level`` and the record's own fields. Returns the records and the reasons for any
+    refused one. Raises OtlpValidationError for a request the server refuses whole."""
+    if not isinstance(payload, dict):
+        raise OtlpValidationError("Request body must be an object.")
+    resource_logs = payload.get("resourceLogs")
+    if not isinstance(resource_logs, list):
+        raise OtlpValidationError("resourceLogs must be an array.")
+    records: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for resource_log in resource_logs:
+        if not isinstance(resource_log, dict):
+            continue
+        resource = _key_values((resource_log.get("resource") or {}).get("attributes"))
+        for scope_log in resource_log.get("scopeLogs") or []:
+            if not isinstance(scope_log, dict):
+                continue
+            scope = scope_log.get("scope") or {}
+            for record in scope_log.get("logRecords") or []:
+                if not isinstance(record, dict):
+                    errors.append("Log record rejected: must be an object.")
+                    continue
+                attributes = _key_values(record.get("attributes"))
+                body = _any_value(record.get("body"))
+                severity = record.get("severityNumber")
+                records.append(
+                    {
+                        **record,
+                        "resource": resource,
+                        "scope": scope.get("name"),
+                        "attributes": attributes,
+                        "body": body,
+                        "message": body if isinstance(body, str) else json.dumps(body),
+                        "level": _level_of(severity),
+                    }
+                )
+    return records, errors
+
+
 class _TokenBucket:
     """The server's rate limit: ``rate`` requests a second, bursts of up to ``rate``."""
 
@@ -116,6 +207,15 @@ class LogwellReceiver:
     ) -> None:
         self.api_key = api_key or "lw_" + secrets.token_hex(16)
         self.entries: list[dict[str, Any]] = []
+        #: OTLP records accepted on /v1/logs, as ``normalize_otlp`` gives them.
+        self.log_records: list[dict[str, Any]] = []
+        #: Raw bodies of the accepted /v1/logs requests, as parsed JSON.
+        self.otlp_payloads: list[dict[str, Any]] = []
+        #: How /v1/logs answers: "logwell" (``{"accepted", ...}``, as Logwell's server) or
+        #: "collector" (``{"partialSuccess": ...}``, as an OpenTelemetry Collector).
+        self.otlp_reply = "logwell"
+        #: An OTLP record for which this returns true is refused on its own.
+        self.reject_record_if: Optional[Callable[[dict[str, Any]], bool]] = None
         self.requests: list[ReceivedRequest] = []
         #: Seconds every reply waits before it is sent (a slow server).
         self.delay = 0.0
@@ -199,10 +299,11 @@ class LogwellReceiver:
                 self._faults.append(Fault(status, body, retry_after, delay))
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
-        """Waits until at least ``count`` entries were accepted; returns whether they were."""
+        """Waits until at least ``count`` entries (of either route) were accepted; returns
+        whether they were."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while len(self.entries) < count:
+            while len(self.entries) + len(self.log_records) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -211,7 +312,7 @@ class LogwellReceiver:
 
     def messages(self) -> list[str]:
         with self._cond:
-            return [e["message"] for e in self.entries]
+            return [e["message"] for e in self.entries + self.log_records]
 
     def statuses(self) -> list[int]:
         with self._cond:
@@ -220,6 +321,8 @@ class LogwellReceiver:
     def clear(self) -> None:
         with self._cond:
             self.entries.clear()
+            self.log_records.clear()
+            self.otlp_payloads.clear()
             self.requests.clear()
             self._faults.clear()
 
@@ -230,7 +333,7 @@ class LogwellReceiver:
             return self._faults.popleft() if self._faults else None
 
     def _handle(
-        self, headers: dict[str, str], body: bytes
+        self, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         """Returns (status, reply body, extra headers); checks in the server's order."""
         fault = self._next_fault()
@@ -264,6 +367,8 @@ class LogwellReceiver:
             payload = json.loads(body)
         except ValueError:
             return self._refuse(400, "invalid_json", "Body is not valid JSON", headers)
+        if path == "/v1/logs":
+            return self._handle_otlp(payload, headers)
         entries = payload if isinstance(payload, list) else [payload]
         if not entries:
             return self._refuse(400, "validation_error", "Empty batch", headers)
@@ -294,6 +399,48 @@ class LogwellReceiver:
         reply: dict[str, Any] = {"accepted": len(accepted)}
         if errors:
             reply.update(rejected=len(errors), errors=errors)
+        return 200, reply, {}
+
+    def _handle_otlp(
+        self, payload: Any, headers: dict[str, str]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        try:
+            records, errors = normalize_otlp(payload)
+        except OtlpValidationError as e:
+            return self._refuse(400, "validation_error", str(e), headers)
+        # Counted after normalisation, as the server counts: records, not resources.
+        if len(records) > MAX_BATCH:
+            return self._refuse(
+                400,
+                "batch_too_large",
+                f"Batch exceeds maximum limit of {MAX_BATCH} logs. Received {len(records)} logs.",
+                headers,
+            )
+        refuse = self.refuse_batch_if
+        if refuse is not None and any(refuse(r) for r in records):
+            return self._refuse(400, "validation_error", "A log record is refused", headers)
+        reject = self.reject_record_if
+        if reject is not None:
+            kept = [r for r in records if not reject(r)]
+            errors += ["Log record rejected: refused by the test"] * (len(records) - len(kept))
+            records = kept
+        with self._cond:
+            self.log_records.extend(records)
+            self.otlp_payloads.append(payload)
+            self._cond.notify_all()
+        self._record(200, len(records) + len(errors), len(records), headers)
+        reply: dict[str, Any]
+        if self.otlp_reply == "collector":
+            reply = {}
+            if errors:
+                reply["partialSuccess"] = {
+                    "rejectedLogRecords": str(len(errors)),
+                    "errorMessage": "; ".join(errors),
+                }
+        else:
+            reply = {"accepted": len(records)}
+            if errors:
+                reply.update(rejected=len(errors), errors=errors)
         return 200, reply, {}
 
     def _refuse(
@@ -338,11 +485,12 @@ def _make_handler(receiver: LogwellReceiver) -> type[BaseHTTPRequestHandler]:
                 receiver._record(413, 0, 0, {})
                 self._reply(413, {"error": "payload_too_large"}, {})
                 return
-            if self.path.rstrip("/") != "/v1/ingest":
+            path = self.path.rstrip("/")
+            if path not in ("/v1/ingest", "/v1/logs"):
                 self._reply(404, {"error": "not_found"}, {})
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, reply, extra = receiver._handle(headers, body)
+            status, reply, extra = receiver._handle(path, headers, body)
             if receiver.delay:
                 time.sleep(receiver.delay)
             self._reply(status, reply, extra)
