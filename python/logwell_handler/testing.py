@@ -217,6 +217,11 @@ class LogwellReceiver:
         #: An OTLP record for which this returns true is refused on its own.
         self.reject_record_if: Optional[Callable[[dict[str, Any]], bool]] = None
         self.requests: list[ReceivedRequest] = []
+        #: Most entries (or OTLP records) a request may hold; None: any, as a collector.
+        self.max_batch: Optional[int] = MAX_BATCH
+        #: None: Logwell's check (``Authorization: Bearer <api_key>``). A str: the exact
+        #: ``Authorization`` header required instead, "" for none (a collector's auth).
+        self.authorization: Optional[str] = None
         #: Seconds every reply waits before it is sent (a slow server).
         self.delay = 0.0
         #: Requests bigger than this many bytes are answered 413, as by a proxy.
@@ -351,11 +356,15 @@ class LogwellReceiver:
         if media_type != "application/json":
             return self._refuse(415, "unsupported_media_type", "Use application/json", headers)
         auth = headers.get("authorization", "")
-        key = auth[7:] if auth.startswith("Bearer ") else ""
-        if not _KEY.match(key):
-            return self._refuse(401, "unauthorized", "Missing or malformed API key", headers)
-        if key != self.api_key:
-            return self._refuse(401, "unauthorized", "Invalid API key", headers)
+        if self.authorization is not None:
+            if auth != self.authorization:
+                return self._refuse(401, "unauthorized", "Wrong Authorization header", headers)
+        else:
+            key = auth[7:] if auth.startswith("Bearer ") else ""
+            if not _KEY.match(key):
+                return self._refuse(401, "unauthorized", "Missing or malformed API key", headers)
+            if key != self.api_key:
+                return self._refuse(401, "unauthorized", "Invalid API key", headers)
         with self._cond:
             limited = self._bucket is not None and not self._bucket.take()
         if limited:
@@ -372,8 +381,10 @@ class LogwellReceiver:
         entries = payload if isinstance(payload, list) else [payload]
         if not entries:
             return self._refuse(400, "validation_error", "Empty batch", headers)
-        if len(entries) > MAX_BATCH:
-            return self._refuse(400, "batch_too_large", f"At most {MAX_BATCH} entries", headers)
+        if self.max_batch is not None and len(entries) > self.max_batch:
+            return self._refuse(
+                400, "batch_too_large", f"At most {self.max_batch} entries", headers
+            )
         refuse = self.refuse_batch_if
         if refuse is not None:
             for i, entry in enumerate(entries):
@@ -409,11 +420,12 @@ class LogwellReceiver:
         except OtlpValidationError as e:
             return self._refuse(400, "validation_error", str(e), headers)
         # Counted after normalisation, as the server counts: records, not resources.
-        if len(records) > MAX_BATCH:
+        if self.max_batch is not None and len(records) > self.max_batch:
             return self._refuse(
                 400,
                 "batch_too_large",
-                f"Batch exceeds maximum limit of {MAX_BATCH} logs. Received {len(records)} logs.",
+                f"Batch exceeds maximum limit of {self.max_batch} logs. "
+                f"Received {len(records)} logs.",
                 headers,
             )
         refuse = self.refuse_batch_if
