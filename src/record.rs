@@ -220,8 +220,9 @@ pub struct EntryWriter {
     /// Where each field key written so far sits in the output, as its encoded
     /// `"key"`: ranges rather than owned copies, one allocation fewer per key.
     field_keys: Vec<(usize, usize)>,
-    /// The field written last, not yet checked against `max_metadata_bytes`.
-    open_field: Option<Mark>,
+    /// The field written last, not yet checked against `max_metadata_bytes`: where it
+    /// starts, and where its value starts.
+    open_field: Option<(Mark, usize)>,
     /// Fields left out because the metadata would have been too large: their names, and
     /// their encoded keys (their ranges in the output are gone).
     left_out: Vec<(String, Vec<u8>)>,
@@ -375,7 +376,7 @@ impl EntryWriter {
             self.json.out.push(b':');
         }
         self.json.after_key = true;
-        self.open_field = Some(mark);
+        self.open_field = Some((mark, self.json.len()));
         self.field_keys.push((start, end));
         Some(ValueWriter::new(&mut self.json, self.style))
     }
@@ -389,11 +390,18 @@ impl EntryWriter {
             || self.left_out.iter().any(|(_, encoded)| encoded == key)
     }
 
-    /// Ends the last field, and takes it back if it made the metadata too large.
+    /// Ends the last field. Takes it back if it made the metadata too large, or if no
+    /// value was written for it (the entry stays valid JSON whatever the caller did).
     fn close_field(&mut self) {
-        let (Some(mark), Some(start)) = (self.open_field.take(), self.fields_start) else {
+        let (Some((mark, value_start)), Some(start)) = (self.open_field.take(), self.fields_start)
+        else {
             return;
         };
+        if self.json.len() == value_start {
+            self.field_keys.pop();
+            self.json.reset(mark);
+            return;
+        }
         if self.style == ValueStyle::AnyValue {
             self.json.out.push(b'}'); // the {"key", "value"} pair
         }
@@ -422,7 +430,7 @@ impl EntryWriter {
                 w.string(&note);
             }
             if self.open_field.take().is_some() && self.style == ValueStyle::AnyValue {
-                self.json.out.push(b'}');
+                self.json.out.push(b'}'); // the note's pair, not checked for size
             }
         }
         if self.fields_start.is_some() {
@@ -586,6 +594,42 @@ mod tests {
         }
         let v = parse(&e.finish());
         assert_eq!(v["metadata"], serde_json::json!({"a\"b": 1, "n": 3}));
+    }
+
+    #[test]
+    fn a_field_left_without_a_value_is_taken_back() {
+        for otlp in [false, true] {
+            let mut w = if otlp {
+                EntryWriter::otlp(
+                    &OtlpHead {
+                        service: "s",
+                        scope: "x",
+                        time_unix_nano: 1,
+                        observed_time_unix_nano: 1,
+                        severity_number: 9,
+                        severity_text: "INFO",
+                        body: "m",
+                        trace: None,
+                    },
+                    Limits::NONE,
+                )
+            } else {
+                EntryWriter::new(Level::Info, "m", Timestamp::Seconds(0.0), Limits::NONE)
+            };
+            let _ = w.field("no value");
+            w.field("kept").expect("new").int(1);
+            let _ = w.field("no value either");
+            let entry = w.finish();
+            let (_, _, record) = crate::otlp::split_entry(&entry);
+            let v = parse(if otlp { record } else { &entry });
+            let fields = if otlp {
+                &v["attributes"]
+            } else {
+                &v["metadata"]
+            };
+            assert_eq!(fields.to_string().matches("kept").count(), 1, "{v}");
+            assert!(!fields.to_string().contains("no value"), "{v}");
+        }
     }
 
     #[test]

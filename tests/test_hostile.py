@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
 from logwell_handler.testing import LogwellReceiver
 
 from conftest import receiver_env, run_python
@@ -39,8 +41,9 @@ SCRIPT = textwrap.dedent(
         "", " ", "\\x00\\n\\t", "é" * 100_000, [BadRepr(), math.nan],
     ]
 
+    protocol = sys.argv[2]
     handle_errors = []
-    handler = LogwellHandler(batch_size=100, flush_interval=0.2)
+    handler = LogwellHandler(batch_size=100, flush_interval=0.2, protocol=protocol)
     handler.handleError = handle_errors.append
     log = logging.getLogger("hostile")
     log.propagate = False
@@ -73,7 +76,14 @@ SCRIPT = textwrap.dedent(
             log.log(rng.choice([1, 5, 15, 25, 45, 99]), value, extra={str(i): value})
         logged += 1
 
-    formatted = LogwellHandler()
+    # A record made by hand, with the attributes the encoder reads set to junk.
+    made = logging.LogRecord("hostile", 20, None, None, "handmade", None, None, func=None)
+    made.thread, made.threadName, made.levelname, made.name = None, BadStr(), BadRepr(), 7
+    made.created = "yesterday"
+    log.handle(made)
+    logged += 1
+
+    formatted = LogwellHandler(protocol=protocol)
     formatted.setFormatter(BadFormatter())
     formatted.handleError = handle_errors.append
     log.addHandler(formatted)
@@ -90,10 +100,14 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_thousands_of_hostile_records_all_arrive(logwell_receiver: LogwellReceiver) -> None:
+@pytest.mark.parametrize("protocol", ["logwell", "otlp"])
+def test_thousands_of_hostile_records_all_arrive(
+    logwell_receiver: LogwellReceiver, protocol: str
+) -> None:
     proc, _ = run_python(
         SCRIPT,
         "4000",
+        protocol,
         env=receiver_env(logwell_receiver),
         timeout=120,
     )
@@ -103,19 +117,27 @@ def test_thousands_of_hostile_records_all_arrive(logwell_receiver: LogwellReceiv
     assert result["flushed"], result
     stats = result["stats"]
     # The last record went to both handlers: the plain one shipped it.
-    assert logwell_receiver.wait_for(4001, timeout=10), stats
-    assert stats["sent"] == 4001
+    assert logwell_receiver.wait_for(4002, timeout=10), stats
+    assert stats["sent"] == 4002
     assert stats["failed"] == stats["rejected_by_server"] == 0, stats
     assert result["handle_errors"] == 1, "only the formatter's failure reaches handleError"
     assert all(r.status == 200 for r in logwell_receiver.requests)
     messages = logwell_receiver.messages()
     assert "<unrepresentable BadRepr>" in messages
     assert "%d" in messages, "a bad format keeps its template"
-    exceptions = [
-        e["metadata"]["exception"]
-        for e in logwell_receiver.entries
-        if "exception" in e.get("metadata", {})
-    ]
-    assert len(exceptions) == 500
-    assert all(e["type"].endswith("BadException") for e in exceptions)
+    assert "handmade" in messages
+    if protocol == "otlp":
+        types = [
+            r["attributes"]["exception.type"]
+            for r in logwell_receiver.log_records
+            if "exception.type" in r["attributes"]
+        ]
+    else:
+        types = [
+            e["metadata"]["exception"]["type"]
+            for e in logwell_receiver.entries
+            if "exception" in e.get("metadata", {})
+        ]
+    assert len(types) == 500
+    assert all(t.endswith("BadException") for t in types)
     assert messages.count("through a formatter that raises") == 1

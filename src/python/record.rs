@@ -275,8 +275,10 @@ impl RecordEncoder {
                 ("thread.name", &view.thread_name),
             ];
             for (key, value) in attributes {
-                if let (Some(value), Some(mut w)) = (value, entry.field(key)) {
-                    write_value(&mut w, value, 0);
+                if let Some(value) = value {
+                    if let Some(mut w) = entry.field(key) {
+                        write_value(&mut w, value, 0);
+                    }
                 }
             }
         }
