@@ -10,7 +10,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
 
-use super::record_view::{RecordShape, RecordView};
+use super::record_view::{RecordShape, RecordView, READ_FOR_LOGWELL, READ_FOR_OTLP};
 use crate::config::Protocol;
 use crate::errors::Error;
 use crate::json::{JsonWriter, ValueStyle, ValueWriter};
@@ -196,7 +196,13 @@ impl RecordEncoder {
     ) -> Vec<u8> {
         let py = record.py();
         let shape = &*self.shape;
-        let view = RecordView::read(record, shape, self.reserved.bind(py));
+        let otlp = self.protocol == Protocol::Otlp;
+        let wanted = if otlp {
+            READ_FOR_OTLP
+        } else {
+            READ_FOR_LOGWELL
+        };
+        let view = RecordView::read(record, shape, self.reserved.bind(py), wanted);
         let levelno = view
             .levelno
             .as_ref()
@@ -225,7 +231,6 @@ impl RecordEncoder {
             },
         };
 
-        let otlp = self.protocol == Protocol::Otlp;
         let mut entry = if otlp {
             let text = |v: &Option<Bound<'_, PyAny>>| v.as_ref().map(display).unwrap_or_default();
             EntryWriter::otlp(

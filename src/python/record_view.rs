@@ -50,8 +50,12 @@ impl Attr {
         ("threadName", Attr::ThreadName),
     ];
 
+    /// Those only the OTLP encoder uses.
+    const OTLP_ONLY: u16 =
+        Attr::Levelname.bit() | Attr::FuncName.bit() | Attr::Thread.bit() | Attr::ThreadName.bit();
+
     /// Its bit in a set of attributes already read.
-    fn bit(self) -> u16 {
+    const fn bit(self) -> u16 {
         match self {
             Attr::Unused => 0,
             read => 1 << read as u16,
@@ -96,6 +100,11 @@ impl RecordShape {
     }
 }
 
+/// What `RecordView::read` reads: everything for OTLP; for the simple API, not the
+/// attributes only OTLP sends (each read costs a reference count and a check).
+pub const READ_FOR_OTLP: u16 = u16::MAX;
+pub const READ_FOR_LOGWELL: u16 = !Attr::OTLP_ONLY;
+
 /// The attributes of one record; `None` for those missing or None.
 #[derive(Default)]
 pub struct RecordView<'py> {
@@ -121,14 +130,17 @@ impl<'py> RecordView<'py> {
     /// Reads `record` from its `__dict__`, then any attribute the dict did not hold
     /// (a class attribute, a property, an object that only looks like a record) through
     /// `getattr`, as the logging module itself would see it.
+    /// `wanted`: `READ_FOR_OTLP` or `READ_FOR_LOGWELL`.
     pub fn read(
         record: &Bound<'py, PyAny>,
         shape: &RecordShape,
         reserved: &Bound<'py, PyFrozenSet>,
+        wanted: u16,
     ) -> RecordView<'py> {
         let py = record.py();
         let mut view = RecordView::default();
-        let mut seen = 0u16;
+        // Attributes not wanted count as read already.
+        let mut seen = !wanted;
         let dict = record
             .getattr(intern!(py, "__dict__"))
             .ok()
@@ -146,8 +158,10 @@ impl<'py> RecordView<'py> {
                         .map_or(Attr::Unused, |k| Attr::of(&k.to_cow().unwrap_or_default())),
                 },
             };
-            seen |= attr.bit();
-            view.set(attr, value);
+            if seen & attr.bit() == 0 {
+                seen |= attr.bit();
+                view.set(attr, value);
+            }
         }
         for &(name, attr) in &Attr::READ {
             if seen & attr.bit() == 0 {
@@ -159,6 +173,7 @@ impl<'py> RecordView<'py> {
         view
     }
 
+    #[inline]
     fn set(&mut self, attr: Attr, value: Bound<'py, PyAny>) {
         let slot = match attr {
             Attr::Name => &mut self.name,
