@@ -28,6 +28,7 @@ KINDS = [
     "null",
     "format-only",
     "logwell-handler",
+    "logwell-handler-otlp",
     "official-sdk-handler",
     "logwell-client",
     "official-sdk-client",
@@ -139,10 +140,11 @@ def make(kind: str, sink: str) -> Contender:
         return Contender(logger_calls(logging.NullHandler()), nothing, nothing)
     if kind == "format-only":
         return Contender(logger_calls(FormatOnly()), nothing, nothing)
-    if kind == "logwell-handler":
+    if kind in ("logwell-handler", "logwell-handler-otlp"):
         from logwell_handler import LogwellHandler
 
-        ours = LogwellHandler(API_KEY, sink, "bench")
+        protocol = "otlp" if kind.endswith("otlp") else "logwell"
+        ours = LogwellHandler(API_KEY, sink, "bench", protocol=protocol)
 
         def flush() -> None:
             if not ours.flush(timeout=300):
