@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::errors::Error;
+use crate::otlp;
 use crate::record::Limits;
 
 /// The server refuses requests with more entries than this (`batch_too_large`).
@@ -326,19 +327,13 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), Error> {
 
 /// The resource attributes besides `service.name`, encoded, with this process's pid.
 fn resource_attributes(resource: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (key, value) in resource {
-        out.extend_from_slice(br#"{"key":"#);
-        out.extend_from_slice(&serde_json::to_vec(key).unwrap_or_else(|_| b"\"\"".to_vec()));
-        out.extend_from_slice(br#","value":"#);
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"},");
-    }
-    out.extend_from_slice(&crate::otlp::int_attribute(
-        "process.pid",
-        i64::from(std::process::id()),
-    ));
-    out
+    let pid = otlp::int_attribute("process.pid", i64::from(std::process::id()));
+    let attributes: Vec<Vec<u8>> = resource
+        .iter()
+        .map(|(key, value)| otlp::key_value(key, value))
+        .chain([pid])
+        .collect();
+    attributes.join(&b',')
 }
 
 impl Config {

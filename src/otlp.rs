@@ -129,15 +129,23 @@ pub fn batch_body<'a>(
     body
 }
 
-/// A resource attribute holding an integer, encoded as a `KeyValue`.
-pub fn int_attribute(key: &str, value: i64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+/// A `KeyValue` of `key` and an already-encoded `AnyValue`.
+pub fn key_value(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + value.len() + 24);
     out.extend_from_slice(br#"{"key":"#);
     out.extend_from_slice(&serde_json::to_vec(key).unwrap_or_else(|_| b"\"\"".to_vec()));
-    out.extend_from_slice(br#","value":{"intValue":""#);
-    push_int(&mut out, value);
-    out.extend_from_slice(br#""}}"#);
+    out.extend_from_slice(br#","value":"#);
+    out.extend_from_slice(value);
+    out.push(b'}');
     out
+}
+
+/// A `KeyValue` holding an integer.
+pub fn int_attribute(key: &str, value: i64) -> Vec<u8> {
+    let mut encoded = br#"{"intValue":""#.to_vec();
+    push_int(&mut encoded, value);
+    encoded.extend_from_slice(br#""}"#);
+    key_value(key, &encoded)
 }
 
 /// What a 2xx OTLP reply says was refused: `partialSuccess.rejectedLogRecords` (a
