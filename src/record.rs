@@ -174,13 +174,33 @@ pub struct TraceContext {
 
 impl TraceContext {
     /// The trace id as 32 lowercase hex digits, as W3C and OTLP's JSON write it.
-    pub fn trace_id_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
+    pub fn trace_id_hex(&self) -> Hex<32> {
+        Hex::of(self.trace_id)
     }
 
     /// The span id as 16 lowercase hex digits.
-    pub fn span_id_hex(&self) -> String {
-        format!("{:016x}", self.span_id)
+    pub fn span_id_hex(&self) -> Hex<16> {
+        Hex::of(u128::from(self.span_id))
+    }
+}
+
+/// The last `N` hex digits of a number, on the stack: ids are written once per record,
+/// and a `format!` would allocate each time.
+pub struct Hex<const N: usize>([u8; N]);
+
+impl<const N: usize> Hex<N> {
+    fn of(mut value: u128) -> Hex<N> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut digits = [b'0'; N];
+        for slot in digits.iter_mut().rev() {
+            *slot = DIGITS[(value & 0xf) as usize];
+            value >>= 4;
+        }
+        Hex(digits)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -293,9 +313,9 @@ impl EntryWriter {
         json.end_object();
         if let Some(trace) = head.trace {
             json.key("traceId");
-            json.string(&trace.trace_id_hex());
+            json.string(trace.trace_id_hex().as_str());
             json.key("spanId");
-            json.string(&trace.span_id_hex());
+            json.string(trace.span_id_hex().as_str());
             json.key("flags");
             json.int(i64::from(trace.flags));
         }
@@ -390,21 +410,26 @@ impl EntryWriter {
             || self.left_out.iter().any(|(_, encoded)| encoded == key)
     }
 
-    /// Ends the last field. Takes it back if it made the metadata too large, or if no
-    /// value was written for it (the entry stays valid JSON whatever the caller did).
-    fn close_field(&mut self) {
-        let (Some((mark, value_start)), Some(start)) = (self.open_field.take(), self.fields_start)
-        else {
-            return;
-        };
+    /// Ends the last field and returns where it started, or takes it back if no value
+    /// was written for it (the entry stays valid JSON whatever the caller did).
+    fn end_field(&mut self) -> Option<Mark> {
+        let (mark, value_start) = self.open_field.take()?;
         if self.json.len() == value_start {
             self.field_keys.pop();
             self.json.reset(mark);
-            return;
+            return None;
         }
         if self.style == ValueStyle::AnyValue {
             self.json.out.push(b'}'); // the {"key", "value"} pair
         }
+        Some(mark)
+    }
+
+    /// Ends the last field, and takes it back if it made the metadata too large.
+    fn close_field(&mut self) {
+        let (Some(mark), Some(start)) = (self.end_field(), self.fields_start) else {
+            return;
+        };
         if self.json.len() - start > self.max_metadata_bytes {
             if let Some((s, e)) = self.field_keys.pop() {
                 let encoded = self.json.out[s..e].to_vec();
@@ -425,13 +450,11 @@ impl EntryWriter {
                 names.join(", ")
             );
             // Unless a field of that name was written already (a record's own). The
-            // note is not checked for size: it is closed below, not by `close_field`.
+            // note is ended, not closed: it is not checked for size.
             if let Some(mut w) = self.field(METADATA_TRUNCATED_KEY) {
                 w.string(&note);
             }
-            if self.open_field.take().is_some() && self.style == ValueStyle::AnyValue {
-                self.json.out.push(b'}'); // the note's pair, not checked for size
-            }
+            self.end_field();
         }
         if self.fields_start.is_some() {
             if self.style == ValueStyle::AnyValue {

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
 
 use super::errors::to_py_error;
-use super::record::{encode_value, key_text, py_str, LogCall, RecordEncoder, SourcePath};
+use super::record::{as_text, encode_value, py_str, LogCall, RecordEncoder, SourcePath};
 use super::record_view::RecordShape;
 use super::trace::current_trace;
 use crate::config::{self, Config, Protocol, Settings};
@@ -170,7 +170,7 @@ fn encoded_fields(
         .map_err(|_| invalid(field, format!("must be a dict, got {}", type_name(m))))?;
     Ok(dict
         .iter()
-        .map(|(k, v)| (key_text(&k).into_owned(), encode_value(&v, style)))
+        .map(|(k, v)| (as_text(&k).into_owned(), encode_value(&v, style)))
         .collect())
 }
 

@@ -80,12 +80,18 @@ fn display(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| unrepresentable(obj))
 }
 
-/// A dict key as metadata takes it: a str as itself, anything else as `str(key)`.
-pub fn key_text<'a>(key: &'a Bound<'_, PyAny>) -> Cow<'a, str> {
-    match key.cast::<PyString>() {
+/// A value as text, borrowed when it is a str (a dict key, a logger or level name, a
+/// path), else `str(value)` as `display` makes it.
+pub fn as_text<'a>(value: &'a Bound<'_, PyAny>) -> Cow<'a, str> {
+    match value.cast::<PyString>() {
         Ok(s) => py_str(s),
-        Err(_) => Cow::Owned(display(key)),
+        Err(_) => Cow::Owned(display(value)),
     }
+}
+
+/// `as_text` of an attribute a record may lack: empty when it does.
+fn attr_text<'a>(value: &'a Option<Bound<'_, PyAny>>) -> Cow<'a, str> {
+    value.as_ref().map_or(Cow::Borrowed(""), as_text)
 }
 
 fn repr(obj: &Bound<'_, PyAny>) -> String {
@@ -134,7 +140,7 @@ fn write_dict(w: &mut ValueWriter<'_>, v: &Bound<'_, PyAny>, depth: u32) {
     };
     w.begin_map();
     for (k, val) in d.iter() {
-        w.map_key(&key_text(&k));
+        w.map_key(&as_text(&k));
         write_value(w, &val, depth + 1);
     }
     w.end_map();
@@ -232,15 +238,14 @@ impl RecordEncoder {
         };
 
         let mut entry = if otlp {
-            let text = |v: &Option<Bound<'_, PyAny>>| v.as_ref().map(display).unwrap_or_default();
             EntryWriter::otlp(
                 &OtlpHead {
                     service: self.service.as_deref().unwrap_or(&self.default_service),
-                    scope: &text(&view.name),
+                    scope: &attr_text(&view.name),
                     time_unix_nano: unix_nanos(created),
                     observed_time_unix_nano: unix_nanos(now_seconds()),
                     severity_number: otlp::severity_number(levelno),
-                    severity_text: &text(&view.levelname),
+                    severity_text: &attr_text(&view.levelname),
                     body: &message,
                     trace,
                 },
@@ -258,13 +263,7 @@ impl RecordEncoder {
             }
             entry
         };
-        let path = match &view.pathname {
-            Some(p) => match p.cast::<PyString>() {
-                Ok(p) => py_str(p),
-                Err(_) => Cow::Owned(display(p)),
-            },
-            None => Cow::Borrowed(""),
-        };
+        let path = attr_text(&view.pathname);
         let line = view
             .lineno
             .as_ref()
@@ -412,17 +411,17 @@ impl RecordEncoder {
 fn write_trace_fields(entry: &mut EntryWriter, trace: Option<TraceContext>) {
     let Some(trace) = trace else { return };
     if let Some(mut w) = entry.field("trace_id") {
-        w.string(&trace.trace_id_hex());
+        w.string(trace.trace_id_hex().as_str());
     }
     if let Some(mut w) = entry.field("span_id") {
-        w.string(&trace.span_id_hex());
+        w.string(trace.span_id_hex().as_str());
     }
 }
 
 /// A record's `extra` fields as metadata.
 fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, PyAny>)]) {
     for (key, value) in extras {
-        let name = key_text(key);
+        let name = as_text(key);
         // loguru hands its bound fields over as one `extra` dict: they are metadata.
         if name == "extra" {
             if let Ok(fields) = value.cast::<PyDict>() {
@@ -439,7 +438,7 @@ fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, 
 /// Each item of `fields` as a metadata field, unless a field of that name came first.
 fn write_fields(entry: &mut EntryWriter, fields: &Bound<'_, PyDict>) {
     for (key, value) in fields.iter() {
-        if let Some(mut w) = entry.field(&key_text(&key)) {
+        if let Some(mut w) = entry.field(&as_text(&key)) {
             write_value(&mut w, &value, 0);
         }
     }
