@@ -58,6 +58,8 @@ pub struct Settings {
     pub flush_interval: f64,
     pub max_queue_size: i64,
     pub max_queue_bytes: i64,
+    /// The server's request budget for the key; 0: no limit known.
+    pub max_requests_per_minute: i64,
     pub max_retries: i64,
     pub timeout: f64,
     pub shutdown_timeout: f64,
@@ -82,9 +84,13 @@ impl Default for Settings {
             batch_size: 50,
             flush_interval: 5.0,
             // The official SDKs hold 1000 and lose most of a burst; see DESIGN.md.
-            // The byte bound is what caps memory; this one only sizes the ring.
+            // The byte bound is what caps memory; this one only sizes the ring. Sized
+            // so that a 100 000-record burst of ~250-byte entries waits whole while the
+            // server takes it at its ~4 000 a second.
             max_queue_size: 100_000,
-            max_queue_bytes: 16 * 1024 * 1024,
+            max_queue_bytes: 64 * 1024 * 1024,
+            // Logwell's default RATE_LIMIT_INGEST_RPM.
+            max_requests_per_minute: 600,
             max_retries: 3,
             timeout: 30.0,
             shutdown_timeout: 5.0,
@@ -115,6 +121,7 @@ pub struct Config {
     pub flush_interval: Duration,
     pub max_queue_size: usize,
     pub max_queue_bytes: usize,
+    pub max_requests_per_minute: u32,
     pub max_retries: u32,
     pub timeout: Duration,
     pub shutdown_timeout: Duration,
@@ -139,6 +146,7 @@ impl std::fmt::Debug for Config {
             .field("flush_interval", &self.flush_interval)
             .field("max_queue_size", &self.max_queue_size)
             .field("max_queue_bytes", &self.max_queue_bytes)
+            .field("max_requests_per_minute", &self.max_requests_per_minute)
             .field("max_retries", &self.max_retries)
             .field("timeout", &self.timeout)
             .field("shutdown_timeout", &self.shutdown_timeout)
@@ -384,6 +392,12 @@ impl Config {
             flush_interval: seconds_in("flush_interval", s.flush_interval, 0.1, 60.0)?,
             max_queue_size: int_in("max_queue_size", s.max_queue_size, 1, 1_000_000)? as usize,
             max_queue_bytes: int_in("max_queue_bytes", s.max_queue_bytes, 1024, 1 << 40)? as usize,
+            max_requests_per_minute: int_in(
+                "max_requests_per_minute",
+                s.max_requests_per_minute,
+                0,
+                1_000_000,
+            )? as u32,
             max_retries: int_in("max_retries", s.max_retries, 0, 100)? as u32,
             timeout: positive_seconds("timeout", s.timeout)?,
             shutdown_timeout: seconds_in("shutdown_timeout", s.shutdown_timeout, 0.0, 3600.0)?,

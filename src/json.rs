@@ -43,14 +43,15 @@ pub(crate) fn push_int(out: &mut Vec<u8>, n: i64) {
 }
 
 /// For each byte: 0 when it stands for itself in a JSON string, else the letter of its
-/// short escape (`\\n`), or `u` for `\\u00XX`.
+/// short escape (`\\n`), `u` for `\\u00XX`, or `0` for NUL.
 const ESCAPE: [u8; 256] = {
     let mut table = [0u8; 256];
-    let mut b = 0;
+    let mut b = 1;
     while b < 0x20 {
         table[b] = b'u';
         b += 1;
     }
+    table[0] = b'0';
     table[b'\n' as usize] = b'n';
     table[b'\r' as usize] = b'r';
     table[b'\t' as usize] = b't';
@@ -62,8 +63,11 @@ const ESCAPE: [u8; 256] = {
 };
 
 /// `s` as a JSON string: quoted, with `"`, `\\` and control characters escaped and all
-/// else (UTF-8 included) copied as is.
+/// else (UTF-8 included) copied as is, but for NUL, which becomes U+FFFD: Logwell stores
+/// entries in PostgreSQL, which refuses NUL in text and jsonb and so fails the whole
+/// batch (500) for one NUL anywhere in it.
 pub(crate) fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    const REPLACEMENT_CHARACTER: &[u8] = "\u{FFFD}".as_bytes();
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
@@ -75,7 +79,9 @@ pub(crate) fn push_json_string(out: &mut Vec<u8>, s: &str) {
             continue;
         }
         out.extend_from_slice(&bytes[start..i]);
-        if escape == b'u' {
+        if escape == b'0' {
+            out.extend_from_slice(REPLACEMENT_CHARACTER);
+        } else if escape == b'u' {
             let (high, low) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
             out.extend_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
         } else {
@@ -482,15 +488,30 @@ mod tests {
     }
 
     #[test]
-    fn every_character_survives_a_round_trip_through_json() {
-        let mut text: String = (0u8..0x80).map(char::from).collect();
-        text.push_str("é中😀\u{2028}\u{7f}");
+    fn every_character_but_nul_survives_a_round_trip_through_json() {
+        let mut text: String = (1u8..0x80).map(char::from).collect();
+        text.push_str("é中😀\u{2028}\u{7f}\u{fffd}");
         let mut w = JsonWriter::default();
         w.string(&text);
         let out = w.into_bytes();
         assert_eq!(serde_json::from_slice::<String>(&out).ok(), Some(text));
         // Only what JSON requires is escaped: UTF-8 goes as is.
         assert!(String::from_utf8_lossy(&out).contains("é中😀"));
+    }
+
+    #[test]
+    fn nul_becomes_the_replacement_character_in_values_and_keys() {
+        let mut w = JsonWriter::default();
+        w.begin_object();
+        w.key("k\0ey");
+        w.string("\0a\0\0b\0");
+        w.end_object();
+        let out = w.into_bytes();
+        assert!(!out.windows(6).any(|s| s == br"\u0000"), "{out:?}");
+        assert_eq!(
+            parse(&out),
+            json!({"k\u{fffd}ey": "\u{fffd}a\u{fffd}\u{fffd}b\u{fffd}"})
+        );
     }
 
     #[test]

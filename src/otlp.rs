@@ -279,10 +279,10 @@ mod tests {
         };
         let limits = Limits {
             max_string_bytes: usize::MAX,
-            max_metadata_bytes: 80,
+            max_metadata_bytes: 1024,
         };
         let mut w = EntryWriter::otlp(&head, limits);
-        w.field("big").expect("new").string(&"x".repeat(100));
+        w.field("big").expect("new").string(&"x".repeat(1000));
         w.field("small").expect("new").int(1);
         assert!(w.field("small").is_none(), "first writer wins");
         let entry = w.finish();

@@ -1,76 +1,197 @@
-//! Request pacing learnt from the server's 429 replies.
+//! Request pacing: a model of the server's rate limit, kept on our side, so that a
+//! backlog drains at the server's pace instead of running into 429s.
 //!
-//! Unpaced until the first 429. Then the worker sends no faster than the rate the server
-//! just proved it allows (accepted requests over the `Retry-After` window, less a margin),
-//! halving that rate on every further 429 and creeping back up by a small step per
-//! accepted request. A backlog after an outage therefore drains at the server's pace
-//! with a handful of 429s instead of one per request.
+//! Logwell keeps one token bucket per project: it holds `requests_per_minute` requests,
+//! refills continuously at that rate, and answers 429 with `Retry-After: 60` when empty,
+//! whatever it holds a moment later. With `requests_per_minute` set, the pacer keeps the
+//! same bucket and waits for a token before each request, so one process alone meets no
+//! 429. Processes sharing a key (gunicorn workers, a cron job) drain the server's bucket
+//! together; a 429 says so, and the pacer takes its share of the refill from what the
+//! server was seen to allow it, then creeps back up with every accepted request.
+//!
+//! With no rate given (0), the pacer stays out of the way until a 429, then paces at the
+//! rate the server was seen to allow over the `Retry-After` window.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Longest window we estimate over (Logwell's limit is per minute).
-const MAX_WINDOW: Duration = Duration::from_secs(60);
-const MIN_WINDOW: Duration = Duration::from_secs(1);
-/// Start times kept for the estimate; more than a minute of Logwell's 600 per minute.
-const MAX_RECENT: usize = 1024;
-/// Pace at this share of the rate the server allowed, to stay clear of its edge.
-const MARGIN: f64 = 0.8;
-/// Each accepted request shortens the interval by this share: ~500 to get back 2x.
-const RECOVERY: f64 = 1.0 / 700.0;
-/// Below this the pacer steps aside.
-const MIN_INTERVAL: Duration = Duration::from_micros(500);
+/// Logwell's limit is per minute: nothing older tells us anything.
+const WINDOW: Duration = Duration::from_secs(60);
+/// Our refill against the server's: a request leaves before it arrives, and the server's
+/// clock is not ours.
+const REFILL_MARGIN: f64 = 0.97;
+/// The share of the server's refill we take after a 429, against the share measured.
+const SHARE_MARGIN: f64 = 0.85;
+const MIN_SHARE: f64 = 0.01;
+/// Each accepted request grows the share by this part: ~700 requests to double it, slow
+/// enough that processes sharing a key do not climb back into 429s together.
+const RECOVERY: f64 = 1.0 / 1000.0;
+/// Fewer of our own requests than this since the bucket was last seen empty says
+/// nothing about our share: other senders were still bursting.
+const MIN_EVIDENCE: usize = 4;
+/// The least wait after a 429, doubled for each further 429 that brought no evidence.
+const MIN_HOLD: Duration = Duration::from_secs(1);
+/// Times of requests the server charged, kept for the estimate; more than a minute of
+/// Logwell's default 600 per minute.
+const MAX_CHARGED: usize = 4096;
+/// Without a configured rate, a learnt one above this steps aside.
+const MAX_LEARNT_RATE: f64 = 2000.0;
 
-#[derive(Default)]
 pub struct Pacer {
-    /// Least time between the starts of two requests; zero while unpaced.
-    interval: Duration,
-    last_start: Option<Instant>,
-    /// Start times of recently accepted requests, oldest first.
-    recent: VecDeque<Instant>,
+    /// The server's bucket size and refill (requests a second); 0: not known.
+    capacity: f64,
+    refill: f64,
+    /// Whether `refill` was configured (the server's figure) or learnt from 429s.
+    configured: bool,
+    tokens: f64,
+    refreshed: Instant,
+    /// Our part of `refill`: 1 until another sender shows up in a 429.
+    share: f64,
+    /// Start times of requests the server charged (any reply but a 429), oldest first.
+    charged: VecDeque<Instant>,
+    /// The last 429: the server's bucket was empty then.
+    last_limited: Option<Instant>,
+    /// No request before this, whatever the tokens say.
+    hold_until: Option<Instant>,
+    /// 429s in a row that brought no evidence of our share.
+    blind_limits: u32,
 }
 
 impl Pacer {
-    /// When the next request may start (`None`: now).
-    pub fn ready_at(&self) -> Option<Instant> {
-        if self.interval.is_zero() {
-            return None;
-        }
-        self.last_start.map(|t| t + self.interval)
-    }
-
-    /// A request that started at `start` was accepted.
-    pub fn on_accepted(&mut self, start: Instant) {
-        self.last_start = Some(start);
-        if self.recent.len() == MAX_RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(start);
-        if !self.interval.is_zero() {
-            self.interval = self.interval.mul_f64(1.0 - RECOVERY);
-            if self.interval < MIN_INTERVAL {
-                self.interval = Duration::ZERO;
-            }
+    /// `requests_per_minute`: the server's limit for our key; 0: none known.
+    pub fn new(requests_per_minute: u32, now: Instant) -> Pacer {
+        let per_minute = f64::from(requests_per_minute);
+        Pacer {
+            capacity: per_minute,
+            refill: per_minute / 60.0 * REFILL_MARGIN,
+            configured: requests_per_minute > 0,
+            tokens: per_minute,
+            refreshed: now,
+            share: 1.0,
+            charged: VecDeque::new(),
+            last_limited: None,
+            hold_until: None,
+            blind_limits: 0,
         }
     }
 
-    /// The server answered 429 at `now`, asking for a wait of `retry_after`.
-    pub fn on_limited(&mut self, now: Instant, retry_after: Duration) {
-        let window = retry_after.clamp(MIN_WINDOW, MAX_WINDOW);
+    fn refresh(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.refreshed).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.refill * self.share).min(self.capacity);
+        self.refreshed = now;
+    }
+
+    /// When the next request may start; `None`: now.
+    pub fn ready_at(&mut self, now: Instant) -> Option<Instant> {
+        let hold = self.hold_until.filter(|&t| t > now);
+        if self.refill == 0.0 {
+            return hold;
+        }
+        self.refresh(now);
+        let token = (self.tokens < 1.0)
+            .then(|| now + Duration::from_secs_f64((1.0 - self.tokens) / (self.refill * self.share)));
+        match (hold, token) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A request starts now: it takes a token.
+    pub fn on_send(&mut self, now: Instant) {
+        if self.refill > 0.0 {
+            self.refresh(now);
+            self.tokens -= 1.0;
+        }
+    }
+
+    /// The server answered the request that started at `start` with anything but 429:
+    /// it took one of its tokens. `accepted`: with 2xx.
+    pub fn on_charged(&mut self, start: Instant, accepted: bool) {
+        if self.charged.len() == MAX_CHARGED {
+            self.charged.pop_front();
+        }
+        self.charged.push_back(start);
+        if !accepted || self.refill == 0.0 {
+            return;
+        }
+        self.blind_limits = 0;
+        self.share *= 1.0 + RECOVERY;
+        if self.configured {
+            self.share = self.share.min(1.0);
+        } else if self.refill * self.share > MAX_LEARNT_RATE {
+            *self = Pacer::new(0, start);
+        }
+    }
+
+    /// The server answered 429 at `now`: its bucket is empty. Returns how long to wait
+    /// before the next request.
+    pub fn on_limited(&mut self, now: Instant, retry_after: Option<Duration>) -> Duration {
+        while self.charged.front().is_some_and(|&t| now.saturating_duration_since(t) > WINDOW) {
+            self.charged.pop_front();
+        }
+        if self.configured {
+            self.learn_share(now);
+        } else {
+            self.learn_rate(now, retry_after);
+        }
+        self.tokens = 0.0;
+        self.refreshed = now;
+        self.last_limited = Some(now);
+        let hold = match retry_after {
+            // The server's word where we have no model of our own.
+            Some(wait) if !self.configured => wait,
+            _ => MIN_HOLD * (1 << self.blind_limits.saturating_sub(1).min(6)),
+        };
+        self.hold_until = Some(now + hold);
+        self.ready_at(now)
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
+    }
+
+    /// Our share of the refill: our requests against all the server allowed since its
+    /// bucket was last seen empty (or, the first time, since we started, from a full one).
+    fn learn_share(&mut self, now: Instant) {
+        let recent_limit = self
+            .last_limited
+            .filter(|&t| now.saturating_duration_since(t) < WINDOW);
+        let since = recent_limit
+            .or_else(|| self.charged.front().copied())
+            .unwrap_or(now);
+        let ours = self.charged.iter().filter(|&&t| t >= since).count();
+        if ours < MIN_EVIDENCE {
+            self.blind_limits += 1;
+            return;
+        }
+        self.blind_limits = 0;
+        let span = now.saturating_duration_since(since).as_secs_f64();
+        let full_refill = self.refill / REFILL_MARGIN;
+        let allowed = span * full_refill + if recent_limit.is_some() { 0.0 } else { self.capacity };
+        let measured = ours as f64 / allowed.max(1.0);
+        self.share = (measured.min(self.share) * SHARE_MARGIN).clamp(MIN_SHARE, 1.0);
+    }
+
+    /// A rate from what the server accepted over the `Retry-After` window, less a margin;
+    /// halved on each further 429.
+    fn learn_rate(&mut self, now: Instant, retry_after: Option<Duration>) {
+        let window = retry_after
+            .unwrap_or(MIN_HOLD)
+            .clamp(Duration::from_secs(1), WINDOW);
         let since = now.checked_sub(window);
         let allowed = self
-            .recent
+            .charged
             .iter()
             .filter(|&&t| since.is_none_or(|s| t >= s))
             .count()
             .max(1);
-        let estimate = window.div_f64(allowed as f64 * MARGIN);
-        self.interval = estimate.max(self.interval * 2).min(window);
-        self.last_start = Some(now);
+        let measured = allowed as f64 / window.as_secs_f64() * SHARE_MARGIN;
+        let current = self.refill * self.share;
+        self.refill = if current > 0.0 { measured.min(current / 2.0) } else { measured };
+        self.share = 1.0;
+        self.capacity = 1.0;
     }
 
-    pub fn interval(&self) -> Duration {
-        self.interval
+    #[cfg(test)]
+    fn share(&self) -> f64 {
+        self.share
     }
 }
 
@@ -78,51 +199,128 @@ impl Pacer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn unpaced_until_limited_then_paced_below_the_proven_rate() {
-        let mut p = Pacer::default();
-        let t0 = Instant::now();
-        for i in 0..50 {
-            p.on_accepted(t0 + Duration::from_millis(i * 10));
-            assert_eq!(p.ready_at(), None);
-        }
-        // 50 accepted in the last second: pace at 40/s.
-        let now = t0 + Duration::from_millis(500);
-        p.on_limited(now, Duration::from_secs(1));
-        assert_eq!(p.interval(), Duration::from_millis(25));
-        assert_eq!(p.ready_at(), Some(now + Duration::from_millis(25)));
-        // A second 429 halves the rate at least.
-        p.on_limited(now, Duration::from_secs(1));
-        assert!(
-            p.interval() >= Duration::from_millis(50),
-            "{:?}",
-            p.interval()
-        );
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]
-    fn recovers_step_by_step_and_steps_aside() {
-        let mut p = Pacer::default();
+    fn a_full_bucket_then_the_configured_rate() {
         let t0 = Instant::now();
-        p.on_limited(t0, Duration::from_secs(1));
-        assert_eq!(
-            p.interval(),
-            Duration::from_secs(1),
-            "nothing accepted yet: one a window"
-        );
+        let mut p = Pacer::new(600, t0);
+        for _ in 0..600 {
+            assert_eq!(p.ready_at(t0), None);
+            p.on_send(t0);
+            p.on_charged(t0, true);
+        }
+        let next = p.ready_at(t0).expect("the bucket is empty");
+        let wait = next - t0;
+        // 10 a second, less the margin.
+        assert!(wait > ms(100) && wait < ms(110), "{wait:?}");
+        // Over the next minute: about 600 more.
         let mut t = t0;
+        let mut sent = 0;
+        while let Some(at) = p.ready_at(t) {
+            t = at;
+            if t - t0 > Duration::from_secs(60) {
+                break;
+            }
+            p.on_send(t);
+            sent += 1;
+        }
+        assert!((570..=600).contains(&sent), "{sent}");
+    }
+
+    #[test]
+    fn no_rate_stays_out_of_the_way_until_a_429() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(0, t0);
+        for i in 0..50 {
+            let t = t0 + ms(i * 10);
+            assert_eq!(p.ready_at(t), None);
+            p.on_send(t);
+            p.on_charged(t, true);
+        }
+        let now = t0 + ms(500);
+        // Retry-After is the server's word here.
+        let wait = p.on_limited(now, Some(Duration::from_secs(1)));
+        assert_eq!(wait, Duration::from_secs(1));
+        // 50 in the last second: then 42.5 a second.
+        let later = now + Duration::from_secs(1);
+        p.on_send(later);
+        let gap = p.ready_at(later).expect("paced") - later;
+        assert!(gap > ms(20) && gap < ms(30), "{gap:?}");
+    }
+
+    #[test]
+    fn a_429_after_a_burst_takes_the_share_this_sender_had() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(600, t0);
+        // Four senders emptied the server's bucket together; we got 150 of its 600.
+        for i in 0..150 {
+            let t = t0 + ms(i * 4);
+            p.on_send(t);
+            p.on_charged(t, true);
+        }
+        let now = t0 + ms(600);
+        let wait = p.on_limited(now, Some(Duration::from_secs(60)));
+        let share = p.share();
+        assert!(share > 0.19 && share < 0.23, "{share}");
+        assert!(wait >= MIN_HOLD && wait < Duration::from_secs(2), "{wait:?}");
+        // Then about 2 a second.
+        let mut t = now + wait;
+        let mut sent = 0;
+        loop {
+            let at = p.ready_at(t).unwrap_or(t);
+            if at - now > Duration::from_secs(11) {
+                break;
+            }
+            t = at;
+            p.on_send(t);
+            p.on_charged(t, true);
+            sent += 1;
+        }
+        assert!((17..=23).contains(&sent), "{sent}");
+    }
+
+    #[test]
+    fn a_429_with_no_evidence_keeps_the_share_and_waits_longer() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(600, t0);
+        for _ in 0..100 {
+            p.on_send(t0);
+            p.on_charged(t0, true);
+        }
+        p.on_limited(t0 + ms(100), None);
+        let share = p.share();
+        let mut t = t0 + ms(1100);
+        p.on_send(t);
+        let first = p.on_limited(t + ms(5), None);
+        t += first;
+        p.on_send(t);
+        let second = p.on_limited(t + ms(5), None);
+        assert_eq!(p.share(), share);
+        assert!(first >= MIN_HOLD, "{first:?}");
+        assert!(second >= 2 * MIN_HOLD, "{second:?}");
+    }
+
+    #[test]
+    fn the_share_creeps_back_up_and_never_past_the_whole() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(600, t0);
+        for _ in 0..20 {
+            p.on_send(t0);
+            p.on_charged(t0, true);
+        }
+        p.on_limited(t0 + ms(10), None);
+        let low = p.share();
+        assert!(low < 0.1, "{low}");
         for _ in 0..700 {
-            t += p.interval();
-            p.on_accepted(t);
+            p.on_charged(t0, true);
         }
-        let after = p.interval();
-        assert!(
-            after < Duration::from_millis(400) && after > Duration::from_millis(300),
-            "{after:?}"
-        );
-        for _ in 0..20_000 {
-            p.on_accepted(t);
+        assert!(p.share() > low * 1.9, "{} after {low}", p.share());
+        for _ in 0..10_000 {
+            p.on_charged(t0, true);
         }
-        assert_eq!(p.ready_at(), None);
+        assert_eq!(p.share(), 1.0);
     }
 }

@@ -11,6 +11,11 @@ use crate::json::{push_digits, push_int, JsonWriter, Mark, ValueStyle, ValueWrit
 pub const EMPTY_MESSAGE_PLACEHOLDER: &str = "(empty message)";
 /// The metadata field that names the fields left out for `max_metadata_bytes`.
 pub const METADATA_TRUNCATED_KEY: &str = "_truncated";
+/// Room kept under `max_metadata_bytes` for the `_truncated` note, which counts too.
+const NOTE_ROOM: usize = 256;
+/// Of that room, what the note's text may take: the rest is its key and, in OTLP, the
+/// `{"key":..,"value":{"stringValue":..}}` around it.
+const NOTE_TEXT_ROOM: usize = NOTE_ROOM - 64;
 
 /// Size limits on one entry, in bytes of UTF-8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -430,7 +435,7 @@ impl EntryWriter {
         let (Some(mark), Some(start)) = (self.end_field(), self.fields_start) else {
             return;
         };
-        if self.json.len() - start > self.max_metadata_bytes {
+        if self.json.len() - start > self.max_metadata_bytes.saturating_sub(NOTE_ROOM) {
             if let Some((s, e)) = self.field_keys.pop() {
                 let encoded = self.json.out[s..e].to_vec();
                 let name = serde_json::from_slice(&encoded).unwrap_or_default();
@@ -440,15 +445,41 @@ impl EntryWriter {
         }
     }
 
+    /// Which fields were left out: as many names as fit in `NOTE_TEXT_ROOM`, then a count.
+    fn truncation_note(&self) -> String {
+        let mut note = format!(
+            "left out to keep metadata under {} bytes: ",
+            self.max_metadata_bytes
+        );
+        // Bytes as written: a name takes what its encoded key took, less the quotes.
+        let mut size = note.len();
+        let mut named = 0;
+        let rest_room = " and 18446744073709551615 more".len();
+        for (name, encoded) in &self.left_out {
+            let cost = encoded.len() - 2 + if named > 0 { 2 } else { 0 };
+            if size + cost + rest_room > NOTE_TEXT_ROOM {
+                break;
+            }
+            if named > 0 {
+                note.push_str(", ");
+            }
+            note.push_str(name);
+            size += cost;
+            named += 1;
+        }
+        let rest = self.left_out.len() - named;
+        match (named, rest) {
+            (_, 0) => {}
+            (0, _) => note.push_str(&format!("{rest} fields")),
+            _ => note.push_str(&format!(" and {rest} more")),
+        }
+        note
+    }
+
     pub fn finish(mut self) -> Vec<u8> {
         self.close_field();
         if !self.left_out.is_empty() {
-            let names: Vec<&str> = self.left_out.iter().map(|(n, _)| n.as_str()).collect();
-            let note = format!(
-                "left out to keep metadata under {} bytes: {}",
-                self.max_metadata_bytes,
-                names.join(", ")
-            );
+            let note = self.truncation_note();
             // Unless a field of that name was written already (a record's own). The
             // note is ended, not closed: it is not checked for size.
             if let Some(mut w) = self.field(METADATA_TRUNCATED_KEY) {
@@ -677,15 +708,15 @@ mod tests {
     fn metadata_over_its_limit_leaves_out_whole_fields_and_says_which() {
         let limits = Limits {
             max_string_bytes: usize::MAX,
-            max_metadata_bytes: 64,
+            max_metadata_bytes: 1024,
         };
         let mut w = EntryWriter::new(Level::Info, "m", Timestamp::Seconds(0.0), limits);
-        w.field("big").expect("new").string(&"x".repeat(100));
+        w.field("big").expect("new").string(&"x".repeat(1000));
         w.field("small").expect("new").int(1);
         let mut nested = w.field("nested").expect("new");
         nested.begin_map();
         nested.map_key("k");
-        nested.string(&"y".repeat(100));
+        nested.string(&"y".repeat(1000));
         nested.end_map();
         let v = parse(&w.finish());
         assert_eq!(v["metadata"]["small"], 1);
@@ -695,5 +726,42 @@ mod tests {
             .as_str()
             .expect("note");
         assert!(note.contains("big, nested"), "{note}");
+    }
+
+    #[test]
+    fn the_truncation_note_counts_towards_the_metadata_limit() {
+        let limits = Limits {
+            max_string_bytes: usize::MAX,
+            max_metadata_bytes: 2048,
+        };
+        for otlp in [false, true] {
+            let mut w = if otlp {
+                let head = OtlpHead {
+                    service: "s",
+                    scope: "x",
+                    time_unix_nano: 1,
+                    observed_time_unix_nano: 1,
+                    severity_number: 9,
+                    severity_text: "INFO",
+                    body: "m",
+                    trace: None,
+                };
+                EntryWriter::otlp(&head, limits)
+            } else {
+                EntryWriter::new(Level::Info, "m", Timestamp::Seconds(0.0), limits)
+            };
+            for i in 0..10_000 {
+                w.field(&format!("extra_field_{i}")).expect("new").int(i);
+            }
+            let entry = w.finish();
+            let (_, _, record) = crate::otlp::split_entry(&entry);
+            let v = parse(if otlp { record } else { &entry });
+            let fields = if otlp { &v["attributes"] } else { &v["metadata"] };
+            let size = serde_json::to_vec(fields).expect("json").len();
+            assert!(size <= 2048, "{size} bytes of metadata (otlp: {otlp})");
+            let text = serde_json::to_string(fields).expect("json");
+            assert!(text.contains("_truncated"), "{text}");
+            assert!(text.contains(" more"), "{text}");
+        }
     }
 }

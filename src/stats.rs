@@ -27,8 +27,13 @@ pub struct Stats {
     pub retries: AtomicU64,
     /// Times the server answered 429 and the worker waited before sending again.
     pub rate_limited_waits: AtomicU64,
-    /// Milliseconds spent in those waits (the server's `Retry-After`).
+    /// Milliseconds those replies asked for (`Retry-After`).
     pub rate_limited_wait_ms: AtomicU64,
+    /// Times a request waited for the server's request budget (`max_requests_per_minute`,
+    /// or the share of it a 429 showed).
+    pub paced_waits: AtomicU64,
+    /// Milliseconds spent in those waits.
+    pub paced_wait_ms: AtomicU64,
     /// Requests the server answered with 2xx.
     pub batches: AtomicU64,
     /// Request body bytes of those requests.
@@ -57,6 +62,8 @@ pub struct Snapshot {
     pub retries: u64,
     pub rate_limited_waits: u64,
     pub rate_limited_wait_ms: u64,
+    pub paced_waits: u64,
+    pub paced_wait_ms: u64,
     pub batches: u64,
     pub bytes_sent: u64,
     pub after_close: u64,
@@ -112,6 +119,8 @@ impl Stats {
             retries: get(&self.retries),
             rate_limited_waits: get(&self.rate_limited_waits),
             rate_limited_wait_ms: get(&self.rate_limited_wait_ms),
+            paced_waits: get(&self.paced_waits),
+            paced_wait_ms: get(&self.paced_wait_ms),
             batches: get(&self.batches),
             bytes_sent: get(&self.bytes_sent),
             after_close: get(&self.after_close),

@@ -14,6 +14,8 @@ use crate::resolver::CachingResolver;
 const MAX_REPLY_BYTES: u64 = 64 * 1024;
 /// Longest server-provided detail we keep in an error message.
 const MAX_DETAIL_CHARS: usize = 300;
+/// Longest excerpt of a reply that is not JSON (a proxy's HTML error page, say).
+const MAX_EXCERPT_CHARS: usize = 100;
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(10);
 
@@ -197,7 +199,8 @@ fn parse_otlp_success(body: &[u8], entries: u64) -> Result<Reply, Error> {
 }
 
 /// `{"error": code, "message": text}` as "code: text", an OTLP `Status`'s message as
-/// itself; any other body, trimmed.
+/// itself; any other body as a short excerpt (an HTML page's title, if it has one). On
+/// one line whatever the server sent: it goes into log lines and `stats()`.
 fn error_detail(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         let field = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
@@ -209,18 +212,45 @@ fn error_detail(body: &[u8]) -> String {
         }
     }
     let text = String::from_utf8_lossy(body);
-    if text.trim().is_empty() {
-        "(empty body)".to_owned()
-    } else {
-        truncate(text.trim())
+    let excerpt = html_title(&text).unwrap_or(&text);
+    if excerpt.trim().is_empty() {
+        return "(empty body)".to_owned();
     }
+    one_line(excerpt, MAX_EXCERPT_CHARS)
 }
 
 fn truncate(s: &str) -> String {
-    match s.char_indices().nth(MAX_DETAIL_CHARS) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_owned(),
+    one_line(s, MAX_DETAIL_CHARS)
+}
+
+/// `s` with each run of whitespace (newlines too) as one space, cut at `max_chars`.
+fn one_line(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars * 4));
+    let mut chars = 0;
+    for word in s.split_whitespace() {
+        if chars > 0 {
+            out.push(' ');
+            chars += 1;
+        }
+        for c in word.chars() {
+            if chars >= max_chars {
+                out.push_str("...");
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
     }
+    out
+}
+
+/// The text of an HTML page's `<title>`, if the reply is one.
+fn html_title(text: &str) -> Option<&str> {
+    let head = text.get(..text.len().min(4096))?;
+    let lower = head.to_ascii_lowercase();
+    let start = lower.find("<title>")? + "<title>".len();
+    let end = start + lower[start..].find("</title>")?;
+    head.get(start..end).filter(|t| !t.trim().is_empty())
 }
 
 /// `Retry-After` in seconds; the HTTP-date form is not used by Logwell and is ignored.
@@ -502,5 +532,23 @@ mod tests {
         );
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn a_page_that_is_not_json_is_quoted_short_and_on_one_line() {
+        let page = format!(
+            "<!doctype html>\n<html><head>\n<title>404\n  Not Found</title></head>\n<body>{}</body></html>",
+            "<p>lots of markup</p>\n".repeat(40)
+        );
+        let detail = error_detail(page.as_bytes());
+        assert_eq!(detail, "404 Not Found");
+        let text = format!("upstream\n\nconnect error {}", "x".repeat(500));
+        let detail = error_detail(text.as_bytes());
+        assert!(detail.starts_with("upstream connect error xxx"), "{detail}");
+        assert!(detail.chars().count() <= MAX_EXCERPT_CHARS + 3, "{detail}");
+        assert!(!detail.contains('\n'));
+        let json = br#"{"error":"internal_error","message":"Failed\nto store logs"}"#;
+        assert_eq!(error_detail(json), "internal_error: Failed to store logs");
+        assert_eq!(error_detail(b" \n "), "(empty body)");
     }
 }

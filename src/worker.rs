@@ -22,12 +22,11 @@ use crate::record;
 use crate::stats::{Snapshot, Stats};
 use crate::transport::{retry_delay, Jitter, Transport};
 
-/// A batch stops growing once its body passes this size. With entries capped near
-/// 130 KiB (`max_message_bytes` + `max_metadata_bytes`), a request stays under the
-/// 512 KiB body limit of Logwell's server (SvelteKit's default) and of common proxies.
+/// A batch stops growing once its body passes this size, and entries this large in all
+/// are a full batch, whatever their count. With entries capped near 130 KiB
+/// (`max_message_bytes` + `max_metadata_bytes`), a request stays under the 512 KiB body
+/// limit of Logwell's server (SvelteKit's default) and of common proxies.
 const SOFT_MAX_REQUEST_BYTES: usize = 256 * 1024;
-/// How long to wait after a 429 that gave no `Retry-After`.
-const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// How long `close` waits past its deadline for the thread to notice it.
 const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
@@ -67,6 +66,13 @@ impl Shared {
         if let Some(t) = self.thread.get() {
             t.unpark();
         }
+    }
+
+    /// Whether the buffer, with `held` entries of `held_bytes` the thread holds, makes a
+    /// full batch: `batch_size` entries, or a request's worth of bytes.
+    fn batch_waiting(&self, held: usize, held_bytes: usize) -> bool {
+        self.buffer.len() + held >= self.config.batch_size
+            || self.buffer.bytes() + held_bytes >= SOFT_MAX_REQUEST_BYTES
     }
 
     fn notify_progress(&self) {
@@ -144,7 +150,7 @@ impl Shipper {
             Stats::add(&s.stats.dropped_overflow, dropped);
             Stats::add(&s.overflowed, dropped);
         }
-        if s.buffer.len() >= s.config.batch_size && !s.wake_pending.swap(true, Ordering::AcqRel) {
+        if s.batch_waiting(0, 0) && !s.wake_pending.swap(true, Ordering::AcqRel) {
             s.wake();
         }
     }
@@ -292,6 +298,8 @@ enum Sent {
     Done,
     /// Refused as a whole with 400 or 413: worth sending again in halves.
     Split,
+    /// Failed with 5xx on every try: an entry the server cannot store, or an outage.
+    ServerFault(Error),
     Retained,
 }
 
@@ -307,6 +315,8 @@ struct Worker {
     /// The server asked us (Retry-After) not to send before this.
     hold_until: Option<Instant>,
     pacer: Pacer,
+    /// Whether the pacer keeps a model of the server's limit, so a 429 is its to wait out.
+    paced: bool,
     overflow_reported: u64,
 }
 
@@ -315,6 +325,7 @@ impl Worker {
         let config = &shared.config;
         let transport = Transport::for_config(config);
         let capacity = config.max_request_entries;
+        let per_minute = config.max_requests_per_minute;
         Worker {
             shared,
             transport,
@@ -323,7 +334,8 @@ impl Worker {
             pending_bytes: 0,
             failing: false,
             hold_until: None,
-            pacer: Pacer::default(),
+            pacer: Pacer::new(per_minute, Instant::now()),
+            paced: per_minute > 0,
             overflow_reported: 0,
         }
     }
@@ -341,13 +353,17 @@ impl Worker {
             let flush_wanted = flushes != flushes_seen || resume;
             let tick = now >= next_tick;
             let full = !self.failing
-                && self.shared.buffer.len() + self.pending.len() >= self.shared.config.batch_size;
+                && self
+                    .shared
+                    .batch_waiting(self.pending.len(), self.pending_bytes);
             if held.is_some() || !(flush_wanted || tick || full) {
                 // While held or failing, a full buffer is no reason to wake: leave the
                 // flag set so pushes do not unpark us for nothing.
                 let quiet = held.is_some() || self.failing;
                 self.shared.wake_pending.store(quiet, Ordering::Release);
-                let recheck = self.shared.buffer.len() >= self.shared.config.batch_size;
+                let recheck = self
+                    .shared
+                    .batch_waiting(self.pending.len(), self.pending_bytes);
                 if quiet || !recheck {
                     let until = held.unwrap_or(next_tick);
                     thread::park_timeout(until.saturating_duration_since(now));
@@ -355,7 +371,7 @@ impl Worker {
                 continue;
             }
             flushes_seen = flushes;
-            self.send_cycle(flush_wanted || tick, None);
+            self.send_cycle(None);
             self.report_overflow();
             if flush_wanted || tick {
                 next_tick = Instant::now() + interval;
@@ -367,17 +383,15 @@ impl Worker {
         self.shared.notify_progress();
     }
 
-    /// Sends batches until the buffer is empty (`drain_all`) or holds less than a batch,
-    /// or until a delivery fails. A drain takes only what was there when it began, so
-    /// a steady stream of new entries cannot keep a flush going forever.
-    fn send_cycle(&mut self, drain_all: bool, deadline: Option<Instant>) {
+    /// Sends what the buffer held when the cycle began, in requests as large as the
+    /// server takes, until that is done or a delivery fails. A burst goes out whole,
+    /// its last partial request too, while a steady stream of new entries cannot keep a
+    /// cycle going forever.
+    fn send_cycle(&mut self, deadline: Option<Instant>) {
         let mut budget = self.shared.buffer.len() + self.pending.len();
         loop {
             self.fill_pending();
-            if self.pending.is_empty()
-                || (!drain_all && self.pending.len() < self.shared.config.batch_size)
-                || (drain_all && budget == 0)
-            {
+            if self.pending.is_empty() || budget == 0 {
                 return;
             }
             let n = self.pending.len();
@@ -410,30 +424,77 @@ impl Worker {
             .store(u64::MAX, Ordering::Release);
     }
 
-    /// Delivers `pending` in order. A request refused as a whole with 400 or 413 is sent
-    /// again in halves, so one bad or oversized entry costs only itself.
+    /// Delivers `pending` in order. A request refused as a whole (400 or 413, or 5xx on
+    /// every try) is sent again in halves, so one entry the server cannot take costs
+    /// only itself. An entry alone that fails with 5xx is only a suspect: it is failed
+    /// once the server accepts a request sent after it, and kept when the server fails
+    /// everything (an outage, not poison).
     fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
         // Ranges of `pending`, the next to send on top. They go out in order, so what is
-        // done is always a prefix of `pending`.
-        let mut chunks = Vec::with_capacity(8);
-        chunks.push(0..self.pending.len());
+        // resolved is always a prefix of `pending`, up to the first suspect.
+        let whole = 0..self.pending.len();
+        let mut chunks = Vec::with_capacity(16);
+        chunks.push(whole.clone());
         let mut done = 0;
+        let mut suspects: Vec<(usize, Error)> = Vec::new();
+        // Failed requests in a row: past a binary search's worth, the server is failing
+        // everything.
+        let mut blind = 0;
+        let blind_limit = 2 * (usize::BITS - whole.len().leading_zeros()) + 2;
         while let Some(range) = chunks.pop() {
-            match self.send(range.clone(), deadline) {
-                Sent::Done => done = range.end,
-                Sent::Split => {
-                    let mid = range.start + range.len() / 2;
-                    chunks.push(mid..range.end);
-                    chunks.push(range.start..mid);
+            // The whole batch and an entry alone get every retry; pieces between are
+            // tried once, as the whole already was.
+            let retries = range == whole || range.len() == 1;
+            match self.send(range.clone(), deadline, retries) {
+                Sent::Done => {
+                    done = range.end;
+                    blind = 0;
+                    for (_, error) in suspects.drain(..) {
+                        Stats::add(&self.shared.stats.failed, 1);
+                        self.shared.report(error);
+                    }
+                }
+                Sent::Split => chunks.extend(halves(range)),
+                Sent::ServerFault(error) => {
+                    blind += 1;
+                    if blind > blind_limit {
+                        return self.retain_after_outage(done, &suspects, error);
+                    }
+                    if range.len() == 1 {
+                        suspects.push((range.start, error));
+                    } else {
+                        chunks.extend(halves(range));
+                    }
                 }
                 Sent::Retained => {
-                    self.forget_front(done);
+                    let resolved = suspects.first().map_or(done, |&(i, _)| i);
+                    self.forget_front(resolved);
                     return Outcome::Retained;
                 }
             }
         }
+        if let Some((_, error)) = suspects.pop() {
+            return self.retain_after_outage(done, &suspects, error);
+        }
         self.clear_pending();
         Outcome::Done
+    }
+
+    /// The server failed everything lately: keeps all not yet resolved for a later cycle.
+    fn retain_after_outage(
+        &mut self,
+        done: usize,
+        suspects: &[(usize, Error)],
+        error: Error,
+    ) -> Outcome {
+        let resolved = suspects.first().map_or(done, |&(i, _)| i);
+        self.forget_front(resolved);
+        self.failing = true;
+        if let Some(ra) = error.retry_after() {
+            self.hold_until = Some(Instant::now() + ra);
+        }
+        self.shared.report(error);
+        Outcome::Retained
     }
 
     /// Removes the first `n` entries of `pending`, which are resolved.
@@ -444,8 +505,9 @@ impl Worker {
         self.shared.inflight_min_seq.store(min, Ordering::Release);
     }
 
-    /// Sends `pending[range]` in one request, retrying transient failures with backoff.
-    fn send(&mut self, range: Range<usize>, deadline: Option<Instant>) -> Sent {
+    /// Sends `pending[range]` in one request, paced to the server's limit, retrying
+    /// transient failures with backoff when `retries` is set.
+    fn send(&mut self, range: Range<usize>, deadline: Option<Instant>, retries: bool) -> Sent {
         let s = Arc::clone(&self.shared);
         let entries = &self.pending[range];
         let n = entries.len() as u64;
@@ -455,11 +517,14 @@ impl Worker {
             Protocol::Logwell => record::batch_body(jsons, size),
             Protocol::Otlp => otlp::batch_body(jsons, size, &s.config.resource_attributes),
         };
+        let max_retries = if retries { s.config.max_retries } else { 0 };
         let mut attempt = 0;
         loop {
-            if let Some(at) = self.pacer.ready_at() {
-                let now = Instant::now();
-                if at > now && !self.sleep(at - now) {
+            let now = Instant::now();
+            if let Some(at) = self.pacer.ready_at(now).filter(|&at| at > now) {
+                Stats::add(&s.stats.paced_waits, 1);
+                Stats::add(&s.stats.paced_wait_ms, (at - now).as_millis() as u64);
+                if !self.sleep(at - now) {
                     return Sent::Retained;
                 }
             }
@@ -473,9 +538,14 @@ impl Worker {
                 return Sent::Retained;
             }
             let start = Instant::now();
-            match self.transport.post(&body, n, timeout) {
+            self.pacer.on_send(start);
+            let result = self.transport.post(&body, n, timeout);
+            match &result {
+                Err(Error::Http { status: 429, .. } | Error::Network(_)) => {}
+                other => self.pacer.on_charged(start, other.is_ok()),
+            }
+            match result {
                 Ok(reply) => {
-                    self.pacer.on_accepted(start);
                     self.failing = false;
                     Stats::add(&s.stats.sent, reply.accepted);
                     Stats::add(&s.stats.rejected_by_server, reply.rejected);
@@ -493,28 +563,36 @@ impl Worker {
                     }
                     return Sent::Done;
                 }
-                // Not a failure: the batch waits, whole, for as long as the server asks
-                // (the run loop, or the close deadline, does the waiting).
+                // Not a failure and no retry used up: the batch waits, whole. With a model
+                // of the server's limit the pacer does the waiting, here, and probes again
+                // long before Logwell's blanket `Retry-After: 60`; without one, the run
+                // loop (or the close deadline) waits as long as the server asks.
                 Err(Error::Http {
                     status: 429,
                     retry_after,
                     ..
                 }) => {
-                    let wait = retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
-                    let now = Instant::now();
-                    self.pacer.on_limited(now, wait);
-                    self.hold_until = Some(now + wait);
+                    let wait = self.pacer.on_limited(Instant::now(), retry_after);
                     Stats::add(&s.stats.rate_limited_waits, 1);
-                    Stats::add(&s.stats.rate_limited_wait_ms, wait.as_millis() as u64);
-                    return Sent::Retained;
+                    Stats::add(
+                        &s.stats.rate_limited_wait_ms,
+                        retry_after.unwrap_or(wait).as_millis() as u64,
+                    );
+                    if !self.paced {
+                        self.hold_until = Some(Instant::now() + wait);
+                        return Sent::Retained;
+                    }
                 }
                 Err(Error::Http {
                     status: 400 | 413, ..
                 }) if n > 1 => return Sent::Split,
                 Err(e) if e.retryable() => {
+                    if attempt >= max_retries && matches!(e, Error::Http { status: 500.., .. }) {
+                        return Sent::ServerFault(e);
+                    }
                     let delay = retry_delay(&e, attempt, self.jitter.sample());
                     let past_deadline = s.deadline().is_some_and(|d| Instant::now() + delay > d);
-                    if attempt >= s.config.max_retries || past_deadline || !self.sleep(delay) {
+                    if attempt >= max_retries || past_deadline || !self.sleep(delay) {
                         if let Some(ra) = e.retry_after() {
                             self.hold_until = Some(Instant::now() + ra);
                         }
@@ -598,6 +676,12 @@ impl Worker {
         }
         self.shared.give_up_at_close(lost);
     }
+}
+
+/// `range` in two, the first half first off a stack.
+fn halves(range: Range<usize>) -> [Range<usize>; 2] {
+    let mid = range.start + range.len() / 2;
+    [mid..range.end, range.start..mid]
 }
 
 #[cfg(test)]
@@ -803,5 +887,108 @@ mod tests {
         );
         assert_eq!(st.retries, 0);
         assert!(rec.errors.lock().is_empty(), "a wait is not an error");
+    }
+
+    #[test]
+    fn a_batch_failing_with_500_is_split_until_the_entry_the_server_cannot_store_is_alone() {
+        let server = MockServer::start();
+        let poisoned = server.mock(|when, then| {
+            when.method(POST).body_includes("POISON");
+            then.status(500)
+                .body(r#"{"id":"x","message":"Internal server error"}"#);
+        });
+        server.mock(|when, then| {
+            when.method(POST).body_excludes("POISON");
+            then.status(200).body(r#"{"accepted":1}"#);
+        });
+        let (sh, rec) = shipper(&server.base_url(), |s| {
+            s.batch_size = 100;
+            s.max_retries = 1;
+        });
+        sh.push(br#"{"level":"info","message":"POISON"}"#.to_vec());
+        for i in 0..7 {
+            sh.push(entry(i));
+        }
+        assert!(sh.flush(Duration::from_secs(10)));
+        let st = sh.stats();
+        // The mock accepts "1" per request: what matters is the poison alone failed.
+        assert_eq!(st.failed, 1, "{st:?}");
+        assert_eq!(st.queued(), 0, "{st:?}");
+        // The whole batch twice (one retry), halves down to the entry alone (twice).
+        assert_eq!(poisoned.calls(), 2 + 1 + 1 + 2, "{st:?}");
+        let errors = rec.errors.lock();
+        let server_errors = errors.iter().filter(|&&c| c == ErrorCode::ServerError);
+        assert_eq!(server_errors.count(), 1, "{errors:?}");
+    }
+
+    #[test]
+    fn a_server_failing_everything_is_an_outage_not_poison() {
+        let server = MockServer::start();
+        let mut failing = server.mock(|_, then| {
+            then.status(500).body("<html><title>Bad Gateway</title></html>");
+        });
+        let (sh, rec) = shipper(&server.base_url(), |s| {
+            s.batch_size = 100;
+            s.max_retries = 0;
+            s.flush_interval = 0.2;
+        });
+        for i in 0..40 {
+            sh.push(entry(i));
+        }
+        assert!(!sh.flush(Duration::from_millis(600)));
+        let st = sh.stats();
+        assert_eq!((st.failed, st.queued()), (0, 40), "{st:?}");
+        assert!(failing.calls() >= 2, "split, then gave up for now");
+        assert!(rec.errors.lock().contains(&ErrorCode::ServerError));
+        failing.delete();
+        server.mock(|_, then| {
+            then.status(200).body(r#"{"accepted":40}"#);
+        });
+        assert!(sh.flush(Duration::from_secs(5)));
+        let st = sh.stats();
+        assert_eq!((st.sent, st.failed), (40, 0), "{st:?}");
+    }
+
+    #[test]
+    fn entries_a_request_large_make_a_batch_whatever_their_count() {
+        let server = MockServer::start();
+        let m = server.mock(|_, then| {
+            then.status(200).body(r#"{"accepted":100}"#);
+        });
+        // Defaults: a batch is 50 entries, the tick 5 s away.
+        let (sh, _) = shipper(&server.base_url(), |_| {});
+        let big = format!(r#"{{"level":"info","message":"{}"}}"#, "x".repeat(8 * 1024));
+        for _ in 0..40 {
+            sh.push(big.clone().into_bytes());
+        }
+        let start = Instant::now();
+        while sh.stats().queued() > 0 && start.elapsed() < Duration::from_secs(4) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(sh.stats().queued(), 0, "all sent before the tick");
+        assert_eq!(m.calls(), 2, "one request's worth, then the rest of the burst");
+    }
+
+    #[test]
+    fn requests_wait_for_the_budget_and_count_the_wait() {
+        let server = MockServer::start();
+        server.mock(|_, then| {
+            then.status(200).body(r#"{"accepted":1}"#);
+        });
+        let (sh, _) = shipper(&server.base_url(), |s| {
+            s.batch_size = 1;
+            s.max_requests_per_minute = 120;
+        });
+        let start = Instant::now();
+        for i in 0..122 {
+            sh.push(entry(i));
+            assert!(sh.flush(Duration::from_secs(5)));
+        }
+        // 120 from the full bucket, then one every ~0.5 s.
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        let st = sh.stats();
+        assert!(st.paced_waits >= 1 && st.paced_wait_ms >= 400, "{st:?}");
+        assert_eq!(st.rate_limited_waits, 0);
     }
 }

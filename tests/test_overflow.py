@@ -60,6 +60,7 @@ def test_byte_bound_caps_a_flood_of_large_messages(logger: logging.Logger) -> No
     for _ in range(100):
         logger.info(big)
     stats = handler.stats()
-    assert stats["queued"] <= 12, stats
-    assert stats["dropped_overflow"] >= 88
+    # The buffer's 1 MiB, and the request's worth (256 KiB) the shipper holds.
+    assert stats["queued"] <= 13, stats
+    assert stats["dropped_overflow"] >= 87
     handler.close()

@@ -13,8 +13,14 @@ from conftest import MakeHandler
 def test_16_threads_with_flushes_and_level_changes_arrive_once_in_order(
     make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
 ) -> None:
-    # Room for the whole run: this test is about threads, not overflow.
-    handler = make_handler(batch_size=100, max_queue_size=400_000, max_queue_bytes=1 << 28)
+    # Room for the whole run, and no request budget (the receiver has none): this test is
+    # about threads, not overflow or pacing.
+    handler = make_handler(
+        batch_size=100,
+        max_queue_size=400_000,
+        max_queue_bytes=1 << 28,
+        max_requests_per_minute=0,
+    )
     logger.addHandler(handler)
     threads_n, per_thread = 16, 20_000
     start = threading.Barrier(threads_n + 2)

@@ -23,6 +23,7 @@ class Core:
         flush_interval: Optional[object] = None,
         max_queue_size: Optional[object] = None,
         max_queue_bytes: Optional[object] = None,
+        max_requests_per_minute: Optional[object] = None,
         max_retries: Optional[object] = None,
         timeout: Optional[object] = None,
         shutdown_timeout: Optional[object] = None,

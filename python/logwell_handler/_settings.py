@@ -65,6 +65,17 @@ def otlp_resource(
     return resource
 
 
+def _env_int(name: str) -> Optional[int]:
+    """An integer from the environment variable ``name``; None when it is unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise _invalid(f"{name} must be an integer, got {raw[:40]!r}") from None
+
+
 def core_args(
     api_key: Optional[str],
     endpoint: Optional[str],
@@ -76,8 +87,11 @@ def core_args(
     **settings: Any,
 ) -> dict[str, Any]:
     """Arguments for `_core.Core`: the three connection settings fall back to
-    LOGWELL_API_KEY, LOGWELL_ENDPOINT and LOGWELL_SERVICE; the core checks them all."""
+    LOGWELL_API_KEY, LOGWELL_ENDPOINT and LOGWELL_SERVICE, and max_requests_per_minute to
+    LOGWELL_MAX_REQUESTS_PER_MINUTE; the core checks them all."""
     env = os.environ
+    if settings.get("max_requests_per_minute") is None:
+        settings["max_requests_per_minute"] = _env_int("LOGWELL_MAX_REQUESTS_PER_MINUTE")
     return dict(
         api_key=api_key if api_key is not None else env.get("LOGWELL_API_KEY"),
         endpoint=endpoint if endpoint is not None else env.get("LOGWELL_ENDPOINT"),

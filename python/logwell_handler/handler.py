@@ -53,7 +53,10 @@ class LogwellHandler(logging.Handler):
         flush_interval: Seconds between sends of whatever is waiting, 0.1 to 60.
         max_queue_size: Entries held while the server is slow or down, 1 to 1 000 000.
             When full the oldest are dropped and counted.
-        max_queue_bytes: Bytes held, likewise (default 16 MiB): this is what caps memory.
+        max_queue_bytes: Bytes held, likewise (default 64 MiB): this is what caps memory.
+        max_requests_per_minute: The server's request budget for the key (Logwell's
+            ``RATE_LIMIT_INGEST_RPM``); requests are paced to it, 0 for no limit.
+            Default: ``LOGWELL_MAX_REQUESTS_PER_MINUTE``, else 600 (Logwell's default).
         max_retries: Retries of a failed request before it waits for the next flush.
         timeout: Seconds one request may take.
         shutdown_timeout: Seconds ``close()`` (and interpreter exit) may spend draining,
@@ -91,7 +94,8 @@ class LogwellHandler(logging.Handler):
         batch_size: int = 50,
         flush_interval: float = 5.0,
         max_queue_size: int = 100_000,
-        max_queue_bytes: int = 16 * 1024 * 1024,
+        max_queue_bytes: int = 64 * 1024 * 1024,
+        max_requests_per_minute: Optional[int] = None,
         max_retries: int = 3,
         timeout: float = 30.0,
         shutdown_timeout: float = 5.0,
@@ -145,6 +149,7 @@ class LogwellHandler(logging.Handler):
             flush_interval=flush_interval,
             max_queue_size=max_queue_size,
             max_queue_bytes=max_queue_bytes,
+            max_requests_per_minute=max_requests_per_minute,
             max_retries=max_retries,
             timeout=timeout,
             shutdown_timeout=shutdown_timeout,

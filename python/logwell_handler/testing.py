@@ -1,24 +1,26 @@
 """A local Logwell-compatible receiver for tests and demos.
 
 It listens on 127.0.0.1 (a free port), checks each request the way Logwell's server does
-(media type, API key, JSON, batch size, each entry), keeps what it accepted, and can be
-told to misbehave. It serves both of Logwell's routes: ``/v1/ingest`` (the simple API,
-kept in ``entries``) and ``/v1/logs`` (OTLP/HTTP JSON, normalised as the server does and
-kept in ``log_records``)::
+(media type, API key, rate limit, JSON, batch size, each entry, what the database refuses),
+keeps what it accepted, and can be told to misbehave. It serves both of Logwell's routes:
+``/v1/ingest`` (the simple API, kept in ``entries``) and ``/v1/logs`` (OTLP/HTTP JSON,
+normalised as the server does and kept in ``log_records``). docs/testing.md lists where it
+follows the real server::
 
     from logwell_handler.testing import LogwellReceiver
 
     with LogwellReceiver() as receiver:
         handler = LogwellHandler(api_key=receiver.api_key, endpoint=receiver.endpoint)
         ...
-        receiver.fail_next(2, status=500)    # the next two requests answer 500
-        receiver.rate_limit = 20             # 20 requests a second, then 429
-        receiver.max_body_bytes = 65536      # larger bodies get 413
+        receiver.fail_next(2, status=500)     # the next two requests answer 500
+        receiver.rate_limit_per_minute = 600  # the server's default: 600 at once, then 10/s
+        receiver.max_body_bytes = 65536       # larger bodies get 413
         receiver.refuse_batch_if = lambda e: "poison" in e["message"]   # whole batch 400
-        receiver.wait_for(10)                # until 10 entries were accepted
-        receiver.entries                     # the accepted entries, as dicts
-        receiver.log_records                 # the accepted OTLP records, normalised
-        receiver.otlp_reply = "collector"    # answer /v1/logs as a collector does
+        receiver.fail_batch_if = lambda e: "poison" in e["message"]     # whole batch 500
+        receiver.wait_for(10)                 # until 10 entries were accepted
+        receiver.entries                      # the accepted entries, as dicts
+        receiver.log_records                  # the accepted OTLP records, normalised
+        receiver.otlp_reply = "collector"     # answer /v1/logs as a collector does
 
 ``LogwellReceiver(ssl_context=ctx)`` serves https with that context's certificate.
 
@@ -39,13 +41,18 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 __all__ = ["Fault", "LogwellReceiver", "ReceivedRequest", "normalize_otlp"]
 
 MAX_BATCH = 100
 LEVELS = frozenset({"debug", "info", "warn", "error", "fatal"})
 _KEY = re.compile(r"^lw_[A-Za-z0-9_-]{32}$")
+
+# A reply's body: JSON, or text as it goes out.
+_Body = Union[dict[str, Any], str]
+# What the receiver answers a request: status, body, extra headers.
+_Reply = tuple[int, _Body, dict[str, str]]
 
 
 @dataclass
@@ -178,21 +185,95 @@ def normalize_otlp(payload: Any) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 class _TokenBucket:
-    """The server's rate limit: ``rate`` requests a second, bursts of up to ``rate``."""
+    """The server's rate limit: a bucket holding up to ``per_minute`` requests, full at
+    first, refilled continuously at ``per_minute`` a minute; a request takes one."""
 
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.tokens = rate
+    def __init__(self, per_minute: float) -> None:
+        self.per_minute = per_minute
+        self.tokens = per_minute
         self.last = time.monotonic()
 
     def take(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+        refill = (now - self.last) / 60 * self.per_minute
+        self.tokens = min(self.per_minute, self.tokens + refill)
         self.last = now
         if self.tokens < 1:
             return False
         self.tokens -= 1
         return True
+
+
+# The media types an HTML form can send. SvelteKit, which the server is built on, answers
+# a cross-site POST of one of them 403 before any route runs; an API client sends no
+# Origin header, so for it every such POST is cross-site.
+_FORM_MEDIA_TYPES = frozenset(
+    {
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "text/plain",
+        "application/x-sveltekit-formdata",
+    }
+)
+_CSRF_MESSAGE = "Cross-site POST form submissions are forbidden"
+
+# Stands for the HTML page SvelteKit sends for an error a route did not handle, when the
+# client does not ask for JSON.
+_ERROR_PAGE = (
+    '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8" />'
+    "<title>Internal server error</title></head>\n"
+    "<body><h1>500</h1><p>Internal server error</p></body>\n</html>\n"
+)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(body: bytes) -> Any:
+    """The body as the server's ``request.json()`` reads it: the bytes as they came
+    (``Content-Encoding`` is not honoured, so a gzip body is invalid JSON), decoded as
+    UTF-8 (a BOM dropped, a bad byte replaced), strict JSON (no NaN or Infinity)."""
+    return json.loads(body.decode("utf-8-sig", errors="replace"), parse_constant=_refuse_constant)
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a U+0000 is in ``value``: a str, or any key or value of a dict or list at
+    any depth. PostgreSQL stores no NUL in text or jsonb."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+# A media range's weight parameter, as in ``text/html;q=0.9``.
+_Q = re.compile(r"q=\d*\.?\d+|q=\d+\.")
+
+
+def _prefers_json(accept: Optional[str]) -> bool:
+    """Whether an ``Accept`` header ranks ``application/json`` at least as high as
+    ``text/html``, as SvelteKit decides the form of an error reply. No header counts as
+    ``text/html``; ``*/*`` (what most HTTP clients send) as JSON."""
+    best: dict[str, tuple[float, int, int]] = {}
+    for index, part in enumerate((accept or "text/html").split(",")):
+        media_range, *params = (p.strip() for p in part.split(";"))
+        if "/" not in media_range:
+            continue
+        kind, sub = media_range.lower().split("/", 1)
+        weights = [float(p[2:]) for p in params if _Q.fullmatch(p)]
+        q = weights[0] if weights else 1.0
+        # Higher q first, then the more specific range, then the earlier one.
+        rank = (-q, (kind == "*") + (sub == "*"), index)
+        for candidate in ("application/json", "text/html"):
+            c_kind, c_sub = candidate.split("/")
+            if kind in (c_kind, "*") and sub in (c_sub, "*"):
+                best[candidate] = min(best.get(candidate, rank), rank)
+    if "application/json" not in best:
+        return False
+    return "text/html" not in best or best["application/json"] <= best["text/html"]
 
 
 class LogwellReceiver:
@@ -228,8 +309,12 @@ class LogwellReceiver:
         self.max_body_bytes: Optional[int] = None
         #: A batch holding an entry for which this returns true is refused whole (400).
         self.refuse_batch_if: Optional[Callable[[dict[str, Any]], bool]] = None
-        #: Seconds the 429 replies of the rate limit ask the client to wait.
-        self.rate_limit_retry_after = 1.0
+        #: A batch holding an entry (or OTLP record) for which this returns true fails
+        #: whole with 500, as the server's transaction does on what its database refuses.
+        self.fail_batch_if: Optional[Callable[[dict[str, Any]], bool]] = None
+        #: Seconds the 429 replies of the rate limit ask the client to wait: the server
+        #: always says 60, whatever its bucket holds.
+        self.rate_limit_retry_after: float = 60
         self._bucket: Optional[_TokenBucket] = None
         self._faults: deque[Fault] = deque()
         self._cond = threading.Condition()
@@ -250,15 +335,20 @@ class LogwellReceiver:
         return f"{self._scheme}://{host!s}:{port}"
 
     @property
-    def rate_limit(self) -> Optional[float]:
-        """Requests a second the key may make (a token bucket, as Logwell's per-minute
-        one); past it the reply is 429 with ``Retry-After``. None: no limit."""
-        return self._bucket.rate if self._bucket else None
+    def rate_limit_per_minute(self) -> Optional[float]:
+        """The server's rate limit (its ``RATE_LIMIT_INGEST_RPM``, 600 by default): one
+        token bucket for the key, shared by /v1/ingest and /v1/logs, holding this many
+        requests, full when set, refilled continuously at this many a minute. A request
+        finding it empty is answered 429 with ``Retry-After: rate_limit_retry_after``.
+        None (the receiver's default): no limit."""
+        return self._bucket.per_minute if self._bucket else None
 
-    @rate_limit.setter
-    def rate_limit(self, rate: Optional[float]) -> None:
+    @rate_limit_per_minute.setter
+    def rate_limit_per_minute(self, per_minute: Optional[float]) -> None:
+        if per_minute is not None and not per_minute > 0:
+            raise ValueError(f"rate_limit_per_minute must be > 0 or None, got {per_minute!r}")
         with self._cond:
-            self._bucket = _TokenBucket(rate) if rate else None
+            self._bucket = _TokenBucket(per_minute) if per_minute is not None else None
 
     def start(self) -> LogwellReceiver:
         if self._thread is None:
@@ -337,9 +427,7 @@ class LogwellReceiver:
         with self._cond:
             return self._faults.popleft() if self._faults else None
 
-    def _handle(
-        self, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _handle(self, path: str, headers: dict[str, str], body: bytes) -> _Reply:
         """Returns (status, reply body, extra headers); checks in the server's order."""
         fault = self._next_fault()
         if fault is not None:
@@ -353,8 +441,17 @@ class LogwellReceiver:
             return fault.status, fault_reply, extra
 
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type in _FORM_MEDIA_TYPES and headers.get("origin") != self.endpoint:
+            # The framework's cross-site check, before any route: plain text unless the
+            # client accepts exactly application/json.
+            self._record(403, 0, 0, headers)
+            if headers.get("accept") == "application/json":
+                return 403, {"message": _CSRF_MESSAGE}, {}
+            return 403, _CSRF_MESSAGE, {}
         if media_type != "application/json":
-            return self._refuse(415, "unsupported_media_type", "Use application/json", headers)
+            return self._refuse(
+                415, "unsupported_media_type", "Content-Type must be application/json", headers
+            )
         auth = headers.get("authorization", "")
         if self.authorization is not None:
             if auth != self.authorization:
@@ -368,14 +465,17 @@ class LogwellReceiver:
         with self._cond:
             limited = self._bucket is not None and not self._bucket.take()
         if limited:
-            status, refusal, _ = self._refuse(
-                429, "rate_limited", "Rate limit exceeded. Retry later.", headers
-            )
-            return status, refusal, {"Retry-After": f"{self.rate_limit_retry_after:g}"}
+            # Before the body is read: a 429 costs the server no parsing.
+            self._record(429, 0, 0, headers)
+            wait = f"{self.rate_limit_retry_after:g}"
+            refusal: dict[str, Any] = {"error": "rate_limited"}
+            if path == "/v1/ingest":  # /v1/logs says no more than that
+                refusal["message"] = f"Rate limit exceeded. Retry in {wait} seconds."
+            return 429, refusal, {"Retry-After": wait}
         try:
-            payload = json.loads(body)
+            payload = _parse_json(body)
         except ValueError:
-            return self._refuse(400, "invalid_json", "Body is not valid JSON", headers)
+            return self._refuse(400, "invalid_json", "Request body must be valid JSON", headers)
         if path == "/v1/logs":
             return self._handle_otlp(payload, headers)
         entries = payload if isinstance(payload, list) else [payload]
@@ -399,10 +499,17 @@ class LogwellReceiver:
                 accepted.append(entry)
             else:
                 errors.append(f"Entry at index {i}: {problem}")
-        # The real server stores a batch in one transaction that a fractional line
-        # number makes fail as a whole.
-        if any(isinstance(e.get("lineNumber"), float) for e in accepted):
-            return self._refuse(500, "internal_error", "Failed to store logs", headers)
+        # The real server stores a batch in one transaction, which fails as a whole on a
+        # fractional line number or on a NUL in any text it stores.
+        fail = self.fail_batch_if
+        if any(
+            isinstance(e.get("lineNumber"), float)
+            or any(_has_nul(e.get(name)) for name in ("message", "service", "sourceFile"))
+            or _has_nul(e.get("metadata"))
+            or (fail is not None and fail(e))
+            for e in accepted
+        ):
+            return self._store_failure(headers)
         with self._cond:
             self.entries.extend(accepted)
             self._cond.notify_all()
@@ -412,9 +519,7 @@ class LogwellReceiver:
             reply.update(rejected=len(errors), errors=errors)
         return 200, reply, {}
 
-    def _handle_otlp(
-        self, payload: Any, headers: dict[str, str]
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _handle_otlp(self, payload: Any, headers: dict[str, str]) -> _Reply:
         try:
             records, errors = normalize_otlp(payload)
         except OtlpValidationError as e:
@@ -436,6 +541,13 @@ class LogwellReceiver:
             kept = [r for r in records if not reject(r)]
             errors += ["Log record rejected: refused by the test"] * (len(records) - len(kept))
             records = kept
+        # One transaction, as on /v1/ingest: a NUL in any text of a record fails them all.
+        stored_text = ("message", "body", "attributes", "resource", "scope", "severityText")
+        fail = self.fail_batch_if
+        if any(_has_nul(r.get(name)) for r in records for name in stored_text) or (
+            fail is not None and any(fail(r) for r in records)
+        ):
+            return self._store_failure(headers)
         with self._cond:
             self.log_records.extend(records)
             self.otlp_payloads.append(payload)
@@ -455,9 +567,15 @@ class LogwellReceiver:
                 reply.update(rejected=len(errors), errors=errors)
         return 200, reply, {}
 
-    def _refuse(
-        self, status: int, error: str, message: str, headers: dict[str, str]
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _store_failure(self, headers: dict[str, str]) -> _Reply:
+        """The server's reply when storing a batch fails: the framework's 500, as JSON
+        with an error id if the client accepts JSON (``*/*`` does), else an HTML page."""
+        self._record(500, 0, 0, headers)
+        if _prefers_json(headers.get("accept")):
+            return 500, {"id": secrets.token_urlsafe(9), "message": "Internal server error"}, {}
+        return 500, _ERROR_PAGE, {"Content-Type": "text/html; charset=utf-8"}
+
+    def _refuse(self, status: int, error: str, message: str, headers: dict[str, str]) -> _Reply:
         self._record(status, 0, 0, headers)
         return status, {"error": error, "message": message}, {}
 
@@ -507,10 +625,15 @@ def _make_handler(receiver: LogwellReceiver) -> type[BaseHTTPRequestHandler]:
                 time.sleep(receiver.delay)
             self._reply(status, reply, extra)
 
-        def _reply(self, status: int, reply: dict[str, Any], extra: dict[str, str]) -> None:
-            data = json.dumps(reply).encode()
+        def _reply(self, status: int, reply: _Body, extra: dict[str, str]) -> None:
+            if isinstance(reply, str):
+                data = reply.encode()
+                content_type = extra.pop("Content-Type", "text/plain; charset=utf-8")
+            else:
+                data = json.dumps(reply).encode()
+                content_type = "application/json"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for k, v in extra.items():
                 self.send_header(k, v)

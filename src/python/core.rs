@@ -240,7 +240,8 @@ impl Core {
     #[new]
     #[pyo3(signature = (
         api_key, endpoint, *, service=None, batch_size=None, flush_interval=None,
-        max_queue_size=None, max_queue_bytes=None, max_retries=None, timeout=None,
+        max_queue_size=None, max_queue_bytes=None, max_requests_per_minute=None,
+        max_retries=None, timeout=None,
         shutdown_timeout=None, max_message_bytes=None, max_metadata_bytes=None, ca_file=None,
         metadata=None, source_path=None, cwd=None, reserved=None, on_error=None, on_flush=None,
         protocol=None, headers=None, resource=None
@@ -254,6 +255,7 @@ impl Core {
         flush_interval: Option<&Bound<'_, PyAny>>,
         max_queue_size: Option<&Bound<'_, PyAny>>,
         max_queue_bytes: Option<&Bound<'_, PyAny>>,
+        max_requests_per_minute: Option<&Bound<'_, PyAny>>,
         max_retries: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
         shutdown_timeout: Option<&Bound<'_, PyAny>>,
@@ -280,6 +282,11 @@ impl Core {
             flush_interval: float_setting("flush_interval", flush_interval, d.flush_interval)?,
             max_queue_size: int_setting("max_queue_size", max_queue_size, d.max_queue_size)?,
             max_queue_bytes: int_setting("max_queue_bytes", max_queue_bytes, d.max_queue_bytes)?,
+            max_requests_per_minute: int_setting(
+                "max_requests_per_minute",
+                max_requests_per_minute,
+                d.max_requests_per_minute,
+            )?,
             max_retries: int_setting("max_retries", max_retries, d.max_retries)?,
             timeout: float_setting("timeout", timeout, d.timeout)?,
             shutdown_timeout: float_setting(
@@ -493,6 +500,8 @@ impl Core {
         d.set_item("retries", s.retries)?;
         d.set_item("rate_limited_waits", s.rate_limited_waits)?;
         d.set_item("rate_limited_wait_ms", s.rate_limited_wait_ms)?;
+        d.set_item("paced_waits", s.paced_waits)?;
+        d.set_item("paced_wait_ms", s.paced_wait_ms)?;
         d.set_item("batches", s.batches)?;
         d.set_item("bytes_sent", s.bytes_sent)?;
         d.set_item("ignored_after_close", s.after_close)?;
