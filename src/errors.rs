@@ -108,6 +108,13 @@ impl Error {
         }
     }
 
+    /// Whether the failure may come from the batch itself rather than from the server's
+    /// state: a 500 (a store that fails on what it was given). Gateways' 502, 503 and 504
+    /// speak of the server, never of the batch.
+    pub fn may_be_poison(&self) -> bool {
+        matches!(self, Error::Http { status, .. } if *status >= 500 && !matches!(status, 502..=504))
+    }
+
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Http { retry_after, .. } => *retry_after,

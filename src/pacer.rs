@@ -29,7 +29,7 @@ const RECOVERY: f64 = 1.0 / 1000.0;
 /// Fewer of our own requests than this since the bucket was last seen empty says
 /// nothing about our share: other senders were still bursting.
 const MIN_EVIDENCE: usize = 4;
-/// The least wait after a 429, doubled for each further 429 that brought no evidence.
+/// The wait after a 429 that brought no evidence, doubled for each further one.
 const MIN_HOLD: Duration = Duration::from_secs(1);
 /// Times of requests the server charged, kept for the estimate; more than a minute of
 /// Logwell's default 600 per minute.
@@ -137,12 +137,16 @@ impl Pacer {
         self.tokens = 0.0;
         self.refreshed = now;
         self.last_limited = Some(now);
-        let hold = match retry_after {
+        self.hold_until = match retry_after {
             // The server's word where we have no model of our own.
-            Some(wait) if !self.configured => wait,
-            _ => MIN_HOLD * (1 << self.blind_limits.saturating_sub(1).min(6)),
+            Some(wait) if !self.configured => Some(now + wait),
+            // Other senders are still bursting: let them finish before probing again.
+            _ if self.blind_limits > 0 => {
+                Some(now + MIN_HOLD * (1 << (self.blind_limits - 1).min(6)))
+            }
+            // The share learnt paces the next request.
+            _ => None,
         };
-        self.hold_until = Some(now + hold);
         self.ready_at(now)
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now))
     }
@@ -265,7 +269,8 @@ mod tests {
         let wait = p.on_limited(now, Some(Duration::from_secs(60)));
         let share = p.share();
         assert!(share > 0.19 && share < 0.23, "{share}");
-        assert!(wait >= MIN_HOLD && wait < Duration::from_secs(2), "{wait:?}");
+        // The next request when a token comes at that share: about half a second.
+        assert!(wait > ms(400) && wait < ms(600), "{wait:?}");
         // Then about 2 a second.
         let mut t = now + wait;
         let mut sent = 0;

@@ -298,7 +298,7 @@ enum Sent {
     Done,
     /// Refused as a whole with 400 or 413: worth sending again in halves.
     Split,
-    /// Failed with 5xx on every try: an entry the server cannot store, or an outage.
+    /// Failed with a 500 on every try: an entry the server cannot store, or an outage.
     ServerFault(Error),
     Retained,
 }
@@ -412,6 +412,11 @@ impl Worker {
             self.pending_bytes += e.json.len() + 1;
             self.pending.push(e);
         }
+        self.note_inflight();
+    }
+
+    /// Publishes the oldest entry the thread holds, for `flush`.
+    fn note_inflight(&self) {
         let min = self.pending.first().map_or(u64::MAX, |e| e.seq);
         self.shared.inflight_min_seq.store(min, Ordering::Release);
     }
@@ -419,90 +424,87 @@ impl Worker {
     fn clear_pending(&mut self) {
         self.pending.clear();
         self.pending_bytes = 0;
-        self.shared
-            .inflight_min_seq
-            .store(u64::MAX, Ordering::Release);
+        self.note_inflight();
     }
 
-    /// Delivers `pending` in order. A request refused as a whole (400 or 413, or 5xx on
-    /// every try) is sent again in halves, so one entry the server cannot take costs
-    /// only itself. An entry alone that fails with 5xx is only a suspect: it is failed
-    /// once the server accepts a request sent after it, and kept when the server fails
-    /// everything (an outage, not poison).
+    /// Delivers `pending`, in order but for suspects. A request refused as a whole (400
+    /// or 413, or a 500 on every try) is sent again in halves, so one entry the server
+    /// cannot take costs only itself. An entry alone that fails with 500 is a suspect:
+    /// once the server accepts a later request, it is sent alone again, and failed if the
+    /// server, healthy, fails it once more. A server that fails everything is an outage,
+    /// not poison: all is kept for a later cycle.
     fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
-        // Ranges of `pending`, the next to send on top. They go out in order, so what is
-        // resolved is always a prefix of `pending`, up to the first suspect.
         let whole = 0..self.pending.len();
+        let mut resolved = vec![false; whole.len()];
+        // Ranges of `pending`, the next to send on top.
         let mut chunks = Vec::with_capacity(16);
         chunks.push(whole.clone());
-        let mut done = 0;
-        let mut suspects: Vec<(usize, Error)> = Vec::new();
-        // Failed requests in a row: past a binary search's worth, the server is failing
-        // everything.
+        let mut suspects: Vec<usize> = Vec::new();
+        // Requests failed with 500 in a row: past a binary search's depth, the server is
+        // failing everything.
         let mut blind = 0;
-        let blind_limit = 2 * (usize::BITS - whole.len().leading_zeros()) + 2;
+        let blind_limit = usize::BITS - whole.len().leading_zeros() + 2;
+        let mut last_fault = None;
         while let Some(range) = chunks.pop() {
-            // The whole batch and an entry alone get every retry; pieces between are
-            // tried once, as the whole already was.
-            let retries = range == whole || range.len() == 1;
+            // Once the whole batch has had its retries, pieces are tried once until the
+            // server shows it takes anything at all.
+            let retries = range == whole || blind == 0;
             match self.send(range.clone(), deadline, retries) {
                 Sent::Done => {
-                    done = range.end;
+                    resolved[range].fill(true);
                     blind = 0;
-                    for (_, error) in suspects.drain(..) {
-                        Stats::add(&self.shared.stats.failed, 1);
-                        self.shared.report(error);
+                    for i in std::mem::take(&mut suspects) {
+                        match self.send(i..i + 1, deadline, true) {
+                            Sent::Done => {}
+                            Sent::ServerFault(error) => {
+                                Stats::add(&self.shared.stats.failed, 1);
+                                self.shared.report(error);
+                            }
+                            Sent::Split | Sent::Retained => {
+                                return self.retain_unresolved(&resolved, None);
+                            }
+                        }
+                        resolved[i] = true;
                     }
                 }
                 Sent::Split => chunks.extend(halves(range)),
                 Sent::ServerFault(error) => {
                     blind += 1;
                     if blind > blind_limit {
-                        return self.retain_after_outage(done, &suspects, error);
+                        return self.retain_unresolved(&resolved, Some(error));
                     }
                     if range.len() == 1 {
-                        suspects.push((range.start, error));
+                        suspects.push(range.start);
                     } else {
                         chunks.extend(halves(range));
                     }
+                    last_fault = Some(error);
                 }
-                Sent::Retained => {
-                    let resolved = suspects.first().map_or(done, |&(i, _)| i);
-                    self.forget_front(resolved);
-                    return Outcome::Retained;
-                }
+                Sent::Retained => return self.retain_unresolved(&resolved, None),
             }
         }
-        if let Some((_, error)) = suspects.pop() {
-            return self.retain_after_outage(done, &suspects, error);
+        if !suspects.is_empty() {
+            return self.retain_unresolved(&resolved, last_fault);
         }
         self.clear_pending();
         Outcome::Done
     }
 
-    /// The server failed everything lately: keeps all not yet resolved for a later cycle.
-    fn retain_after_outage(
-        &mut self,
-        done: usize,
-        suspects: &[(usize, Error)],
-        error: Error,
-    ) -> Outcome {
-        let resolved = suspects.first().map_or(done, |&(i, _)| i);
-        self.forget_front(resolved);
-        self.failing = true;
-        if let Some(ra) = error.retry_after() {
-            self.hold_until = Some(Instant::now() + ra);
+    /// Keeps the entries of `pending` not yet resolved for a later cycle. `outage`: the
+    /// server failed everything lately, with this error.
+    fn retain_unresolved(&mut self, resolved: &[bool], outage: Option<Error>) -> Outcome {
+        let mut done = resolved.iter();
+        self.pending.retain(|_| !done.next().copied().unwrap_or(false));
+        self.pending_bytes = self.pending.iter().map(|e| e.json.len() + 1).sum();
+        self.note_inflight();
+        if let Some(error) = outage {
+            self.failing = true;
+            if let Some(ra) = error.retry_after() {
+                self.hold_until = Some(Instant::now() + ra);
+            }
+            self.shared.report(error);
         }
-        self.shared.report(error);
         Outcome::Retained
-    }
-
-    /// Removes the first `n` entries of `pending`, which are resolved.
-    fn forget_front(&mut self, n: usize) {
-        let bytes: usize = self.pending.drain(..n).map(|e| e.json.len() + 1).sum();
-        self.pending_bytes -= bytes;
-        let min = self.pending.first().map_or(u64::MAX, |e| e.seq);
-        self.shared.inflight_min_seq.store(min, Ordering::Release);
     }
 
     /// Sends `pending[range]` in one request, paced to the server's limit, retrying
@@ -541,7 +543,12 @@ impl Worker {
             self.pacer.on_send(start);
             let result = self.transport.post(&body, n, timeout);
             match &result {
-                Err(Error::Http { status: 429, .. } | Error::Network(_)) => {}
+                // Not counted by the server's limiter: refused by it, or never reached it
+                // (a gateway's 502-504, a network error).
+                Err(Error::Http {
+                    status: 429 | 502..=504,
+                    ..
+                } | Error::Network(_)) => {}
                 other => self.pacer.on_charged(start, other.is_ok()),
             }
             match result {
@@ -587,7 +594,7 @@ impl Worker {
                     status: 400 | 413, ..
                 }) if n > 1 => return Sent::Split,
                 Err(e) if e.retryable() => {
-                    if attempt >= max_retries && matches!(e, Error::Http { status: 500.., .. }) {
+                    if attempt >= max_retries && e.may_be_poison() {
                         return Sent::ServerFault(e);
                     }
                     let delay = retry_delay(&e, attempt, self.jitter.sample());
@@ -915,7 +922,9 @@ mod tests {
         assert_eq!(st.failed, 1, "{st:?}");
         assert_eq!(st.queued(), 0, "{st:?}");
         // The whole batch twice (one retry), halves down to the entry alone (twice).
-        assert_eq!(poisoned.calls(), 2 + 1 + 1 + 2, "{st:?}");
+        // The whole batch twice (one retry), halves down to the entry alone, and that
+        // alone again, with its retry, once the server took the entry beside it.
+        assert_eq!(poisoned.calls(), 2 + 1 + 1 + 1 + 2, "{st:?}");
         let errors = rec.errors.lock();
         let server_errors = errors.iter().filter(|&&c| c == ErrorCode::ServerError);
         assert_eq!(server_errors.count(), 1, "{errors:?}");

@@ -183,3 +183,18 @@ def test_a_server_failing_everything_for_a_while_loses_nothing(
     stats = handler.stats()
     assert (stats["sent"], stats["failed"]) == (250, 0), stats
     assert logwell_receiver.messages() == [f"during the outage {i}" for i in range(250)]
+
+
+def test_an_outage_that_ends_in_the_middle_of_a_split_fails_nothing(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    # The whole batch and its retry, then halves down to the first entry alone: all 500.
+    logwell_receiver.fail_next(2 + 7, status=500)
+    handler = make_handler(batch_size=100, flush_interval=60, max_retries=1)
+    logger.addHandler(handler)
+    for i in range(100):
+        logger.info("m %d", i)
+    assert handler.flush(timeout=10)
+    stats = handler.stats()
+    assert (stats["sent"], stats["failed"]) == (100, 0), stats
+    assert sorted(logwell_receiver.messages()) == sorted(f"m {i}" for i in range(100))
