@@ -756,7 +756,11 @@ mod tests {
             let entry = w.finish();
             let (_, _, record) = crate::otlp::split_entry(&entry);
             let v = parse(if otlp { record } else { &entry });
-            let fields = if otlp { &v["attributes"] } else { &v["metadata"] };
+            let fields = if otlp {
+                &v["attributes"]
+            } else {
+                &v["metadata"]
+            };
             let size = serde_json::to_vec(fields).expect("json").len();
             assert!(size <= 2048, "{size} bytes of metadata (otlp: {otlp})");
             let text = serde_json::to_string(fields).expect("json");

@@ -494,7 +494,8 @@ impl Worker {
     /// server failed everything lately, with this error.
     fn retain_unresolved(&mut self, resolved: &[bool], outage: Option<Error>) -> Outcome {
         let mut done = resolved.iter();
-        self.pending.retain(|_| !done.next().copied().unwrap_or(false));
+        self.pending
+            .retain(|_| !done.next().copied().unwrap_or(false));
         self.pending_bytes = self.pending.iter().map(|e| e.json.len() + 1).sum();
         self.note_inflight();
         if let Some(error) = outage {
@@ -545,10 +546,13 @@ impl Worker {
             match &result {
                 // Not counted by the server's limiter: refused by it, or never reached it
                 // (a gateway's 502-504, a network error).
-                Err(Error::Http {
-                    status: 429 | 502..=504,
-                    ..
-                } | Error::Network(_)) => {}
+                Err(
+                    Error::Http {
+                        status: 429 | 502..=504,
+                        ..
+                    }
+                    | Error::Network(_),
+                ) => {}
                 other => self.pacer.on_charged(start, other.is_ok()),
             }
             match result {
@@ -934,7 +938,8 @@ mod tests {
     fn a_server_failing_everything_is_an_outage_not_poison() {
         let server = MockServer::start();
         let mut failing = server.mock(|_, then| {
-            then.status(500).body("<html><title>Bad Gateway</title></html>");
+            then.status(500)
+                .body("<html><title>Bad Gateway</title></html>");
         });
         let (sh, rec) = shipper(&server.base_url(), |s| {
             s.batch_size = 100;
@@ -975,7 +980,11 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(sh.stats().queued(), 0, "all sent before the tick");
-        assert_eq!(m.calls(), 2, "one request's worth, then the rest of the burst");
+        assert_eq!(
+            m.calls(),
+            2,
+            "one request's worth, then the rest of the burst"
+        );
     }
 
     #[test]

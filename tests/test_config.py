@@ -9,6 +9,8 @@ import pytest
 
 from logwell_handler import ErrorCode, LogwellError, LogwellHandler
 
+from conftest import MakeHandler
+
 KEY = "lw_" + "k" * 32
 SECRET_KEY = "lw_" + "S3cr3tS3cr3tS3cr3tS3cr3tS3cr3tXY"
 OK: dict[str, Any] = {"api_key": KEY, "endpoint": "http://127.0.0.1:9"}
@@ -28,6 +30,7 @@ OK: dict[str, Any] = {"api_key": KEY, "endpoint": "http://127.0.0.1:9"}
         ({"max_queue_size": 1_000_001}, "max_queue_size", "from 1 to 1000000"),
         ({"max_queue_size": 2**70}, "max_queue_size", "from 1 to 1000000"),
         ({"max_queue_bytes": 10}, "max_queue_bytes", "from 1024"),
+        ({"max_requests_per_minute": -1}, "max_requests_per_minute", "from 0 to 1000000"),
         ({"max_retries": -1}, "max_retries", "from 0 to 100"),
         ({"timeout": 0}, "timeout", "greater than 0"),
         ({"timeout": float("inf")}, "timeout", "greater than 0"),
@@ -98,3 +101,27 @@ def test_error_is_picklable_with_its_fields() -> None:
         60.0,
     )
     assert str(back) == "boom"
+
+
+def test_the_request_budget_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, make_handler: MakeHandler, logger: logging.Logger
+) -> None:
+    monkeypatch.setenv("LOGWELL_MAX_REQUESTS_PER_MINUTE", "2")  # 2 at once, then one in 30 s
+    handler = make_handler(batch_size=1)
+    logger.addHandler(handler)
+    for i in range(2):
+        logger.info("within the budget %d", i)
+        assert handler.flush(timeout=5)
+    logger.info("over it")
+    assert handler.flush(timeout=0.5) is False
+    assert handler.stats()["paced_waits"] == 1
+
+
+def test_a_bad_request_budget_in_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LOGWELL_MAX_REQUESTS_PER_MINUTE", "lots")
+    with pytest.raises(LogwellError) as info:
+        LogwellHandler(**OK)
+    assert info.value.code is ErrorCode.INVALID_CONFIG
+    assert "LOGWELL_MAX_REQUESTS_PER_MINUTE must be an integer, got 'lots'" in str(info.value)

@@ -8,6 +8,7 @@ import logging
 import textwrap
 
 import pytest
+
 from logwell_handler.testing import LogwellReceiver
 
 from conftest import MakeHandler, receiver_env, run_python

@@ -148,3 +148,24 @@ def test_records_after_close_are_ignored_and_counted(
     stats = handler.stats()
     assert (stats["sent"], stats["ignored_after_close"], stats["queued"]) == (1, 1, 0)
     assert logwell_receiver.messages() == ["before"]
+
+
+def test_a_reply_that_is_not_json_is_quoted_short_on_one_line(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    # A proxy's page for an endpoint with a wrong path prefix.
+    page = "<!doctype html>\n<html><head><title>404 Not Found</title></head>\n<body>\n"
+    page += "<p>The requested URL was not found on this server.</p>\n" * 20 + "</body></html>"
+    logwell_receiver.fail_next(1, status=404, body=page)
+    errors: list[LogwellError] = []
+    handler = make_handler(on_error=errors.append)
+    logger.addHandler(handler)
+    logger.info("lost to a wrong path")
+    assert handler.flush(timeout=10)
+    (error,) = errors
+    assert error.status_code == 404
+    message = handler.stats()["last_error"]["message"]
+    assert "404 Not Found" in message
+    assert "\n" not in message, message
+    assert "<" not in message, message
+    assert len(message) < 120, message

@@ -304,7 +304,8 @@ class LogwellHandler(logging.Handler):
         Every record ends in one of ``sent``, ``dropped_overflow``, ``dropped_at_close``,
         ``failed`` or ``rejected_by_server``; until then it is ``queued``. Also:
         ``enqueued``, ``retries``, ``rate_limited_waits``, ``rate_limited_wait_ms``,
-        ``batches``, ``bytes_sent``, ``ignored_after_close``, and ``last_error``
+        ``paced_waits``, ``paced_wait_ms``, ``batches``, ``bytes_sent``,
+        ``ignored_after_close``, and ``last_error``
         (``{"code", "message"}`` of the latest problem, or None)."""
         return self._core.stats()
 

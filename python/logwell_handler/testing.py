@@ -60,7 +60,8 @@ class Fault:
     """One injected misbehaviour, used for the next request that reaches the receiver."""
 
     status: int = 500
-    body: Optional[dict[str, Any]] = None
+    #: A dict goes out as JSON, a str as text.
+    body: Optional[_Body] = None
     retry_after: Optional[float] = None
     delay: float = 0.0
 
@@ -385,7 +386,7 @@ class LogwellReceiver:
         status: int = 500,
         *,
         retry_after: Optional[float] = None,
-        body: Optional[dict[str, Any]] = None,
+        body: Optional[_Body] = None,
         delay: float = 0.0,
     ) -> None:
         """Makes the next ``count`` requests answer ``status`` without storing anything."""
