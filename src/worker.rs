@@ -925,7 +925,6 @@ mod tests {
         // The mock accepts "1" per request: what matters is the poison alone failed.
         assert_eq!(st.failed, 1, "{st:?}");
         assert_eq!(st.queued(), 0, "{st:?}");
-        // The whole batch twice (one retry), halves down to the entry alone (twice).
         // The whole batch twice (one retry), halves down to the entry alone, and that
         // alone again, with its retry, once the server took the entry beside it.
         assert_eq!(poisoned.calls(), 2 + 1 + 1 + 1 + 2, "{st:?}");
