@@ -6,7 +6,7 @@
 //! (one `resourceLogs` each) and by scope (one `scopeLogs` each), in order of first
 //! appearance.
 
-use crate::json::push_int;
+use crate::json::{push_int, push_json_string};
 use crate::record::Level;
 
 /// OpenTelemetry's severity number for a Python level number. The standard levels are
@@ -133,7 +133,7 @@ pub fn batch_body<'a>(
 pub fn key_value(key: &str, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(key.len() + value.len() + 24);
     out.extend_from_slice(br#"{"key":"#);
-    out.extend_from_slice(&serde_json::to_vec(key).unwrap_or_else(|_| b"\"\"".to_vec()));
+    push_json_string(&mut out, key);
     out.extend_from_slice(br#","value":"#);
     out.extend_from_slice(value);
     out.push(b'}');

@@ -31,8 +31,9 @@ const MIN_SHARE: f64 = 0.01;
 const GROWTH_PER_SECOND: f64 = 0.002;
 /// The longest gap between accepted requests that counts towards growth.
 const MAX_GROWTH_GAP: Duration = Duration::from_secs(10);
-/// Fewer of our own requests than this since the bucket was last seen empty says
-/// nothing about our share: other senders were still bursting.
+/// Fewer of our own requests than this since the bucket was last seen empty, sent with
+/// more waiting behind them, say nothing about our share: other senders were still
+/// bursting, or we were sending too little to need more.
 const MIN_EVIDENCE: usize = 4;
 /// The wait after a 429 that brought no evidence, doubled for each further one.
 const MIN_HOLD: Duration = Duration::from_secs(1);
@@ -52,8 +53,9 @@ pub struct Pacer {
     refreshed: Instant,
     /// Our part of `refill`: 1 until another sender shows up in a 429.
     share: f64,
-    /// Start times of requests the server charged (any reply but a 429), oldest first.
-    charged: VecDeque<Instant>,
+    /// Requests the server charged (any reply but a 429), oldest first: when each started,
+    /// and whether more entries were waiting behind it.
+    charged: VecDeque<(Instant, bool)>,
     /// The last 429: the server's bucket was empty then.
     last_limited: Option<Instant>,
     /// No request before this, whatever the tokens say.
@@ -111,13 +113,14 @@ impl Pacer {
     }
 
     /// The server answered the request that started at `start` with anything but 429:
-    /// it took one of its tokens. `accepted`: with 2xx.
-    pub fn on_charged(&mut self, start: Instant, accepted: bool) {
-        let previous = self.charged.back().copied();
+    /// it took one of its tokens. `accepted`: with 2xx; `backlogged`: more entries were
+    /// waiting behind this request.
+    pub fn on_charged(&mut self, start: Instant, accepted: bool, backlogged: bool) {
+        let previous = self.charged.back().map(|&(t, _)| t);
         if self.charged.len() == MAX_CHARGED {
             self.charged.pop_front();
         }
-        self.charged.push_back(start);
+        self.charged.push_back((start, backlogged));
         if !accepted || self.refill == 0.0 {
             return;
         }
@@ -137,7 +140,7 @@ impl Pacer {
         while self
             .charged
             .front()
-            .is_some_and(|&t| now.saturating_duration_since(t) > WINDOW)
+            .is_some_and(|&(t, _)| now.saturating_duration_since(t) > WINDOW)
         {
             self.charged.pop_front();
         }
@@ -165,15 +168,19 @@ impl Pacer {
 
     /// Our share of the refill: our requests against all the server allowed since its
     /// bucket was last seen empty (or, the first time, since we started, from a full one).
+    /// Only a sender that had more to send learns from a 429: one sending little learns
+    /// nothing of what it could have, and would starve itself when a backlog comes.
     fn learn_share(&mut self, now: Instant) {
         let recent_limit = self
             .last_limited
             .filter(|&t| now.saturating_duration_since(t) < WINDOW);
         let since = recent_limit
-            .or_else(|| self.charged.front().copied())
+            .or_else(|| self.charged.front().map(|&(t, _)| t))
             .unwrap_or(now);
-        let ours = self.charged.iter().filter(|&&t| t >= since).count();
-        if ours < MIN_EVIDENCE {
+        let recent = self.charged.iter().filter(|&&(t, _)| t >= since);
+        let ours = recent.clone().count();
+        let backlogged = recent.filter(|&&(_, b)| b).count();
+        if backlogged < MIN_EVIDENCE {
             self.blind_limits += 1;
             return;
         }
@@ -191,7 +198,8 @@ impl Pacer {
     }
 
     /// A rate from what the server accepted over the `Retry-After` window, less a margin;
-    /// halved on each further 429.
+    /// halved on each further 429. Too few requests in the window tell nothing (another
+    /// sender emptied the bucket): then only `Retry-After` is waited out.
     fn learn_rate(&mut self, now: Instant, retry_after: Option<Duration>) {
         let window = retry_after
             .unwrap_or(MIN_HOLD)
@@ -200,9 +208,13 @@ impl Pacer {
         let allowed = self
             .charged
             .iter()
-            .filter(|&&t| since.is_none_or(|s| t >= s))
-            .count()
-            .max(1);
+            .filter(|&&(t, _)| since.is_none_or(|s| t >= s))
+            .count();
+        if allowed < MIN_EVIDENCE {
+            self.blind_limits += 1;
+            return;
+        }
+        self.blind_limits = 0;
         let measured = allowed as f64 / window.as_secs_f64() * SHARE_MARGIN;
         let current = self.refill * self.share;
         self.refill = if current > 0.0 {
@@ -235,7 +247,7 @@ mod tests {
         for _ in 0..600 {
             assert_eq!(p.ready_at(t0), None);
             p.on_send(t0);
-            p.on_charged(t0, true);
+            p.on_charged(t0, true, true);
         }
         let next = p.ready_at(t0).expect("the bucket is empty");
         let wait = next - t0;
@@ -263,7 +275,7 @@ mod tests {
             let t = t0 + ms(i * 10);
             assert_eq!(p.ready_at(t), None);
             p.on_send(t);
-            p.on_charged(t, true);
+            p.on_charged(t, true, true);
         }
         let now = t0 + ms(500);
         // Retry-After is the server's word here.
@@ -284,7 +296,7 @@ mod tests {
         for i in 0..150 {
             let t = t0 + ms(i * 4);
             p.on_send(t);
-            p.on_charged(t, true);
+            p.on_charged(t, true, true);
         }
         let now = t0 + ms(600);
         let wait = p.on_limited(now, Some(Duration::from_secs(60)));
@@ -302,7 +314,7 @@ mod tests {
             }
             t = at;
             p.on_send(t);
-            p.on_charged(t, true);
+            p.on_charged(t, true, true);
             sent += 1;
         }
         assert!((17..=23).contains(&sent), "{sent}");
@@ -314,7 +326,7 @@ mod tests {
         let mut p = Pacer::new(600, t0);
         for _ in 0..100 {
             p.on_send(t0);
-            p.on_charged(t0, true);
+            p.on_charged(t0, true, true);
         }
         p.on_limited(t0 + ms(100), None);
         let share = p.share();
@@ -337,7 +349,7 @@ mod tests {
         for (p, requests) in [(&mut small, 60), (&mut large, 240)] {
             for _ in 0..requests {
                 p.on_send(t0);
-                p.on_charged(t0, true);
+                p.on_charged(t0, true, true);
             }
             p.on_limited(t0 + ms(10), None);
         }
@@ -346,8 +358,8 @@ mod tests {
         // A minute of accepted requests, one a second each.
         for i in 1..=60 {
             let t = t0 + Duration::from_secs(i);
-            small.on_charged(t, true);
-            large.on_charged(t, true);
+            small.on_charged(t, true, true);
+            large.on_charged(t, true, true);
         }
         let (s1, l1) = (small.share(), large.share());
         assert!((s1 - s0 - 0.12).abs() < 0.01, "{s0} -> {s1}");
@@ -356,8 +368,42 @@ mod tests {
             "the same step: {l0} -> {l1}"
         );
         for i in 61..=2000 {
-            small.on_charged(t0 + Duration::from_secs(i), true);
+            small.on_charged(t0 + Duration::from_secs(i), true, true);
         }
         assert_eq!(small.share(), 1.0);
+    }
+
+    #[test]
+    fn a_sender_with_nothing_waiting_learns_nothing_from_a_429() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(600, t0);
+        // One request every 5 s, nothing behind it; another sender empties the bucket.
+        for i in 0..10 {
+            let t = t0 + Duration::from_secs(5 * i);
+            p.on_send(t);
+            p.on_charged(t, true, false);
+        }
+        let now = t0 + Duration::from_secs(50);
+        let wait = p.on_limited(now, Some(Duration::from_secs(60)));
+        assert_eq!(p.share(), 1.0, "its share is not what it happened to use");
+        assert_eq!(wait, MIN_HOLD);
+    }
+
+    #[test]
+    fn without_a_rate_a_429_after_too_few_requests_teaches_no_rate() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(0, t0);
+        p.on_send(t0);
+        p.on_charged(t0, true, false);
+        let now = t0 + ms(100);
+        assert_eq!(
+            p.on_limited(now, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        // Once the wait is over, requests go unpaced again.
+        let later = now + Duration::from_secs(3);
+        assert_eq!(p.ready_at(later), None);
+        p.on_send(later);
+        assert_eq!(p.ready_at(later), None);
     }
 }

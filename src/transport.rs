@@ -246,7 +246,11 @@ fn one_line(s: &str, max_chars: usize) -> String {
 
 /// The text of an HTML page's `<title>`, if the reply is one.
 fn html_title(text: &str) -> Option<&str> {
-    let head = text.get(..text.len().min(4096))?;
+    let mut end = text.len().min(4096);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = &text[..end];
     let lower = head.to_ascii_lowercase();
     let start = lower.find("<title>")? + "<title>".len();
     let end = start + lower[start..].find("</title>")?;
@@ -550,5 +554,8 @@ mod tests {
         let json = br#"{"error":"internal_error","message":"Failed\nto store logs"}"#;
         assert_eq!(error_detail(json), "internal_error: Failed to store logs");
         assert_eq!(error_detail(b" \n "), "(empty body)");
+        // A character across the 4 KiB the title is looked for in.
+        let page = format!("<title>T</title>{}é", "x".repeat(4096 - 17));
+        assert_eq!(error_detail(page.as_bytes()), "T");
     }
 }

@@ -27,6 +27,9 @@ use crate::transport::{retry_delay, Jitter, Transport};
 /// (`max_message_bytes` + `max_metadata_bytes`), a request stays under the 512 KiB body
 /// limit of Logwell's server (SvelteKit's default) and of common proxies.
 const SOFT_MAX_REQUEST_BYTES: usize = 256 * 1024;
+/// The last entries of a burst, fewer than a batch, go once no record was logged for
+/// this long, instead of waiting for the flush tick.
+const BURST_QUIET: Duration = Duration::from_millis(50);
 /// How long `close` waits past its deadline for the thread to notice it.
 const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
@@ -317,6 +320,9 @@ struct Worker {
     pacer: Pacer,
     /// Whether the pacer keeps a model of the server's limit, so a 429 is its to wait out.
     paced: bool,
+    /// After a full batch went, with entries left behind: when to look again, and how
+    /// many records had been logged then. If none were logged since, the burst is over.
+    burst_tail: Option<(Instant, u64)>,
     overflow_reported: u64,
 }
 
@@ -336,6 +342,7 @@ impl Worker {
             hold_until: None,
             pacer: Pacer::new(per_minute, Instant::now()),
             paced: per_minute > 0,
+            burst_tail: None,
             overflow_reported: 0,
         }
     }
@@ -356,7 +363,8 @@ impl Worker {
                 && self
                     .shared
                     .batch_waiting(self.pending.len(), self.pending_bytes);
-            if held.is_some() || !(flush_wanted || tick || full) {
+            let tail = self.burst_over(now);
+            if held.is_some() || !(flush_wanted || tick || full || tail) {
                 // While held or failing, a full buffer is no reason to wake: leave the
                 // flag set so pushes do not unpark us for nothing.
                 let quiet = held.is_some() || self.failing;
@@ -365,14 +373,21 @@ impl Worker {
                     .shared
                     .batch_waiting(self.pending.len(), self.pending_bytes);
                 if quiet || !recheck {
-                    let until = held.unwrap_or(next_tick);
+                    let mut until = held.unwrap_or(next_tick);
+                    if let Some((look, _)) = self.burst_tail {
+                        until = until.min(look);
+                    }
                     thread::park_timeout(until.saturating_duration_since(now));
                 }
                 continue;
             }
             flushes_seen = flushes;
-            self.send_cycle(None);
+            self.send_cycle();
             self.report_overflow();
+            if full && !self.failing && self.waiting() {
+                let logged = self.shared.stats.enqueued.load(Ordering::Acquire);
+                self.burst_tail = Some((Instant::now() + BURST_QUIET, logged));
+            }
             if flush_wanted || tick {
                 next_tick = Instant::now() + interval;
             }
@@ -383,19 +398,46 @@ impl Worker {
         self.shared.notify_progress();
     }
 
+    /// Whether entries wait to be sent.
+    fn waiting(&self) -> bool {
+        !self.pending.is_empty() || !self.shared.buffer.is_empty()
+    }
+
+    /// Whether the tail of a burst is due: entries were left behind a full batch and no
+    /// record was logged for `BURST_QUIET`. While records keep coming, it looks again
+    /// later; they make batches of their own.
+    fn burst_over(&mut self, now: Instant) -> bool {
+        let Some((look, seen)) = self.burst_tail else {
+            return false;
+        };
+        if now < look {
+            return false;
+        }
+        self.burst_tail = None;
+        if !self.waiting() {
+            return false;
+        }
+        let logged = self.shared.stats.enqueued.load(Ordering::Acquire);
+        if logged != seen {
+            self.burst_tail = Some((now + BURST_QUIET, logged));
+            return false;
+        }
+        true
+    }
+
     /// Sends what the buffer held when the cycle began, in requests as large as the
     /// server takes, until that is done or a delivery fails. A burst goes out whole,
     /// its last partial request too, while a steady stream of new entries cannot keep a
     /// cycle going forever.
-    fn send_cycle(&mut self, deadline: Option<Instant>) {
+    fn send_cycle(&mut self) {
         let mut budget = self.shared.buffer.len() + self.pending.len();
-        loop {
+        while budget > 0 {
             self.fill_pending();
-            if self.pending.is_empty() || budget == 0 {
+            if self.pending.is_empty() {
                 return;
             }
             let n = self.pending.len();
-            match self.deliver(deadline) {
+            match self.deliver(None) {
                 Outcome::Done => budget = budget.saturating_sub(n),
                 Outcome::Retained => return,
             }
@@ -428,11 +470,11 @@ impl Worker {
     }
 
     /// Delivers `pending`, in order but for suspects. A request refused as a whole (400
-    /// or 413, or a 500 on every try) is sent again in halves, so one entry the server
-    /// cannot take costs only itself. An entry alone that fails with 500 is a suspect:
-    /// once the server accepts a later request, it is sent alone again, and failed if the
-    /// server, healthy, fails it once more. A server that fails everything is an outage,
-    /// not poison: all is kept for a later cycle.
+    /// or 413, or a 500 on every try) is sent again in halves, each piece once, so one
+    /// entry the server cannot take costs only itself. An entry alone that fails with 500
+    /// is a suspect: once the server has taken a request of this batch, the suspect is
+    /// sent alone again, with its retries, and failed if the server fails it once more.
+    /// A server that fails everything is an outage, not poison: all is kept for later.
     fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
         let whole = 0..self.pending.len();
         let mut resolved = vec![false; whole.len()];
@@ -440,54 +482,85 @@ impl Worker {
         let mut chunks = Vec::with_capacity(16);
         chunks.push(whole.clone());
         let mut suspects: Vec<usize> = Vec::new();
-        // Requests failed with 500 in a row: past a binary search's depth, the server is
-        // failing everything.
+        // The server took a request of this batch: it stores what it can.
+        let mut healthy = false;
+        // Requests failed with 500 in a row: past a binary search's depth, either a run
+        // of bad entries or an outage.
         let mut blind = 0;
         let blind_limit = usize::BITS - whole.len().leading_zeros() + 2;
         let mut last_fault = None;
         while let Some(range) = chunks.pop() {
-            // Once the whole batch has had its retries, pieces are tried once until the
-            // server shows it takes anything at all.
-            let retries = range == whole || blind == 0;
-            match self.send(range.clone(), deadline, retries) {
-                Sent::Done => {
-                    resolved[range].fill(true);
-                    blind = 0;
-                    for i in std::mem::take(&mut suspects) {
-                        match self.send(i..i + 1, deadline, true) {
-                            Sent::Done => {}
-                            Sent::ServerFault(error) => {
-                                Stats::add(&self.shared.stats.failed, 1);
-                                self.shared.report(error);
-                            }
-                            Sent::Split | Sent::Retained => {
-                                return self.retain_unresolved(&resolved, None);
-                            }
-                        }
-                        resolved[i] = true;
-                    }
-                }
-                Sent::Split => chunks.extend(halves(range)),
+            let sent = self.send(range.clone(), deadline, range == whole);
+            let (range, sent) = match sent {
                 Sent::ServerFault(error) => {
-                    blind += 1;
-                    if blind > blind_limit {
-                        return self.retain_unresolved(&resolved, Some(error));
-                    }
                     if range.len() == 1 {
                         suspects.push(range.start);
                     } else {
-                        chunks.extend(halves(range));
+                        chunks.extend(halves(range.clone()));
                     }
                     last_fault = Some(error);
+                    blind += 1;
+                    if blind <= blind_limit || chunks.is_empty() {
+                        continue;
+                    }
+                    // The part of the batch farthest from here tells which: a server
+                    // that takes it is up, and what failed here is a run of bad entries.
+                    let far = chunks.remove(0);
+                    match self.send(far.clone(), deadline, false) {
+                        Sent::Done => (far, Sent::Done),
+                        _ => return self.retain_unresolved(&resolved, last_fault),
+                    }
                 }
-                Sent::Retained => return self.retain_unresolved(&resolved, None),
+                other => (range, other),
+            };
+            match sent {
+                Sent::Done => {
+                    resolved[range].fill(true);
+                    healthy = true;
+                    blind = 0;
+                    if let Some(kept) = self.confirm(&mut suspects, &mut resolved, deadline) {
+                        return kept;
+                    }
+                }
+                Sent::Split => chunks.extend(halves(range)),
+                Sent::ServerFault(_) | Sent::Retained => {
+                    return self.retain_unresolved(&resolved, None);
+                }
             }
         }
-        if !suspects.is_empty() {
+        if !suspects.is_empty() && !healthy {
             return self.retain_unresolved(&resolved, last_fault);
+        }
+        if let Some(kept) = self.confirm(&mut suspects, &mut resolved, deadline) {
+            return kept;
         }
         self.clear_pending();
         Outcome::Done
+    }
+
+    /// Sends each suspect alone, with its retries, now that the server took a request of
+    /// this batch: one it fails again is failed for good. `Some`: a send was held up,
+    /// and what is unresolved was kept.
+    fn confirm(
+        &mut self,
+        suspects: &mut Vec<usize>,
+        resolved: &mut [bool],
+        deadline: Option<Instant>,
+    ) -> Option<Outcome> {
+        for i in std::mem::take(suspects) {
+            match self.send(i..i + 1, deadline, true) {
+                Sent::Done => {}
+                Sent::ServerFault(error) => {
+                    Stats::add(&self.shared.stats.failed, 1);
+                    self.shared.report(error);
+                }
+                Sent::Split | Sent::Retained => {
+                    return Some(self.retain_unresolved(resolved, None))
+                }
+            }
+            resolved[i] = true;
+        }
+        None
     }
 
     /// Keeps the entries of `pending` not yet resolved for a later cycle. `outage`: the
@@ -525,9 +598,10 @@ impl Worker {
         loop {
             let now = Instant::now();
             if let Some(at) = self.pacer.ready_at(now).filter(|&at| at > now) {
+                let slept = self.sleep(at - now);
                 Stats::add(&s.stats.paced_waits, 1);
-                Stats::add(&s.stats.paced_wait_ms, (at - now).as_millis() as u64);
-                if !self.sleep(at - now) {
+                Stats::add(&s.stats.paced_wait_ms, now.elapsed().as_millis() as u64);
+                if !slept {
                     return Sent::Retained;
                 }
             }
@@ -553,7 +627,10 @@ impl Worker {
                     }
                     | Error::Network(_),
                 ) => {}
-                other => self.pacer.on_charged(start, other.is_ok()),
+                other => {
+                    let backlogged = !s.buffer.is_empty();
+                    self.pacer.on_charged(start, other.is_ok(), backlogged);
+                }
             }
             match result {
                 Ok(reply) => {
@@ -637,7 +714,11 @@ impl Worker {
         // Pushes need not wake us while we wait.
         self.shared.wake_pending.store(true, Ordering::Release);
         loop {
-            if self.shared.deadline().is_some_and(|dl| end > dl) {
+            let deadline = self.shared.deadline();
+            // Past the close deadline, or dropped without a close: no more waiting.
+            if deadline.is_some_and(|dl| end > dl)
+                || (deadline.is_none() && self.shared.closing.load(Ordering::Acquire))
+            {
                 return false;
             }
             let now = Instant::now();
@@ -1007,5 +1088,65 @@ mod tests {
         let st = sh.stats();
         assert!(st.paced_waits >= 1 && st.paced_wait_ms >= 400, "{st:?}");
         assert_eq!(st.rate_limited_waits, 0);
+    }
+
+    /// A server that fails every batch holding "POISON" with 500 and takes any other
+    /// whole (a count above the batch's is read as the batch).
+    fn poisoning_server() -> MockServer {
+        let server = MockServer::start();
+        server.mock(|when, then| {
+            when.method(POST).body_includes("POISON");
+            then.status(500)
+                .body(r#"{"id":"x","message":"Internal server error"}"#);
+        });
+        server.mock(|when, then| {
+            when.method(POST).body_excludes("POISON");
+            then.status(200).body(r#"{"accepted":100}"#);
+        });
+        server
+    }
+
+    #[test]
+    fn a_run_of_bad_entries_costs_only_those_entries() {
+        let server = poisoning_server();
+        let (sh, _) = shipper(&server.base_url(), |s| {
+            s.batch_size = 100;
+            s.max_retries = 1;
+        });
+        for i in 0..100 {
+            if (20..24).contains(&i) || i < 3 {
+                sh.push(format!(r#"{{"level":"info","message":"POISON {i}"}}"#).into_bytes());
+            } else {
+                sh.push(entry(i));
+            }
+        }
+        assert!(sh.flush(Duration::from_secs(30)));
+        let st = sh.stats();
+        assert_eq!((st.sent, st.failed, st.queued()), (93, 7, 0), "{st:?}");
+    }
+
+    #[test]
+    fn a_bad_entry_last_in_its_batch_is_failed_in_the_same_cycle() {
+        let server = poisoning_server();
+        let (sh, rec) = shipper(&server.base_url(), |s| {
+            s.batch_size = 100;
+            s.max_retries = 1;
+            s.flush_interval = 60.0;
+        });
+        for i in 0..7 {
+            sh.push(entry(i));
+        }
+        sh.push(br#"{"level":"info","message":"POISON"}"#.to_vec());
+        assert!(sh.flush(Duration::from_secs(10)));
+        let st = sh.stats();
+        assert_eq!((st.sent, st.failed, st.queued()), (7, 1, 0), "{st:?}");
+        let errors = rec.errors.lock();
+        assert_eq!(
+            *errors,
+            vec![ErrorCode::ServerError],
+            "only the confirmed failure"
+        );
+        drop(errors);
+        assert_eq!(sh.close(Duration::from_secs(1)), 0);
     }
 }

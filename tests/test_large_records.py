@@ -82,3 +82,18 @@ def test_the_shipping_thread_sleeps_while_large_entries_wait_on_a_slow_server(
     result = json.loads(proc.stdout)
     assert result["cpu"] < 0.2, result
     assert result["stats"]["dropped_overflow"] == 0, result
+
+
+def test_the_last_records_of_a_burst_go_once_it_is_over_not_at_the_tick(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    logwell_receiver.delay = 0.5  # replies come half a second after the entries are stored
+    handler = make_handler(flush_interval=60)
+    logger.addHandler(handler)
+    for i in range(50):  # a batch: it goes at once
+        logger.info("burst %d", i)
+    assert logwell_receiver.wait_for(50, timeout=5)
+    for i in range(50, 70):  # logged while that request waits for its reply
+        logger.info("burst %d", i)
+    # Fewer than a batch, and the tick a minute away: they go once the burst is over.
+    assert logwell_receiver.wait_for(70, timeout=5), handler.stats()

@@ -198,3 +198,20 @@ def test_an_outage_that_ends_in_the_middle_of_a_split_fails_nothing(
     stats = handler.stats()
     assert (stats["sent"], stats["failed"]) == (100, 0), stats
     assert sorted(logwell_receiver.messages()) == sorted(f"m {i}" for i in range(100))
+
+
+def test_a_run_of_entries_the_server_fails_costs_only_that_run(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    # A loop logging the same bad value: ten in a row, the last of them ending a batch.
+    logwell_receiver.fail_batch_if = lambda entry: "poison" in entry["message"]
+    handler = make_handler(batch_size=100, flush_interval=60)
+    logger.addHandler(handler)
+    for i in range(200):
+        logger.info("poison %d" if 90 <= i < 100 else "good %d", i)
+    assert handler.flush(timeout=30)
+    stats = handler.stats()
+    assert (stats["sent"], stats["failed"], stats["queued"]) == (190, 10, 0), stats
+    assert sorted(logwell_receiver.messages()) == sorted(
+        f"good {i}" for i in range(200) if not 90 <= i < 100
+    )
