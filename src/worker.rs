@@ -598,8 +598,8 @@ impl Worker {
         loop {
             let now = Instant::now();
             if let Some(at) = self.pacer.ready_at(now).filter(|&at| at > now) {
-                let slept = self.sleep(at - now);
                 Stats::add(&s.stats.paced_waits, 1);
+                let slept = self.sleep(at - now);
                 Stats::add(&s.stats.paced_wait_ms, now.elapsed().as_millis() as u64);
                 if !slept {
                     return Sent::Retained;
