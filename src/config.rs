@@ -135,7 +135,7 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("protocol", &self.protocol)
-            .field("url", &self.url)
+            .field("url", &shown_url(&self.url))
             .field("api_key", &"<redacted>")
             .field(
                 "headers",
@@ -234,52 +234,76 @@ fn ca_certs(path: &str) -> Result<Option<Vec<ureq::tls::Certificate<'static>>>, 
     Ok(Some(certs))
 }
 
-/// Whether requests to `url` carry the key unencrypted over a network: plain `http://`
-/// to a host other than loopback.
+/// Whether `url` (a request URL built here) sends to a host other than loopback in the
+/// clear.
 pub fn sends_key_in_clear(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
+    let Ok(url) = url::Url::parse(url) else {
         return false;
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if let Some(v6) = host_port.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        host_port.split(':').next().unwrap_or("")
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     };
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    !loopback
+    url.scheme() == "http" && !loopback
 }
 
-/// Checks the endpoint and returns the URL under it that `protocol` posts to; a URL
-/// that already ends in that path is taken as is.
+/// `url` with the password of its user info, if any, replaced: for every text we show.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Not a URL: whatever sits between "://" and an "@" may be a password.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+            }
+            _ => url.to_owned(),
+        },
+    }
+}
+
+/// Checks the endpoint and returns the URL under it that `protocol` posts to: the path
+/// gets `protocol`'s (unless it already ends in it), the query is kept.
 fn request_url(endpoint: &str, protocol: Protocol) -> Result<String, Error> {
-    let trimmed = endpoint.trim();
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"));
-    let Some(rest) = rest else {
-        return Err(invalid(
-            "endpoint",
-            format!("must be an http:// or https:// URL, got {endpoint:?}"),
-        ));
+    let shown = shown_url(endpoint.trim());
+    let bad = |problem: &str| invalid("endpoint", format!("{problem}, got {shown:?}"));
+    let mut url = match url::Url::parse(endpoint.trim()) {
+        Ok(url) => url,
+        Err(url::ParseError::EmptyHost) => {
+            return Err(bad("must name a host, as in https://logs.example.com"))
+        }
+        Err(url::ParseError::InvalidPort) => {
+            return Err(bad("has a port that is not a number from 1 to 65535"))
+        }
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            return Err(bad("must be an http:// or https:// URL"))
+        }
+        Err(e) => return Err(bad(&format!("is not a valid URL ({e})"))),
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || host.contains(char::is_whitespace) {
-        return Err(invalid(
-            "endpoint",
-            format!("must name a host, as in https://logs.example.com, got {endpoint:?}"),
-        ));
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must be an http:// or https:// URL"));
     }
-    let base = trimmed.trim_end_matches('/');
-    if base.ends_with(protocol.path()) {
-        Ok(base.to_string())
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("must name a host, as in https://logs.example.com"));
+    }
+    if url.port() == Some(0) {
+        return Err(bad("has a port that is not a number from 1 to 65535"));
+    }
+    if url.fragment().is_some() {
+        return Err(bad("must not have a #fragment, which is never sent"));
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    if !path.ends_with(protocol.path()) {
+        url.set_path(&format!("{path}{}", protocol.path()));
     } else {
-        Ok(format!("{base}{}", protocol.path()))
+        url.set_path(&path);
     }
+    Ok(url.to_string())
 }
 
 /// A bearer token for an OTLP receiver: visible ASCII, as an HTTP header value takes it.
@@ -461,6 +485,10 @@ mod tests {
             (|s| s.endpoint = "ftp://x".into(), "endpoint"),
             (|s| s.endpoint = "http://".into(), "endpoint"),
             (|s| s.endpoint = "https:///".into(), "endpoint"),
+            (|s| s.endpoint = "https://h:notaport".into(), "endpoint"),
+            (|s| s.endpoint = "https://h:0".into(), "endpoint"),
+            (|s| s.endpoint = "https://h/#x".into(), "endpoint"),
+            (|s| s.endpoint = "localhost:8080".into(), "endpoint"),
             (|s| s.api_key = "lw_short".into(), "api_key"),
             (|s| s.api_key = String::new(), "api_key"),
             (|s| s.max_message_bytes = 10, "max_message_bytes"),
@@ -519,6 +547,40 @@ mod tests {
             Config::new(&s).expect("valid").url,
             "https://otel.example.com/ingest/v1/logs"
         );
+    }
+
+    #[test]
+    fn endpoints_are_parsed_not_cut() {
+        let url = |endpoint: &str| {
+            let mut s = settings();
+            s.endpoint = endpoint.into();
+            Config::new(&s).expect(endpoint).url
+        };
+        assert_eq!(url("https://h/?tenant=a"), "https://h/v1/ingest?tenant=a");
+        assert_eq!(
+            url("https://H.example.com:8443/base/"),
+            "https://h.example.com:8443/base/v1/ingest"
+        );
+        assert_eq!(url("https://h/v1/ingest/"), "https://h/v1/ingest");
+        let mut s = settings();
+        s.endpoint = "https://user:s3cret@h:notaport".into();
+        let msg = Config::new(&s).expect_err("bad port").to_string();
+        assert!(msg.contains("port"), "{msg}");
+        assert!(!msg.contains("s3cret"), "{msg}");
+    }
+
+    #[test]
+    fn a_password_in_the_endpoint_is_never_shown() {
+        assert_eq!(
+            shown_url("https://user:s3cret@h/v1/ingest"),
+            "https://user:***@h/v1/ingest"
+        );
+        assert_eq!(shown_url("https://h/v1/ingest"), "https://h/v1/ingest");
+        assert_eq!(shown_url("not a url://u:p@h"), "not a url://***@h");
+        assert!(sends_key_in_clear("http://logs.example.com/v1/ingest"));
+        assert!(!sends_key_in_clear("http://[::1]:9/v1/ingest"));
+        assert!(!sends_key_in_clear("http://localhost/v1/ingest"));
+        assert!(!sends_key_in_clear("https://logs.example.com/v1/ingest"));
     }
 
     #[test]

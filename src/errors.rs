@@ -72,6 +72,10 @@ pub enum Error {
 
     #[error("{count} log entries could not be delivered before the shutdown deadline")]
     Undelivered { count: u64 },
+
+    /// A panic caught at the edge: a bug of ours, reported instead of crossing into Python.
+    #[error("internal error in {what}: {detail} (please report it)")]
+    Internal { what: &'static str, detail: String },
 }
 
 impl Error {
@@ -86,7 +90,9 @@ impl Error {
                 s if *s >= 500 => ErrorCode::ServerError,
                 _ => ErrorCode::ValidationError,
             },
-            Error::Rejected { .. } | Error::InvalidEntry(_) => ErrorCode::ValidationError,
+            Error::Rejected { .. } | Error::InvalidEntry(_) | Error::Internal { .. } => {
+                ErrorCode::ValidationError
+            }
             Error::BadReply(_) => ErrorCode::ServerError,
             Error::QueueOverflow { .. } => ErrorCode::QueueOverflow,
         }

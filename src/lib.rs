@@ -4,6 +4,7 @@
 pub mod buffer;
 pub mod config;
 pub mod errors;
+pub mod fork;
 pub mod json;
 pub mod otlp;
 pub mod pacer;
@@ -16,7 +17,10 @@ pub mod worker;
 
 use pyo3::prelude::*;
 
-#[pymodule]
+/// `gil_used = true`: the module has never been run without the GIL. Its Rust side is
+/// thread-safe (atomics, locks, a lock-free queue), but the edge reads records and dicts
+/// that other threads may change, relying on the GIL; see docs/architecture.md.
+#[pymodule(gil_used = true)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     python::register(m)
 }

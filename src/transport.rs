@@ -10,6 +10,9 @@ use crate::errors::Error;
 use crate::otlp;
 use crate::resolver::CachingResolver;
 
+/// Shorter header words ("Bearer", "Basic") are not secrets, and redacting them would
+/// blank common words out of every message.
+const MIN_SECRET_CHARS: usize = 8;
 /// Longest reply body we read; the ingest reply is a few hundred bytes.
 const MAX_REPLY_BYTES: u64 = 64 * 1024;
 /// Longest server-provided detail we keep in an error message.
@@ -35,6 +38,9 @@ pub struct Transport {
     /// `Authorization: Bearer <key>` unless the caller's headers hold their own, then
     /// the caller's headers.
     headers: Vec<(String, String)>,
+    /// What a reply must never bring back into our errors: the headers' values (the key
+    /// among them), and a password in the URL.
+    secrets: Vec<String>,
 }
 
 /// The headers each request carries besides `Content-Type`.
@@ -83,16 +89,69 @@ impl Transport {
             DefaultConnector::default(),
             CachingResolver::default(),
         );
+        let mut secrets: Vec<String> = headers
+            .iter()
+            .flat_map(|(_, value)| {
+                // "Bearer <key>": the whole value, and each word long enough to matter.
+                let words = value.split_whitespace().map(str::to_owned);
+                std::iter::once(value.clone()).chain(words)
+            })
+            .chain(
+                url::Url::parse(url)
+                    .ok()
+                    .and_then(|u| u.password().map(str::to_owned)),
+            )
+            .filter(|s| s.len() >= MIN_SECRET_CHARS)
+            .collect();
+        // Longest first, so that a value is taken out whole before a word of it.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Transport {
             agent,
             url: url.to_owned(),
             protocol,
             headers,
+            secrets,
         }
     }
 
-    /// POSTs a JSON body of `entries` entries. `timeout` bounds the whole exchange.
+    /// POSTs a JSON body of `entries` entries. `timeout` bounds the whole exchange. No
+    /// text of the server's (nor of the network layer's) is trusted to be free of secrets:
+    /// what it says comes back redacted.
     pub fn post(&self, body: &[u8], entries: u64, timeout: Duration) -> Result<Reply, Error> {
+        match self.exchange(body, entries, timeout) {
+            Ok(mut reply) => {
+                for e in &mut reply.errors {
+                    *e = self.redact(e);
+                }
+                Ok(reply)
+            }
+            Err(Error::Http {
+                status,
+                detail,
+                retry_after,
+            }) => Err(Error::Http {
+                status,
+                detail: self.redact(&detail),
+                retry_after,
+            }),
+            Err(Error::Network(detail)) => Err(Error::Network(self.redact(&detail))),
+            Err(Error::BadReply(detail)) => Err(Error::BadReply(self.redact(&detail))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `text` with our secrets, and anything shaped like a Logwell key, taken out.
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "[redacted]");
+            }
+        }
+        redact_keys(&out)
+    }
+
+    fn exchange(&self, body: &[u8], entries: u64, timeout: Duration) -> Result<Reply, Error> {
         let mut request = self
             .agent
             .post(&self.url)
@@ -257,10 +316,46 @@ fn html_title(text: &str) -> Option<&str> {
     head.get(start..end).filter(|t| !t.trim().is_empty())
 }
 
-/// `Retry-After` in seconds; the HTTP-date form is not used by Logwell and is ignored.
+/// Longest `Retry-After` we honour.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `text` with every `lw_` + 32 key characters (a Logwell key, ours or not) replaced.
+fn redact_keys(text: &str) -> String {
+    let is_key_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(found) = text[i..].find("lw_") {
+        let start = i + found;
+        let key_end = start + 3 + 32;
+        let is_key = bytes.len() >= key_end
+            && bytes[start + 3..key_end].iter().all(|&b| is_key_char(b))
+            && bytes.get(key_end).is_none_or(|&b| !is_key_char(b));
+        if is_key {
+            out.push_str(&text[i..start]);
+            out.push_str("lw_[redacted]");
+            i = key_end;
+        } else {
+            out.push_str(&text[i..start + 3]);
+            i = start + 3;
+        }
+    }
+    out.push_str(&text[i..]);
+    out
+}
+
+/// `Retry-After` in seconds, or as an HTTP date (a proxy's or a collector's), from now.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let secs: f64 = value.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64())));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let wait = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// `min(100 ms * 2^attempt, 10 s)` stretched by `jitter` (0..=1) times 30 %.
@@ -534,7 +629,18 @@ mod tests {
             parse_retry_after(" 1.5 "),
             Some(Duration::from_millis(1500))
         );
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        // An HTTP date: the time until then, none if it is past.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let soon = std::time::SystemTime::now() + Duration::from_secs(120);
+        let wait = parse_retry_after(&httpdate::fmt_http_date(soon)).expect("a date");
+        assert!(
+            wait > Duration::from_secs(110) && wait <= Duration::from_secs(120),
+            "{wait:?}"
+        );
+        assert_eq!(parse_retry_after("not a date"), None);
         assert_eq!(parse_retry_after("-1"), None);
     }
 
@@ -557,5 +663,28 @@ mod tests {
         // A character across the 4 KiB the title is looked for in.
         let page = format!("<title>T</title>{}é", "x".repeat(4096 - 17));
         assert_eq!(error_detail(page.as_bytes()), "T");
+    }
+
+    #[test]
+    fn secrets_the_server_echoes_are_redacted() {
+        let other = format!("lw_{}", "o".repeat(32));
+        let server = MockServer::start();
+        server.mock(|_, then| {
+            then.status(401).body(format!(
+                r#"{{"error":"unauthorized","message":"Invalid API key: Bearer {KEY}, not {other}"}}"#
+            ));
+        });
+        let err = post(&server, 1).expect_err("401").to_string();
+        assert!(!err.contains(KEY), "{err}");
+        assert!(!err.contains(&other), "{err}");
+        assert!(err.contains("Invalid API key: [redacted]"), "{err}");
+        assert!(err.contains("not lw_[redacted]"), "{err}");
+
+        let headers = vec![("X-Token".to_owned(), "tok-s3cr3t-value".to_owned())];
+        let t = Transport::new(&server.url("/v1/logs"), Protocol::Otlp, headers, None);
+        assert_eq!(
+            t.redact("echo: tok-s3cr3t-value and lw_short"),
+            "echo: [redacted] and lw_short"
+        );
     }
 }

@@ -103,6 +103,8 @@ pub struct Shipper {
     handle: Mutex<Option<JoinHandle<()>>>,
     started: AtomicBool,
     worker_id: OnceLock<ThreadId>,
+    /// A `close` has returned: later flushes and closes have nothing left to wait for.
+    closed: AtomicBool,
 }
 
 impl Shipper {
@@ -130,6 +132,7 @@ impl Shipper {
             handle: Mutex::new(None),
             started: AtomicBool::new(false),
             worker_id: OnceLock::new(),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -193,12 +196,12 @@ impl Shipper {
         if done() {
             return true;
         }
-        if self.worker_id.get() == Some(&thread::current().id()) || !self.started() {
+        if self.on_worker() || !self.started() || self.closed.load(Ordering::Acquire) {
             return false;
         }
         s.flush_requests.fetch_add(1, Ordering::AcqRel);
         s.wake();
-        self.wait_until(Instant::now() + timeout, done)
+        self.wait_until(after(timeout), done)
     }
 
     fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
@@ -217,23 +220,39 @@ impl Shipper {
         }
     }
 
-    /// Stops taking entries, delivers what it can before `timeout` passes, and stops
-    /// the thread. What is still undelivered at the deadline is counted as dropped,
-    /// reported, and returned as a count.
-    pub fn close(&self, timeout: Duration) -> u64 {
+    /// Stops taking entries and tells the thread to deliver what it can before
+    /// `deadline`, without waiting: several shippers closing at once each get the whole
+    /// deadline, where closing them one after another would leave the last none.
+    pub fn begin_close(&self, deadline: Instant) {
         let s = &self.shared;
-        let lost_before = s.stats.dropped_at_close.load(Ordering::Acquire);
-        let deadline = Instant::now() + timeout;
         {
             let mut d = s.close_deadline.lock();
             // A second close may shorten the deadline, never lengthen it.
             *d = Some(d.map_or(deadline, |old| old.min(deadline)));
         }
         s.closing.store(true, Ordering::Release);
+        s.wake();
+    }
+
+    /// Stops taking entries, delivers what it can before `timeout` passes, and stops
+    /// the thread. What is still undelivered at the deadline is counted as dropped,
+    /// reported, and returned as a count. A shipper already closed, or a close from the
+    /// flush thread itself (inside an error callback), returns at once.
+    pub fn close(&self, timeout: Duration) -> u64 {
+        let s = &self.shared;
+        let lost_before = s.stats.dropped_at_close.load(Ordering::Acquire);
+        if self.closed.load(Ordering::Acquire) {
+            return s.stats.snapshot().queued();
+        }
+        self.begin_close(after(timeout));
+        if self.on_worker() {
+            return s.stats.snapshot().queued();
+        }
+        let deadline = s.deadline().unwrap_or_else(Instant::now);
         if self.started() {
-            s.wake();
-            let stopped =
-                self.wait_until(deadline + CLOSE_GRACE, || s.stopped.load(Ordering::Acquire));
+            let stopped = self.wait_until(later(deadline, CLOSE_GRACE), || {
+                s.stopped.load(Ordering::Acquire)
+            });
             if stopped {
                 if let Some(h) = self.handle.lock().take() {
                     let _ = h.join();
@@ -253,9 +272,15 @@ impl Shipper {
             Stats::add(&s.stats.dropped_at_close, late);
             s.stats.set_last_error(&Error::Undelivered { count: late });
         }
+        self.closed.store(true, Ordering::Release);
         let lost = s.stats.dropped_at_close.load(Ordering::Acquire) - lost_before;
         // A thread still in a request past the deadline holds entries we cannot count yet.
         lost.max(s.stats.snapshot().queued())
+    }
+
+    /// Whether the caller is the flush thread (inside an error or delivery callback).
+    fn on_worker(&self) -> bool {
+        self.worker_id.get() == Some(&thread::current().id())
     }
 
     fn started(&self) -> bool {
@@ -273,6 +298,19 @@ impl Shipper {
     /// Entries waiting to be delivered.
     pub fn queue_size(&self) -> u64 {
         self.stats().queued()
+    }
+
+    /// Counts one record that could not be encoded as failed, and reports it.
+    pub fn fail_record(&self, error: Error) {
+        let s = &self.shared;
+        s.stats.enqueued.fetch_add(1, Ordering::Release);
+        Stats::add(&s.stats.failed, 1);
+        s.report(error);
+    }
+
+    /// `begin_close` with a deadline `timeout` from now.
+    pub fn begin_close_within(&self, timeout: Duration) {
+        self.begin_close(after(timeout));
     }
 
     /// Counts one entry that was given up on before it reached the buffer.
@@ -768,6 +806,18 @@ impl Worker {
         }
         self.shared.give_up_at_close(lost);
     }
+}
+
+/// `wait` from now; as far as the clock goes when that is past its end (a caller's
+/// timeout of 1e19 s).
+fn after(wait: Duration) -> Instant {
+    later(Instant::now(), wait)
+}
+
+fn later(t: Instant, wait: Duration) -> Instant {
+    t.checked_add(wait)
+        .or_else(|| t.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(t)
 }
 
 /// `range` in two, the first half first off a stack.

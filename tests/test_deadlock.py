@@ -149,3 +149,45 @@ def test_records_ship_while_a_thread_holds_the_gil(logwell_receiver: LogwellRece
             assert proc.wait(timeout=30) == 0
         finally:
             proc.kill()
+
+
+def test_close_from_inside_on_error_does_not_wait_on_itself(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    took: list[float] = []
+    handlers: list[LogwellHandler] = []
+
+    def on_error(_: object) -> None:
+        # On the shipping thread: close() tells it to stop, and returns.
+        start = time.monotonic()
+        handlers[0].close()
+        took.append(time.monotonic() - start)
+
+    handler = make_handler(on_error=on_error, max_retries=0, shutdown_timeout=2)
+    handlers.append(handler)
+    logger.addHandler(handler)
+    logwell_receiver.fail_next(1, status=401)
+    logger.info("refused")
+    assert handler.flush(timeout=5)
+    assert len(took) == 1
+    assert took[0] < 0.5, took
+    logger.info("after close")
+    assert handler.stats()["ignored_after_close"] == 1
+
+
+def test_a_closed_handler_returns_from_flush_and_close_at_once(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    logwell_receiver.delay = 30
+    handler = make_handler(shutdown_timeout=0.5)
+    logger.addHandler(handler)
+    logger.info("never answered")
+    # The request goes out before any close deadline exists, and outlives the one
+    # close() sets: close() returns at that deadline with the request still out.
+    assert handler.flush(timeout=0.2) is False
+    handler.close()
+    assert handler.stats()["queued"] == 1
+    start = time.monotonic()
+    assert handler.flush(timeout=5) is False
+    handler.close()
+    assert time.monotonic() - start < 0.3

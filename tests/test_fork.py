@@ -130,3 +130,39 @@ def wait_until_serving(port: int, timeout: float = 20) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+# A fork done in C, as uWSGI forks its workers: Python's at-fork hooks do not run.
+C_FORK = """
+import ctypes, logging, os, sys
+from logwell_handler import LogwellHandler
+
+handler = LogwellHandler(flush_interval=60)
+log = logging.getLogger("master")
+log.propagate = False
+log.setLevel(logging.INFO)
+log.addHandler(handler)
+log.info("from the master")
+pid = ctypes.CDLL(None, use_errno=True).fork()
+if pid == 0:
+    for i in range(5):
+        log.info("from the worker %d", i)
+    ok = handler.flush(timeout=10)
+    sys.stdout.write(f"worker flushed {ok}\\n")
+    sys.stdout.flush()
+    os._exit(0)
+os.waitpid(pid, 0)
+sys.stdout.write(f"master flushed {handler.flush(timeout=10)}\\n")
+"""
+
+
+def test_a_fork_done_in_c_gives_the_child_its_own_queue(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    proc, _ = run_python(C_FORK, env=receiver_env(logwell_receiver))
+    assert proc.returncode == 0, proc.stderr
+    assert "worker flushed True" in proc.stdout, proc.stdout + proc.stderr
+    assert "master flushed True" in proc.stdout, proc.stdout + proc.stderr
+    assert sorted(logwell_receiver.messages()) == sorted(
+        ["from the master"] + [f"from the worker {i}" for i in range(5)]
+    )

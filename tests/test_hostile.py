@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 
 import pytest
 
+from logwell_handler import Logwell
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import receiver_env, run_python
+from conftest import MakeHandler, receiver_env, run_python
 
 SCRIPT = textwrap.dedent(
     """
@@ -141,3 +143,47 @@ def test_thousands_of_hostile_records_all_arrive(
     assert len(types) == 500
     assert all(t.endswith("BadException") for t in types)
     assert messages.count("through a formatter that raises") == 1
+
+
+def test_a_value_whose_repr_changes_the_dict_holding_it_goes_out(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    holder: dict[str, object] = {}
+
+    class Grows:
+        def __repr__(self) -> str:
+            holder[f"k{len(holder)}"] = 1
+            return "grows"
+
+    holder["v"] = Grows()
+    handler = make_handler()
+    logger.addHandler(handler)
+    logger.warning("changing dict", extra={"holder": holder})  # raises nothing
+    assert handler.flush(timeout=5)
+    (entry,) = logwell_receiver.entries
+    assert entry["metadata"]["holder"]["v"] == "grows"
+    assert handler.stats()["failed"] == 0
+
+
+def test_a_lone_surrogate_becomes_one_replacement_character(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    handler = make_handler()
+    logger.addHandler(handler)
+    logger.info("a\ud800b", extra={"k\udcffey": "x\ud83dy"})
+    assert handler.flush(timeout=5)
+    (entry,) = logwell_receiver.entries
+    assert entry["message"] == "a\ufffdb"
+    assert entry["metadata"]["k\ufffdey"] == "x\ufffdy"
+
+
+@pytest.mark.parametrize("timeout", [1e19, float("inf"), 1e300])
+def test_huge_timeouts_wait_as_long_as_needed_and_never_panic(
+    make_handler: MakeHandler, logger: logging.Logger, timeout: float
+) -> None:
+    handler = make_handler()
+    logger.addHandler(handler)
+    logger.info("one")
+    assert handler.flush(timeout) is True
+    client = Logwell(api_key="lw_" + "k" * 32, endpoint="http://127.0.0.1:9")
+    client.shutdown(timeout=timeout)  # nothing queued: returns at once

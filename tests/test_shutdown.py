@@ -152,3 +152,57 @@ def test_os_exit_does_not_hang(logwell_receiver: LogwellReceiver) -> None:
     )
     assert code == 0, stderr
     assert elapsed < 5
+
+
+# One handler per endpoint given, each with its own records; the process just returns.
+HANDLERS = textwrap.dedent(
+    """
+    import json, logging, sys
+    from logwell_handler import LogwellHandler
+
+    key, shutdown, *endpoints = sys.argv[1:]
+    for n, endpoint in enumerate(endpoints):
+        log = logging.getLogger(f"app{n}")
+        log.propagate = False
+        log.setLevel(logging.INFO)
+        log.addHandler(LogwellHandler(
+            api_key=key, endpoint=endpoint, shutdown_timeout=float(shutdown)
+        ))
+        for i in range(10):
+            log.info("handler %d record %d", n, i)
+    """
+)
+
+
+@pytest.mark.parametrize(("shutdown", "handlers"), [(1.0, 1), (3.0, 1), (1.0, 3)])
+def test_exit_with_a_server_that_never_answers_takes_one_shutdown_timeout(
+    logwell_receiver: LogwellReceiver, shutdown: float, handlers: int
+) -> None:
+    # The exit drain waits once; logging.shutdown's flush() and close() that follow find
+    # the handlers closed and return at once.
+    logwell_receiver.delay = 30
+    endpoints = [logwell_receiver.endpoint] * handlers
+    proc, elapsed = run_python(
+        HANDLERS, logwell_receiver.api_key, str(shutdown), *endpoints, env={}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert elapsed < shutdown + 1.5, elapsed
+
+
+def test_a_stalled_endpoint_does_not_starve_the_others_at_exit(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    with LogwellReceiver(api_key=logwell_receiver.api_key) as stalled:
+        stalled.delay = 30
+        proc, elapsed = run_python(
+            HANDLERS,
+            logwell_receiver.api_key,
+            "2",
+            stalled.endpoint,
+            logwell_receiver.endpoint,
+            env={},
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(logwell_receiver.messages()) == sorted(
+        f"handler 1 record {i}" for i in range(10)
+    )

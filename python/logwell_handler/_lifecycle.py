@@ -13,6 +13,7 @@ from typing import Protocol
 class _Lifecycle(Protocol):
     shutdown_timeout: float
 
+    def _begin_close(self, deadline: float) -> None: ...
     def _close_until(self, deadline: float) -> None: ...
     def _reset_after_fork(self) -> None: ...
 
@@ -39,10 +40,14 @@ def unregister(owner: _Lifecycle) -> None:
 def _close_all_at_exit() -> None:
     # Registered after `logging` registered its own shutdown, so this runs first (atexit
     # is last-in, first-out): every handler drains against one shared deadline instead
-    # of logging.shutdown's flush() then close(), each with its own.
+    # of logging.shutdown's flush() then close(), each with its own. Every shipper is
+    # told the deadline before any is waited for, so they all drain at once: closed one
+    # after another, one stalled endpoint would leave the others no time at all.
     owners = list(_live)
     if owners:
         deadline = time.monotonic() + max(o.shutdown_timeout for o in owners)
+        for owner in owners:
+            owner._begin_close(deadline)
         for owner in owners:
             owner._close_until(deadline)
 

@@ -72,6 +72,9 @@ class _Shared:
         warn_if_key_in_clear(self.core)
 
     # _lifecycle protocol
+    def _begin_close(self, deadline: float) -> None:
+        self.core.begin_close(max(0.0, deadline - time.monotonic()))
+
     def _close_until(self, deadline: float) -> None:
         self.shut_down = True
         self.core.close(max(0.0, deadline - time.monotonic()))

@@ -245,23 +245,28 @@ class LogwellHandler(logging.Handler):
             context = _fields.get() or None
             msg = record.msg
             if type(msg) is dict and "event" in msg:
-                self._emit_structlog(record, msg, context)
+                queued = self._emit_structlog(record, msg, context)
             elif self.formatter is None:
-                self._core.emit(record, None, context)
+                queued = self._core.emit(record, None, context)
             else:
-                self._core.emit(record, self.format(record), context)
+                queued = self._core.emit(record, self.format(record), context)
+            if not queued:
+                # The core was made before a fork done in C (uWSGI forks its workers
+                # so), which runs no os.register_at_fork hook: this process needs its own.
+                self._reset_after_fork()
+                self.emit(record)
         except Exception:
             self.handleError(record)
 
     def _emit_structlog(
         self, record: logging.LogRecord, event: dict[str, Any], context: Optional[dict[str, Any]]
-    ) -> None:
+    ) -> bool:
         # structlog.stdlib hands over its event dict as the record's msg: the event is
         # the message and the other keys are metadata, above log_context in precedence.
         fields = {k: v for k, v in event.items() if k not in _STRUCTLOG_META}
         if context:
             fields = {**context, **fields}
-        self._core.emit(record, str(event["event"]), fields)
+        return self._core.emit(record, str(event["event"]), fields)
 
     # Handler.flush() takes no argument and returns None; ours accepts both calls.
     def flush(self, timeout: Optional[float] = None) -> bool:  # type: ignore[override]
@@ -278,6 +283,11 @@ class LogwellHandler(logging.Handler):
     def close(self) -> None:
         """Delivers what it can within ``shutdown_timeout``, then stops the thread."""
         self._close_until(time.monotonic() + self.shutdown_timeout)
+
+    def _begin_close(self, deadline: float) -> None:
+        # A handler attached to a client leaves the shared queue to the client.
+        if self._client is None:
+            self._core.begin_close(max(0.0, deadline - time.monotonic()))
 
     def _close_until(self, deadline: float) -> None:
         try:

@@ -1,6 +1,7 @@
 //! `_core.Core`: one shipper (buffer, flush thread, counters) and the record encoder,
 //! as the Python handler sees them.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use super::record_view::RecordShape;
 use super::trace::current_trace;
 use crate::config::{self, Config, Protocol, Settings};
 use crate::errors::Error;
+use crate::fork;
 use crate::json::ValueStyle;
 use crate::record::Timestamp;
 use crate::worker::{Events, Shipper};
@@ -72,6 +74,8 @@ pub struct Core {
     shipper: Arc<Shipper>,
     encoder: RecordEncoder,
     events: Arc<PyEvents>,
+    /// The process generation (`fork::generation`) this core was made in.
+    generation: u64,
 }
 
 fn invalid(field: &'static str, problem: String) -> Error {
@@ -226,6 +230,27 @@ fn cwd_prefix(cwd: Option<&str>) -> String {
     }
 }
 
+/// What a caught panic said.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
+}
+
+/// Runs `f`, turning a panic into a `LogwellError`: a panic would reach the application
+/// as `PanicException`, which is no `Exception` and escapes `logging`'s error handling.
+fn guarded<T>(what: &'static str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(Error::Internal {
+            what,
+            detail: panic_text(payload.as_ref()),
+        }
+        .into())
+    })
+}
+
 /// A caller's timeout in seconds; `None`, negative or NaN mean "do not wait".
 fn duration(seconds: f64) -> Duration {
     if seconds.is_nan() || seconds <= 0.0 {
@@ -272,77 +297,84 @@ impl Core {
         headers: Option<&Bound<'_, PyAny>>,
         resource: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Core> {
-        let d = Settings::default();
-        let protocol_name = text_setting("protocol", protocol)?;
-        let style = style_of(Protocol::parse(&protocol_name)?);
-        let settings = Settings {
-            api_key: text_setting("api_key", api_key)?,
-            endpoint: text_setting("endpoint", endpoint)?,
-            batch_size: int_setting("batch_size", batch_size, d.batch_size)?,
-            flush_interval: float_setting("flush_interval", flush_interval, d.flush_interval)?,
-            max_queue_size: int_setting("max_queue_size", max_queue_size, d.max_queue_size)?,
-            max_queue_bytes: int_setting("max_queue_bytes", max_queue_bytes, d.max_queue_bytes)?,
-            max_requests_per_minute: int_setting(
-                "max_requests_per_minute",
-                max_requests_per_minute,
-                d.max_requests_per_minute,
-            )?,
-            max_retries: int_setting("max_retries", max_retries, d.max_retries)?,
-            timeout: float_setting("timeout", timeout, d.timeout)?,
-            shutdown_timeout: float_setting(
-                "shutdown_timeout",
-                shutdown_timeout,
-                d.shutdown_timeout,
-            )?,
-            max_message_bytes: int_setting(
-                "max_message_bytes",
-                max_message_bytes,
-                d.max_message_bytes,
-            )?,
-            max_metadata_bytes: int_setting(
-                "max_metadata_bytes",
-                max_metadata_bytes,
-                d.max_metadata_bytes,
-            )?,
-            ca_file: path_setting("ca_file", ca_file)?,
-            protocol: protocol_name,
-            headers: headers_setting(headers)?,
-            resource: encoded_fields("resource", resource, style)?,
-        };
-        let config = Config::new(&settings)?;
-        let service = text_setting("service", service)?;
-        let source_path = match text_setting("source_path", source_path)? {
-            s if s.is_empty() => SourcePath::Relative,
-            s => SourcePath::parse(&s)?,
-        };
-        let static_metadata = encoded_fields("metadata", metadata, style)?;
-        let Some(reserved) = reserved else {
-            return Err(invalid("reserved", "is required (internal)".into()).into());
-        };
-        let events = Arc::new(PyEvents {
-            on_error,
-            on_flush,
-            enabled: AtomicBool::new(true),
-        });
-        let limits = config.limits;
-        let protocol = config.protocol;
-        Ok(Core {
-            shipper: Arc::new(Shipper::new(
-                config,
-                Box::new(SharedEvents(Arc::clone(&events))),
-            )),
-            encoder: RecordEncoder {
-                protocol,
-                service: (!service.is_empty()).then_some(service),
-                default_service: default_service(),
-                static_metadata,
-                source_path,
-                cwd_prefix: cwd_prefix(cwd),
-                shape: Arc::new(RecordShape::new(reserved.py())?),
-                reserved: reserved.unbind(),
-                limits,
-            },
-            events,
+        guarded("Core()", || {
+            let d = Settings::default();
+            let protocol_name = text_setting("protocol", protocol)?;
+            let style = style_of(Protocol::parse(&protocol_name)?);
+            let settings = Settings {
+                api_key: text_setting("api_key", api_key)?,
+                endpoint: text_setting("endpoint", endpoint)?,
+                batch_size: int_setting("batch_size", batch_size, d.batch_size)?,
+                flush_interval: float_setting("flush_interval", flush_interval, d.flush_interval)?,
+                max_queue_size: int_setting("max_queue_size", max_queue_size, d.max_queue_size)?,
+                max_queue_bytes: int_setting(
+                    "max_queue_bytes",
+                    max_queue_bytes,
+                    d.max_queue_bytes,
+                )?,
+                max_requests_per_minute: int_setting(
+                    "max_requests_per_minute",
+                    max_requests_per_minute,
+                    d.max_requests_per_minute,
+                )?,
+                max_retries: int_setting("max_retries", max_retries, d.max_retries)?,
+                timeout: float_setting("timeout", timeout, d.timeout)?,
+                shutdown_timeout: float_setting(
+                    "shutdown_timeout",
+                    shutdown_timeout,
+                    d.shutdown_timeout,
+                )?,
+                max_message_bytes: int_setting(
+                    "max_message_bytes",
+                    max_message_bytes,
+                    d.max_message_bytes,
+                )?,
+                max_metadata_bytes: int_setting(
+                    "max_metadata_bytes",
+                    max_metadata_bytes,
+                    d.max_metadata_bytes,
+                )?,
+                ca_file: path_setting("ca_file", ca_file)?,
+                protocol: protocol_name,
+                headers: headers_setting(headers)?,
+                resource: encoded_fields("resource", resource, style)?,
+            };
+            let config = Config::new(&settings)?;
+            let service = text_setting("service", service)?;
+            let source_path = match text_setting("source_path", source_path)? {
+                s if s.is_empty() => SourcePath::Relative,
+                s => SourcePath::parse(&s)?,
+            };
+            let static_metadata = encoded_fields("metadata", metadata, style)?;
+            let Some(reserved) = reserved else {
+                return Err(invalid("reserved", "is required (internal)".into()).into());
+            };
+            let events = Arc::new(PyEvents {
+                on_error,
+                on_flush,
+                enabled: AtomicBool::new(true),
+            });
+            let limits = config.limits;
+            let protocol = config.protocol;
+            Ok(Core {
+                generation: fork::generation(),
+                shipper: Arc::new(Shipper::new(
+                    config,
+                    Box::new(SharedEvents(Arc::clone(&events))),
+                )),
+                encoder: RecordEncoder {
+                    protocol,
+                    service: (!service.is_empty()).then_some(service),
+                    default_service: default_service(),
+                    static_metadata,
+                    source_path,
+                    cwd_prefix: cwd_prefix(cwd),
+                    shape: Arc::new(RecordShape::new(reserved.py())?),
+                    reserved: reserved.unbind(),
+                    limits,
+                },
+                events,
+            })
         })
     }
 
@@ -358,35 +390,38 @@ impl Core {
         cwd: Option<&str>,
         reserved: Option<Bound<'_, PyFrozenSet>>,
     ) -> PyResult<Core> {
-        let service = text_setting("service", service)?;
-        let source_path = match text_setting("source_path", source_path)? {
-            s if s.is_empty() => self.encoder.source_path,
-            s => SourcePath::parse(&s)?,
-        };
-        Ok(Core {
-            shipper: Arc::clone(&self.shipper),
-            encoder: RecordEncoder {
-                protocol: self.encoder.protocol,
-                service: if service.is_empty() {
-                    self.encoder.service.clone()
-                } else {
-                    Some(service)
+        guarded("derive", || {
+            let service = text_setting("service", service)?;
+            let source_path = match text_setting("source_path", source_path)? {
+                s if s.is_empty() => self.encoder.source_path,
+                s => SourcePath::parse(&s)?,
+            };
+            Ok(Core {
+                generation: self.generation,
+                shipper: Arc::clone(&self.shipper),
+                encoder: RecordEncoder {
+                    protocol: self.encoder.protocol,
+                    service: if service.is_empty() {
+                        self.encoder.service.clone()
+                    } else {
+                        Some(service)
+                    },
+                    default_service: self.encoder.default_service.clone(),
+                    static_metadata: encoded_fields(
+                        "metadata",
+                        metadata,
+                        style_of(self.encoder.protocol),
+                    )?,
+                    source_path,
+                    cwd_prefix: cwd
+                        .map_or_else(|| self.encoder.cwd_prefix.clone(), |c| cwd_prefix(Some(c))),
+                    reserved: reserved
+                        .map_or_else(|| self.encoder.reserved.clone_ref(py), Bound::unbind),
+                    limits: self.encoder.limits,
+                    shape: Arc::clone(&self.encoder.shape),
                 },
-                default_service: self.encoder.default_service.clone(),
-                static_metadata: encoded_fields(
-                    "metadata",
-                    metadata,
-                    style_of(self.encoder.protocol),
-                )?,
-                source_path,
-                cwd_prefix: cwd
-                    .map_or_else(|| self.encoder.cwd_prefix.clone(), |c| cwd_prefix(Some(c))),
-                reserved: reserved
-                    .map_or_else(|| self.encoder.reserved.clone_ref(py), Bound::unbind),
-                limits: self.encoder.limits,
-                shape: Arc::clone(&self.encoder.shape),
-            },
-            events: Arc::clone(&self.events),
+                events: Arc::clone(&self.events),
+            })
         })
     }
 
@@ -399,6 +434,142 @@ impl Core {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn log_entry(
+        &self,
+        level: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+        metadata: Option<&Bound<'_, PyAny>>,
+        service: Option<&str>,
+        timestamp: Option<&Bound<'_, PyAny>>,
+        source_file: Option<&str>,
+        line_number: Option<i64>,
+    ) -> PyResult<()> {
+        let call = || {
+            self.log_call(
+                level,
+                message,
+                metadata,
+                service,
+                timestamp,
+                source_file,
+                line_number,
+            )
+        };
+        match catch_unwind(AssertUnwindSafe(call)) {
+            Ok(result) => result,
+            Err(payload) => {
+                self.shipper.fail_record(unencodable(payload.as_ref()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Encodes a `LogRecord` and queues it. Never blocks on the network. `context`:
+    /// fields below the record's own `extra` in precedence (`log_context`). Returns
+    /// false, queuing nothing, when the process forked since this core was made (a fork
+    /// in C runs no Python hook): the caller makes a core of this process's own.
+    #[pyo3(signature = (record, formatted=None, context=None))]
+    fn emit(
+        &self,
+        record: &Bound<'_, PyAny>,
+        formatted: Option<&Bound<'_, PyString>>,
+        context: Option<&Bound<'_, PyDict>>,
+    ) -> bool {
+        if self.generation != fork::generation() {
+            return false;
+        }
+        if self.shipper.is_closed() {
+            self.shipper.count_ignored();
+            return true;
+        }
+        let encoded = catch_unwind(AssertUnwindSafe(|| {
+            let trace = current_trace(record.py());
+            self.encoder.encode(record, formatted, context, trace)
+        }));
+        match encoded {
+            Ok(json) => self.shipper.push(json),
+            Err(payload) => self.shipper.fail_record(unencodable(payload.as_ref())),
+        }
+        true
+    }
+
+    /// Waits (without the GIL) until what was queued before the call is delivered.
+    fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        guarded("flush", || {
+            Ok(py.detach(|| self.shipper.flush(duration(timeout))))
+        })
+    }
+
+    /// Stops taking entries and tells the flush thread to deliver what it can within
+    /// `timeout`, without waiting for it: `close` then waits.
+    fn begin_close(&self, timeout: f64) -> PyResult<()> {
+        guarded("close", || {
+            self.shipper.begin_close_within(duration(timeout));
+            Ok(())
+        })
+    }
+
+    /// Drains with a deadline and stops the flush thread; returns how many entries
+    /// could not be delivered. Callbacks stop with it.
+    fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<u64> {
+        let lost = guarded("close", || {
+            Ok(py.detach(|| self.shipper.close(duration(timeout))))
+        });
+        self.events.enabled.store(false, Ordering::Release);
+        lost
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guarded("stats", || self.stats_dict(py))
+    }
+
+    /// Counts one log call made after shutdown and ignored.
+    fn count_ignored(&self) {
+        self.shipper.count_ignored();
+    }
+
+    #[getter]
+    fn queue_size(&self) -> u64 {
+        self.shipper.queue_size()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.shipper.is_closed()
+    }
+
+    /// The URL batches are POSTed to.
+    #[getter]
+    fn ingest_url(&self) -> String {
+        config::shown_url(&self.shipper.config().url)
+    }
+
+    #[getter]
+    fn protocol(&self) -> &'static str {
+        match self.encoder.protocol {
+            Protocol::Logwell => "logwell",
+            Protocol::Otlp => "otlp",
+        }
+    }
+
+    /// Whether requests carry credentials (the key or extra headers) unencrypted off
+    /// this machine (plain http://).
+    #[getter]
+    fn sends_key_in_clear(&self) -> bool {
+        let c = self.shipper.config();
+        (!c.api_key.is_empty() || !c.headers.is_empty()) && config::sends_key_in_clear(&c.url)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<logwell_handler._core.Core {}>",
+            config::shown_url(&self.shipper.config().url)
+        )
+    }
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    fn log_call(
         &self,
         level: &Bound<'_, PyAny>,
         message: &Bound<'_, PyAny>,
@@ -456,38 +627,7 @@ impl Core {
         Ok(())
     }
 
-    /// Encodes a `LogRecord` and queues it. Never blocks on the network. `context`:
-    /// fields below the record's own `extra` in precedence (`log_context`).
-    #[pyo3(signature = (record, formatted=None, context=None))]
-    fn emit(
-        &self,
-        record: &Bound<'_, PyAny>,
-        formatted: Option<&Bound<'_, PyString>>,
-        context: Option<&Bound<'_, PyDict>>,
-    ) {
-        if self.shipper.is_closed() {
-            self.shipper.count_ignored();
-            return;
-        }
-        let trace = current_trace(record.py());
-        self.shipper
-            .push(self.encoder.encode(record, formatted, context, trace));
-    }
-
-    /// Waits (without the GIL) until what was queued before the call is delivered.
-    fn flush(&self, py: Python<'_>, timeout: f64) -> bool {
-        py.detach(|| self.shipper.flush(duration(timeout)))
-    }
-
-    /// Drains with a deadline and stops the flush thread; returns how many entries
-    /// could not be delivered. Callbacks stop with it.
-    fn close(&self, py: Python<'_>, timeout: f64) -> u64 {
-        let lost = py.detach(|| self.shipper.close(duration(timeout)));
-        self.events.enabled.store(false, Ordering::Release);
-        lost
-    }
-
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn stats_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.shipper.stats();
         let d = PyDict::new(py);
         d.set_item("queued", s.queued())?;
@@ -516,47 +656,14 @@ impl Core {
         }
         Ok(d)
     }
+}
 
-    /// Counts one log call made after shutdown and ignored.
-    fn count_ignored(&self) {
-        self.shipper.count_ignored();
-    }
-
-    #[getter]
-    fn queue_size(&self) -> u64 {
-        self.shipper.queue_size()
-    }
-
-    #[getter]
-    fn closed(&self) -> bool {
-        self.shipper.is_closed()
-    }
-
-    /// The URL batches are POSTed to.
-    #[getter]
-    fn ingest_url(&self) -> &str {
-        &self.shipper.config().url
-    }
-
-    #[getter]
-    fn protocol(&self) -> &'static str {
-        match self.encoder.protocol {
-            Protocol::Logwell => "logwell",
-            Protocol::Otlp => "otlp",
-        }
-    }
-
-    /// Whether requests carry credentials (the key or extra headers) unencrypted off
-    /// this machine (plain http://).
-    #[getter]
-    fn sends_key_in_clear(&self) -> bool {
-        let c = self.shipper.config();
-        (!c.api_key.is_empty() || !c.headers.is_empty()) && config::sends_key_in_clear(&c.url)
-    }
-
-    fn __repr__(&self) -> String {
-        format!("<logwell_handler._core.Core {}>", self.shipper.config().url)
-    }
+/// The error a record that could not be encoded is counted and reported with.
+fn unencodable(payload: &(dyn std::any::Any + Send)) -> Error {
+    Error::InvalidEntry(format!(
+        "a record could not be encoded and was counted as failed: {}",
+        panic_text(payload)
+    ))
 }
 
 /// Whether `key` has the form the server accepts (`lw_` + 32 of `[A-Za-z0-9_-]`).

@@ -9,6 +9,7 @@ mod trace;
 use pyo3::prelude::*;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    crate::fork::watch();
     m.add_class::<core::Core>()?;
     m.add_function(wrap_pyfunction!(core::is_valid_api_key, m)?)?;
     m.add(

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PyString, PyTuple,
+};
 
 use super::record_view::{RecordShape, RecordView, READ_FOR_LOGWELL, READ_FOR_OTLP};
 use crate::config::Protocol;
@@ -64,9 +66,30 @@ pub struct RecordEncoder {
     pub shape: Arc<RecordShape>,
 }
 
-/// The text of a Python str; lone surrogates become U+FFFD instead of failing.
+/// The text of a Python str; each lone surrogate becomes one U+FFFD instead of failing.
 pub fn py_str<'a>(s: &'a Bound<'_, PyString>) -> Cow<'a, str> {
-    s.to_cow().unwrap_or_else(|_| s.to_string_lossy())
+    s.to_cow()
+        .unwrap_or_else(|_| Cow::Owned(replace_surrogates(s)))
+}
+
+/// A str holding lone surrogates, each replaced by one U+FFFD. Through UTF-16, where a
+/// lone surrogate is one unit: its UTF-8 form (`surrogatepass`) is three bytes, which
+/// `to_string_lossy` would turn into three.
+fn replace_surrogates(s: &Bound<'_, PyString>) -> String {
+    let units = s
+        .call_method1(intern!(s.py(), "encode"), ("utf-16-le", "surrogatepass"))
+        .ok()
+        .and_then(|b| b.cast_into::<PyBytes>().ok());
+    let Some(units) = units else {
+        return s.to_string_lossy().into_owned();
+    };
+    let units = units
+        .as_bytes()
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]));
+    char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
 }
 
 /// `str(obj)`, or its `repr()`, or a placeholder naming its type: never an error.
@@ -139,11 +162,20 @@ fn write_dict(w: &mut ValueWriter<'_>, v: &Bound<'_, PyAny>, depth: u32) {
         return w.string(&repr(v));
     };
     w.begin_map();
-    for (k, val) in d.iter() {
+    // A snapshot: writing a value may run its `__repr__`, which may change the dict.
+    for (k, val) in snapshot(d) {
         w.map_key(&as_text(&k));
         write_value(w, &val, depth + 1);
     }
     w.end_map();
+}
+
+/// The items of `d` as they are now; changing `d` later changes nothing here.
+fn snapshot<'py>(d: &Bound<'py, PyDict>) -> Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    d.items()
+        .iter()
+        .filter_map(|item| item.extract().ok())
+        .collect()
 }
 
 fn write_sequence(w: &mut ValueWriter<'_>, v: &Bound<'_, PyAny>, depth: u32) {
@@ -437,7 +469,8 @@ fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, 
 
 /// Each item of `fields` as a metadata field, unless a field of that name came first.
 fn write_fields(entry: &mut EntryWriter, fields: &Bound<'_, PyDict>) {
-    for (key, value) in fields.iter() {
+    // A snapshot: writing a value may run its `__repr__`, which may change the dict.
+    for (key, value) in snapshot(fields) {
         if let Some(mut w) = entry.field(&as_text(&key)) {
             write_value(&mut w, &value, 0);
         }

@@ -148,6 +148,12 @@ impl<'py> RecordView<'py> {
         for (i, (key, value)) in dict.iter().flat_map(|d| d.iter()).enumerate() {
             let attr = match shape.keys.get(i) {
                 Some((expected, attr)) if key.is(expected) => *attr,
+                // A key of another type could run Python code when hashed, and change
+                // the dict under this loop; no standard attribute has one.
+                _ if !key.is_exact_instance_of::<PyString>() => {
+                    view.extras.push((key, value));
+                    continue;
+                }
                 _ => match reserved.contains(&key) {
                     Ok(false) => {
                         view.extras.push((key, value));
