@@ -37,6 +37,8 @@ OK: dict[str, Any] = {"api_key": KEY, "endpoint": "http://127.0.0.1:9"}
         ({"shutdown_timeout": -1}, "shutdown_timeout", "from 0 to 3600"),
         ({"endpoint": "localhost:8080"}, "endpoint", "http:// or https://"),
         ({"endpoint": "https://"}, "endpoint", "must name a host"),
+        ({"endpoint": "https://h:notaport"}, "endpoint", "port that is not a number"),
+        ({"endpoint": "https://h/#frag"}, "endpoint", "#fragment"),
         ({"endpoint": 8080}, "endpoint", "must be a str"),
         ({"api_key": "lw_short"}, "api_key", "'lw_' followed by 32 characters"),
         ({"metadata": ["not", "a", "dict"]}, "metadata", "must be a dict"),
@@ -125,3 +127,11 @@ def test_a_bad_request_budget_in_the_environment_names_the_variable(
         LogwellHandler(**OK)
     assert info.value.code is ErrorCode.INVALID_CONFIG
     assert "LOGWELL_MAX_REQUESTS_PER_MINUTE must be an integer, got 'lots'" in str(info.value)
+
+
+def test_a_query_in_the_endpoint_is_kept_after_the_path() -> None:
+    handler = LogwellHandler(api_key=KEY, endpoint="https://h/?tenant=a")
+    try:
+        assert "https://h/v1/ingest?tenant=a" in repr(handler)
+    finally:
+        handler.close()

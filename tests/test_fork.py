@@ -166,3 +166,46 @@ def test_a_fork_done_in_c_gives_the_child_its_own_queue(
     assert sorted(logwell_receiver.messages()) == sorted(
         ["from the master"] + [f"from the worker {i}" for i in range(5)]
     )
+
+
+def test_uwsgi_workers_each_ship_their_own_records(logwell_receiver: LogwellReceiver) -> None:
+    port = unused_port()
+    app = Path(__file__).parent / "apps" / "uwsgi_app.py"
+    uwsgi = Path(sys.executable).parent / "uwsgi"
+    server = subprocess.Popen(
+        [
+            str(uwsgi),
+            "--master",
+            "--processes",
+            "2",
+            "--http-socket",
+            f"127.0.0.1:{port}",
+            "--wsgi-file",
+            str(app),
+            "--disable-logging",
+            "--die-on-term",
+        ],
+        env={**os.environ, **receiver_env(logwell_receiver)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until_serving(port)
+        answers: set[str] = set()
+
+        def get(_: int) -> str:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as reply:
+                return str(reply.read().decode())
+
+        deadline = time.monotonic() + 20
+        with ThreadPoolExecutor(8) as pool:
+            while len({a.split()[0] for a in answers}) < 2 and time.monotonic() < deadline:
+                answers.update(pool.map(get, range(16)))
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+    workers = {a.split()[0] for a in answers}
+    assert len(workers) == 2, (answers, err)
+    assert all(a.endswith("True") for a in answers), answers
+    served = {m.split()[1] for m in logwell_receiver.messages() if m.endswith("served a request")}
+    assert served == workers, (served, workers)

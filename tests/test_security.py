@@ -148,3 +148,40 @@ def test_the_key_never_appears_anywhere(
         seen += [proc.stdout, proc.stderr]
     for text in seen:
         assert "S3cr3tK3y" not in text, text
+
+
+@pytest.mark.parametrize("status", [400, 401, 413, 500])
+def test_a_key_the_server_echoes_is_redacted_everywhere(
+    logwell_receiver: LogwellReceiver, capsys: pytest.CaptureFixture[str], status: int
+) -> None:
+    key = logwell_receiver.api_key
+    echo = {"error": "refused", "message": f"Invalid API key: Bearer {key} for this project"}
+    logwell_receiver.fail_next(3, status=status, body=echo)
+    errors: list[LogwellError] = []
+    handler = LogwellHandler(
+        api_key=key, endpoint=logwell_receiver.endpoint, max_retries=0, on_error=errors.append
+    )
+    log = logging.getLogger(f"echo{status}")
+    log.propagate = False
+    log.addHandler(handler)
+    log.error("one entry alone")
+    handler.flush(timeout=5)
+    handler.close()
+    assert errors
+    texts = [str(e) for e in errors] + [str(handler.stats()["last_error"])]
+    texts.append(capsys.readouterr().err)
+    assert all(key not in t for t in texts), texts
+    assert any("[redacted]" in t for t in texts), texts
+
+
+def test_a_password_in_the_endpoint_is_never_shown() -> None:
+    handler = LogwellHandler(api_key="lw_" + "k" * 32, endpoint="https://ops:s3cr3t@127.0.0.1:9")
+    try:
+        assert "s3cr3t" not in repr(handler)
+        assert "ops:***@127.0.0.1" in repr(handler)
+    finally:
+        handler.close()
+    with pytest.raises(LogwellError) as info:
+        LogwellHandler(api_key="lw_" + "k" * 32, endpoint="https://ops:s3cr3t@h:notaport")
+    assert "s3cr3t" not in str(info.value)
+    assert "port" in str(info.value)
