@@ -191,3 +191,16 @@ def test_a_closed_handler_returns_from_flush_and_close_at_once(
     assert handler.flush(timeout=5) is False
     handler.close()
     assert time.monotonic() - start < 0.3
+
+
+def test_close_never_waits_past_shutdown_timeout_for_a_request_still_out(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    logwell_receiver.delay = 30
+    handler = make_handler(shutdown_timeout=0.5)
+    logger.addHandler(handler)
+    logger.info("never answered")
+    assert handler.flush(timeout=0.1) is False  # the request is out
+    start = time.monotonic()
+    handler.close()
+    assert time.monotonic() - start < 0.5 + 0.2 + 0.3

@@ -169,3 +169,32 @@ def test_a_reply_that_is_not_json_is_quoted_short_on_one_line(
     assert "\n" not in message, message
     assert "<" not in message, message
     assert len(message) < 120, message
+
+
+def test_408_is_retried_like_a_network_error(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    handler = make_handler()
+    logger.addHandler(handler)
+    logwell_receiver.fail_next(1, status=408)
+    logger.info("timed out once")
+    assert handler.flush(timeout=10)
+    assert logwell_receiver.statuses() == [408, 200]
+    stats = handler.stats()
+    assert (stats["retries"], stats["sent"], stats["failed"]) == (1, 1, 0)
+
+
+def test_415_is_counted_as_failed_and_not_retried(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    errors: list[LogwellError] = []
+    handler = make_handler(on_error=errors.append)
+    logger.addHandler(handler)
+    logwell_receiver.fail_next(1, status=415)
+    logger.info("refused for its media type")
+    logger.info("and its neighbour")
+    assert handler.flush(timeout=10)
+    assert logwell_receiver.statuses() == [415]
+    stats = handler.stats()
+    assert (stats["retries"], stats["sent"], stats["failed"]) == (0, 0, 2)
+    assert [e.status_code for e in errors] == [415]
