@@ -443,16 +443,53 @@ impl Core {
         source_file: Option<&str>,
         line_number: Option<i64>,
     ) -> PyResult<()> {
-        let call = || {
-            self.log_call(
-                level,
-                message,
-                metadata,
-                service,
-                timestamp,
-                source_file,
-                line_number,
-            )
+        let call = || -> PyResult<()> {
+            let entry_err = |what: &str, v: &Bound<'_, PyAny>| {
+                Error::InvalidEntry(format!("{what}, got {}", type_name(v)))
+            };
+            let level = level
+                .cast::<PyString>()
+                .map_err(|_| entry_err("level must be a str", level))?;
+            let message = message
+                .cast::<PyString>()
+                .map_err(|_| entry_err("message must be a str", message))?;
+            let metadata = match metadata.filter(|m| !m.is_none()) {
+                None => None,
+                Some(m) => Some(
+                    m.cast::<PyDict>()
+                        .map_err(|_| entry_err("metadata must be a dict", m))?,
+                ),
+            };
+            // A str is passed through; the Python side turns it into seconds for OTLP.
+            let text;
+            let timestamp = match timestamp.filter(|t| !t.is_none()) {
+                None => None,
+                Some(t) if t.is_instance_of::<PyFloat>() => {
+                    Some(Timestamp::Seconds(t.extract::<f64>()?))
+                }
+                Some(t) => {
+                    text = py_str(
+                        t.cast::<PyString>()
+                            .map_err(|_| entry_err("timestamp must be an ISO 8601 str", t))?,
+                    );
+                    Some(Timestamp::Text(&text))
+                }
+            };
+            let json = self.encoder.encode_call(
+                &LogCall {
+                    level: &py_str(level),
+                    message: &py_str(message),
+                    metadata,
+                    service,
+                    timestamp,
+                    source_file,
+                    line_number,
+                },
+                current_trace(level.py()),
+            )?;
+            // After close, push counts the entry as ignored.
+            self.shipper.push(json);
+            Ok(())
         };
         match catch_unwind(AssertUnwindSafe(call)) {
             Ok(result) => result,
@@ -568,65 +605,6 @@ impl Core {
 }
 
 impl Core {
-    #[allow(clippy::too_many_arguments)]
-    fn log_call(
-        &self,
-        level: &Bound<'_, PyAny>,
-        message: &Bound<'_, PyAny>,
-        metadata: Option<&Bound<'_, PyAny>>,
-        service: Option<&str>,
-        timestamp: Option<&Bound<'_, PyAny>>,
-        source_file: Option<&str>,
-        line_number: Option<i64>,
-    ) -> PyResult<()> {
-        let entry_err = |what: &str, v: &Bound<'_, PyAny>| {
-            Error::InvalidEntry(format!("{what}, got {}", type_name(v)))
-        };
-        let level = level
-            .cast::<PyString>()
-            .map_err(|_| entry_err("level must be a str", level))?;
-        let message = message
-            .cast::<PyString>()
-            .map_err(|_| entry_err("message must be a str", message))?;
-        let metadata = match metadata.filter(|m| !m.is_none()) {
-            None => None,
-            Some(m) => Some(
-                m.cast::<PyDict>()
-                    .map_err(|_| entry_err("metadata must be a dict", m))?,
-            ),
-        };
-        // A str is passed through; the Python side turns it into seconds for OTLP.
-        let text;
-        let timestamp = match timestamp.filter(|t| !t.is_none()) {
-            None => None,
-            Some(t) if t.is_instance_of::<PyFloat>() => {
-                Some(Timestamp::Seconds(t.extract::<f64>()?))
-            }
-            Some(t) => {
-                text = py_str(
-                    t.cast::<PyString>()
-                        .map_err(|_| entry_err("timestamp must be an ISO 8601 str", t))?,
-                );
-                Some(Timestamp::Text(&text))
-            }
-        };
-        let json = self.encoder.encode_call(
-            &LogCall {
-                level: &py_str(level),
-                message: &py_str(message),
-                metadata,
-                service,
-                timestamp,
-                source_file,
-                line_number,
-            },
-            current_trace(level.py()),
-        )?;
-        // After close, push counts the entry as ignored.
-        self.shipper.push(json);
-        Ok(())
-    }
-
     fn stats_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.shipper.stats();
         let d = PyDict::new(py);
