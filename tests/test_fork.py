@@ -17,7 +17,7 @@ import pytest
 
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import MakeHandler, receiver_env
+from conftest import MakeHandler, receiver_env, run_python
 from test_overflow import unused_port
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -86,6 +86,45 @@ def test_multiprocessing_fork_workers(
         ]
     finally:
         log.removeHandler(handler)
+
+
+def test_multiprocessing_exit_hook_is_registered_once_however_many_forks(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    # multiprocessing's after-fork registry is inherited by every child, so one entry
+    # serves them all: 20 forks must not leave 20 in the parent, nor arm 20 exit drains in
+    # a child. Both registries are private to multiprocessing; counted in a fresh process.
+    code = """
+import logging, multiprocessing, os, warnings
+from multiprocessing import util
+from logwell_handler import LogwellHandler, _lifecycle
+
+warnings.simplefilter("ignore", DeprecationWarning)
+logging.getLogger("app").addHandler(LogwellHandler(flush_interval=60))
+
+def hooks():
+    return sum(type(v) is _lifecycle._ExitHook for v in list(util._afterfork_registry.values()))
+
+def drains(queue):
+    finalizers = list(util._finalizer_registry.values())
+    queue.put(sum(f._callback is _lifecycle._close_all_at_exit for f in finalizers))
+
+for _ in range(20):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+ctx = multiprocessing.get_context("fork")
+queue = ctx.SimpleQueue()
+child = ctx.Process(target=drains, args=(queue,))
+child.start()
+child.join()
+print(hooks(), queue.get(), child.exitcode)
+"""
+    proc, _ = run_python(code, env=receiver_env(logwell_receiver))
+    assert proc.returncode == 0, proc.stderr
+    hooks, drains_in_child, exitcode = proc.stdout.split()
+    assert (hooks, drains_in_child, exitcode) == ("1", "1", "0")
 
 
 def test_gunicorn_preload_flask_workers(logwell_receiver: LogwellReceiver) -> None:

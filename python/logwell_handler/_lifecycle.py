@@ -69,14 +69,19 @@ class _ExitHook:
 
 
 _exit_hook = _ExitHook()
+# multiprocessing's registry keeps every registration, and a forked child inherits it:
+# registered once, the hook runs once in each child, and in each grandchild.
+_exit_hook_registered = False
 
 
 def _before_fork() -> None:
     # Registered only when the application uses multiprocessing; importing it ourselves
     # would cost every user of the handler.
+    global _exit_hook_registered
     util = sys.modules.get("multiprocessing.util")
-    if util is not None:
+    if util is not None and not _exit_hook_registered:
         util.register_after_fork(_exit_hook, _ExitHook.arm_in_child)
+        _exit_hook_registered = True
 
 
 atexit.register(_close_all_at_exit)
