@@ -421,6 +421,40 @@ def test_the_client_speaks_otlp_too(logwell_receiver: LogwellReceiver) -> None:
     assert records["traced"]["traceId"] == format(span.get_span_context().trace_id, "032x")
 
 
+def test_the_clients_timestamps_may_have_any_number_of_fractional_digits(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    # Python 3.9 and 3.10 parse 3 or 6 digits only. Digits past the microsecond are cut,
+    # as 3.11 does.
+    fractions = {
+        ".5Z": "500000000",
+        ",5Z": "500000000",
+        ".12Z": "120000000",
+        ".1234+00:00": "123400000",
+        ".12345Z": "123450000",
+        ".123456": "123456000",
+        ".1234569Z": "123456000",
+        ".123456789Z": "123456000",
+    }
+    with Logwell(
+        api_key=logwell_receiver.api_key,
+        endpoint=logwell_receiver.endpoint,
+        protocol="otlp",
+        flush_interval=0.2,
+    ) as client:
+        for fraction in fractions:
+            client.log(
+                {
+                    "level": "info",
+                    "message": fraction,
+                    "timestamp": "2026-01-02T03:04:05" + fraction,
+                }
+            )
+        client.flush()
+    got = {r["message"]: r["timeUnixNano"] for r in logwell_receiver.log_records}
+    assert got == {f: "1767323045" + nanos for f, nanos in fractions.items()}
+
+
 def test_without_opentelemetry_imported_nothing_imports_it(
     logwell_receiver: LogwellReceiver,
 ) -> None:

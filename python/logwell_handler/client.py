@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -336,12 +337,23 @@ class _ClientBase:
         return self._shared.current()
 
 
+# Before 3.11, datetime.fromisoformat reads a fraction of 3 or 6 digits only, and no "Z".
+# ISO 8601 allows any number of digits: they are made 6 (datetime keeps microseconds, and
+# 3.11+ cuts what is past them the same way), so every version reads them alike.
+_FRACTION = re.compile(r"(\d\d:\d\d:\d\d)[.,](\d+)")
+
+
+def _six_digit_fraction(found: re.Match[str]) -> str:
+    return f"{found[1]}.{found[2][:6].ljust(6, '0')}"
+
+
 def _epoch_seconds(timestamp: object) -> float:
     """An ISO 8601 timestamp as seconds since the epoch, for OTLP's ``timeUnixNano``;
     one without a UTC offset is taken as UTC."""
     if isinstance(timestamp, str):
+        text = _FRACTION.sub(_six_digit_fraction, timestamp.replace("Z", "+00:00"), count=1)
         try:
-            moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(text)
         except ValueError:
             pass
         else:
