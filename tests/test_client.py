@@ -53,6 +53,8 @@ def test_log_with_every_field(client: Logwell, logwell_receiver: LogwellReceiver
             "metadata": {"a": [1, 2]},
             "service": "billing",
             "timestamp": "2026-01-01T00:00:00Z",
+            "sourceFile": "app/models.py",
+            "lineNumber": 42,
         }
     )
     assert client.flush(timeout=10) == {"accepted": 1}
@@ -60,6 +62,7 @@ def test_log_with_every_field(client: Logwell, logwell_receiver: LogwellReceiver
     assert entry["timestamp"] == "2026-01-01T00:00:00Z"
     assert entry["service"] == "billing"
     assert entry["metadata"] == {"a": [1, 2]}
+    assert (entry["sourceFile"], entry["lineNumber"]) == ("app/models.py", 42)
 
 
 def test_child_metadata_merges_and_call_wins(
@@ -117,6 +120,9 @@ def test_official_sdk_dict_form(logwell_receiver: LogwellReceiver) -> None:
     assert info.value.code is ErrorCode.INVALID_CONFIG
 
 
+SOURCE = {"level": "info", "message": "x", "sourceFile": "app.py"}
+
+
 @pytest.mark.parametrize(
     ("call", "problem"),
     [
@@ -127,6 +133,12 @@ def test_official_sdk_dict_form(logwell_receiver: LogwellReceiver) -> None:
         (lambda c: c.log("not a dict"), "entry must be a dict"),
         (lambda c: c.child(["x"]), "metadata must be a dict"),
         (lambda c: c.log({"level": "info", "message": "x", "timestamp": 5}), "timestamp"),
+        (lambda c: c.log({**SOURCE, "lineNumber": "x"}), "lineNumber must be .* got str"),
+        (lambda c: c.log({**SOURCE, "lineNumber": 1.5}), "lineNumber must be .* got float"),
+        (lambda c: c.log({**SOURCE, "lineNumber": True}), "lineNumber must be .* got True"),
+        (lambda c: c.log({**SOURCE, "lineNumber": -1}), "lineNumber must be .* got -1"),
+        (lambda c: c.log({**SOURCE, "lineNumber": 2**64}), "lineNumber must be a non-neg"),
+        (lambda c: c.log({"level": "info", "message": "x", "lineNumber": "7"}), "lineNumber"),
     ],
 )
 def test_invalid_calls_raise_and_leave_the_queue_alone(

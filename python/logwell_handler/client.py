@@ -20,6 +20,8 @@ from .context import _fields
 
 __all__ = ["AsyncLogwell", "IngestResponse", "Logwell"]
 
+_MAX_LINE = 2**63 - 1  # the core's i64
+
 _CONFIG_KEYS = frozenset(
     {
         "api_key",
@@ -277,9 +279,16 @@ class _ClientBase:
                 f"invalid log entry: entry must be a dict, got {type(entry).__name__}",
                 ErrorCode.VALIDATION_ERROR,
             )
+        line = entry.get("lineNumber")
+        if line is not None and (type(line) is not int or not 0 <= line <= _MAX_LINE):
+            got = line if isinstance(line, int) else type(line).__name__
+            raise LogwellError(
+                f"invalid log entry: lineNumber must be a non-negative int, got {got}",
+                ErrorCode.VALIDATION_ERROR,
+            )
         source = None
         if entry.get("sourceFile") is not None:
-            source = (str(entry["sourceFile"]), int(entry.get("lineNumber") or 0))
+            source = (str(entry["sourceFile"]), line or 0)
         self._log(
             entry.get("level"),
             entry.get("message"),
