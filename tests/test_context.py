@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from typing import Any
+
+import pytest
 
 from logwell_handler import Logwell, LogwellHandler, current_log_context, log_context
 from logwell_handler.testing import LogwellReceiver
@@ -122,3 +125,31 @@ def test_the_client_reads_the_context_too(logwell_receiver: LogwellReceiver) -> 
     meta = metadata_of(logwell_receiver)
     assert meta["charged"] == {"module": "billing", "request_id": "r-5", "user_id": "call's"}
     assert meta["plain"] == {"request_id": "r-5", "user_id": "u-1"}
+
+
+def test_the_fields_handed_out_refuse_writes_and_nothing_leaks(
+    shipping: tuple[LogwellHandler, logging.Logger], logwell_receiver: LogwellReceiver
+) -> None:
+    handler, logger = shipping
+    # Typed as read-only, but nothing stops a write at run time without a real view.
+    outside: Any = current_log_context()
+    with pytest.raises(TypeError):
+        outside["leaked"] = "everywhere"
+    with log_context(request_id="r-1") as fields:
+        inside: Any = current_log_context()
+        with pytest.raises(TypeError):
+            inside["leaked"] = "in this request"
+        given: Any = fields
+        with pytest.raises(TypeError):
+            given["leaked"] = "in this request"
+        assert fields == current_log_context() == {"request_id": "r-1"}
+        logger.info("inside")
+    other = threading.Thread(target=logger.info, args=("another thread",))
+    other.start()
+    other.join()
+    logger.info("outside")
+    assert handler.flush(timeout=10)
+    meta = metadata_of(logwell_receiver)
+    assert meta["inside"]["request_id"] == "r-1"
+    assert not any("leaked" in fields for fields in meta.values()), meta
+    assert current_log_context() == {}

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Mapping
 from contextvars import ContextVar, Token
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Callable, Optional, TypeVar
 
 __all__ = ["current_log_context", "log_context"]
 
 # Each value is a fresh dict, never changed once set: readers can hold it without a copy.
+# The user is given only read-only views of it.
 _fields: ContextVar[dict[str, Any]] = ContextVar("logwell_context", default={})  # noqa: B039
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def current_log_context() -> Mapping[str, Any]:
-    """The fields in effect here (read-only)."""
-    return _fields.get()
+def current_log_context() -> MappingProxyType[str, Any]:
+    """The fields in effect here, as a read-only view: writing to it raises TypeError."""
+    return MappingProxyType(_fields.get())
 
 
 class log_context:
@@ -37,17 +37,18 @@ class log_context:
 
     or as a decorator of a function or a coroutine function. Nesting merges, the inner
     value winning. ``extra=`` on a call wins over the context; the context wins over the
-    handler's own ``metadata``.
+    handler's own ``metadata``. ``with log_context(...) as fields`` gives the merged
+    fields as a read-only view, as :func:`current_log_context` does.
     """
 
     def __init__(self, **fields: Any) -> None:
         self._fields = fields
         self._tokens: list[Token[dict[str, Any]]] = []
 
-    def __enter__(self) -> Mapping[str, Any]:
+    def __enter__(self) -> MappingProxyType[str, Any]:
         merged = {**_fields.get(), **self._fields}
         self._tokens.append(_fields.set(merged))
-        return merged
+        return MappingProxyType(merged)
 
     def __exit__(
         self,
