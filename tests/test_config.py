@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from logwell_handler import ErrorCode, LogwellError, LogwellHandler
+from logwell_handler import ErrorCode, Logwell, LogwellError, LogwellHandler
 
 from conftest import MakeHandler
 
@@ -45,6 +45,10 @@ OK: dict[str, Any] = {"api_key": KEY, "endpoint": "http://127.0.0.1:9"}
         ({"source_path": "full"}, "source_path", "'relative', 'absolute', 'filename'"),
         ({"service": 7}, "service", "must be a str"),
         ({"on_error": "print"}, "on_error", "callable"),
+        ({"level": "VERBOSE"}, "level", "a level name: CRITICAL, ERROR"),
+        ({"level": "info"}, "level", "got 'info'"),
+        ({"level": 2.5}, "level", "must be an int or a level name, got float"),
+        ({"level": None}, "level", "must be an int or a level name, got NoneType"),
     ],
 )
 def test_invalid_value_raises_invalid_config(
@@ -69,6 +73,16 @@ def test_missing_setting_names_its_environment_variable(
     with pytest.raises(LogwellError, match=env) as info:
         LogwellHandler(**args)
     assert info.value.code is ErrorCode.INVALID_CONFIG
+
+
+def test_a_bad_level_with_a_client_raises_invalid_config_too() -> None:
+    client = Logwell(api_key=KEY, endpoint="http://127.0.0.1:9")
+    try:
+        with pytest.raises(LogwellError, match="level") as info:
+            LogwellHandler(client=client, level="VERBOSE")
+        assert info.value.code is ErrorCode.INVALID_CONFIG
+    finally:
+        client.shutdown(timeout=0)
 
 
 def test_bad_config_leaves_nothing_registered_with_logging() -> None:

@@ -28,6 +28,19 @@ def _invalid(message: str) -> LogwellError:
     return LogwellError(f"invalid configuration: {message}", ErrorCode.INVALID_CONFIG)
 
 
+def check_level(level: object) -> None:
+    """Refuses what ``logging.Handler`` would refuse with a bare ValueError or TypeError:
+    a level is an int or the name of one known to ``logging``."""
+    if isinstance(level, bool) or not isinstance(level, (int, str)):
+        raise _invalid(f"level must be an int or a level name, got {type(level).__name__}")
+    # getLevelName maps a known name to its number, and anything else to a str.
+    if isinstance(level, str) and not isinstance(logging.getLevelName(level), int):
+        raise _invalid(
+            "level must be an int or a level name: CRITICAL, ERROR, WARNING, INFO, DEBUG, "
+            f"NOTSET or one added with logging.addLevelName(); got {level[:40]!r}"
+        )
+
+
 def otlp_resource(
     protocol: object, service_version: Optional[str], environment: Optional[str]
 ) -> Optional[dict[str, Any]]:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Union
 
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
-from ._settings import check_callbacks, core_args, warn_if_key_in_clear
+from ._settings import check_callbacks, check_level, core_args, warn_if_key_in_clear
 from .client import _ClientBase
 from .context import _fields
 
@@ -108,6 +108,7 @@ class LogwellHandler(logging.Handler):
         on_flush: Optional[FlushCallback] = None,
         client: Optional[_ClientBase] = None,
     ) -> None:
+        check_level(level)
         if client is not None:
             given = [
                 n
