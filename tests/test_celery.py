@@ -31,14 +31,19 @@ def celery_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
 
 
 def test_task_logs_arrive_from_prefork_children(
-    celery_app: Any, logwell_receiver: LogwellReceiver
+    celery_app: Any, logwell_receiver: LogwellReceiver, tmp_path: Path
 ) -> None:
     env = {**os.environ, **receiver_env(logwell_receiver), "PYTHONPATH": str(APPS)}
     command = [sys.executable, "-m", "celery", "-A", "celery_app", "worker"]
     command += ["--pool=prefork", "--concurrency=2", "--loglevel=INFO"]
     command += ["--without-heartbeat", "--without-mingle", "--without-gossip"]
     with subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command,
+        env=env,
+        cwd=tmp_path,  # whatever else the worker writes stays out of the checkout
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     ) as worker:
         try:
             for n in range(20):
@@ -63,3 +68,4 @@ def test_task_logs_arrive_from_prefork_children(
         e for e in logwell_receiver.entries if e["metadata"]["logger"].startswith("celery")
     ]
     assert celery_own, "Celery's own logs are shipped too"
+    assert (tmp_path / "control").is_dir(), "the broker kept its tables with its messages"

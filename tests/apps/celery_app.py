@@ -11,7 +11,13 @@ from celery.signals import setup_logging
 
 app = Celery("celery_app", broker="filesystem://")
 folder = os.environ["CELERY_BROKER_FOLDER"]
-app.conf.broker_transport_options = {"data_folder_in": folder, "data_folder_out": folder}
+# Every file of the broker in that folder: kombu's control folder (exchange tables) is
+# ./control by default, in whatever directory the test runs from.
+app.conf.broker_transport_options = {
+    "data_folder_in": folder,
+    "data_folder_out": folder,
+    "control_folder": os.path.join(folder, "control"),
+}
 app.conf.task_ignore_result = True
 
 # Leave the root logger alone: our configuration below is the one that counts.
