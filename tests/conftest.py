@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -16,6 +17,44 @@ from logwell_handler import LogwellHandler
 from logwell_handler.testing import LogwellReceiver
 
 MakeHandler = Callable[..., LogwellHandler]
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def checkout_status() -> Optional[set[str]]:
+    """The paths `git status` lists in the checkout: changed, untracked and ignored ones;
+    None when git or the repository is not there."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        status = subprocess.run(
+            [git, "status", "--porcelain", "-z", "--ignored=matching", "-unormal", "--", "."],
+            cwd=CHECKOUT,
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    # Python's and pytest's own caches are not the tests' doing.
+    caches = ("__pycache__", ".pytest_cache")
+    paths = {e[3:] for e in os.fsdecode(status).split("\0") if e[2:3] == " "}
+    return {p for p in paths if not any(c in Path(p).parts for c in caches)}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_left_alone() -> Iterator[None]:
+    """Fails the run if the tests wrote into the checkout, ignored paths included: what
+    they write belongs under tmp_path."""
+    before = checkout_status()
+    yield
+    if before is None:
+        return
+    after = checkout_status()
+    new = sorted((after or set()) - before)
+    if new:
+        pytest.fail(f"the tests changed the checkout (write under tmp_path instead): {new}")
 
 
 @pytest.fixture
