@@ -13,9 +13,14 @@ import textwrap
 import time
 from typing import Any
 
+import pytest
+
 from logwell_handler.testing import LogwellReceiver
 
 from conftest import MakeHandler, receiver_env
+
+# Minutes of draining at the server's pace: .ci/run runs these on one Python only.
+pytestmark = pytest.mark.slow
 
 PER_MINUTE = 600  # Logwell's default, and the handler's
 PER_REQUEST = 100
