@@ -194,7 +194,7 @@ def test_a_stalled_endpoint_does_not_starve_the_others_at_exit(
 ) -> None:
     with LogwellReceiver(api_key=logwell_receiver.api_key) as stalled:
         stalled.delay = 30
-        proc, elapsed = run_python(
+        proc, _ = run_python(
             HANDLERS,
             logwell_receiver.api_key,
             "2",
@@ -203,6 +203,4 @@ def test_a_stalled_endpoint_does_not_starve_the_others_at_exit(
             env={},
         )
     assert proc.returncode == 0, proc.stderr
-    assert sorted(logwell_receiver.messages()) == sorted(
-        f"handler 1 record {i}" for i in range(10)
-    )
+    assert sorted(logwell_receiver.messages()) == sorted(f"handler 1 record {i}" for i in range(10))
