@@ -284,10 +284,6 @@ impl JsonWriter {
         self.out.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.out.is_empty()
-    }
-
     pub fn into_bytes(self) -> Vec<u8> {
         self.out
     }

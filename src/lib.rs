@@ -1,19 +1,19 @@
 //! logwell-handler's Rust core. The modules below `python` know nothing of Python and
 //! are tested with `cargo test`; `python` is the PyO3 edge. This file only wires them.
 
-pub mod buffer;
-pub mod config;
-pub mod errors;
-pub mod fork;
-pub mod json;
-pub mod otlp;
-pub mod pacer;
+mod buffer;
+mod config;
+mod errors;
+mod fork;
+mod json;
+mod otlp;
+mod pacer;
 mod python;
-pub mod record;
+mod record;
 mod resolver;
-pub mod stats;
-pub mod transport;
-pub mod worker;
+mod stats;
+mod transport;
+mod worker;
 
 use pyo3::prelude::*;
 

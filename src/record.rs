@@ -26,6 +26,7 @@ pub struct Limits {
     pub max_metadata_bytes: usize,
 }
 
+#[cfg(test)]
 impl Limits {
     pub const NONE: Limits = Limits {
         max_string_bytes: usize::MAX,

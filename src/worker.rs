@@ -287,7 +287,7 @@ impl Shipper {
         self.started.load(Ordering::Acquire)
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub fn is_closing(&self) -> bool {
         self.shared.closing.load(Ordering::Acquire)
     }
 

@@ -4,12 +4,10 @@ from typing import Any, Callable, Optional
 
 from typing_extensions import final
 
-__all__ = ["EMPTY_MESSAGE_PLACEHOLDER", "MAX_ENTRIES_PER_REQUEST", "Core", "is_valid_api_key"]
+__all__ = ["EMPTY_MESSAGE_PLACEHOLDER", "Core"]
 
-MAX_ENTRIES_PER_REQUEST: int
 EMPTY_MESSAGE_PLACEHOLDER: str
 
-def is_valid_api_key(key: str) -> bool: ...
 
 @final
 class Core:

@@ -514,7 +514,7 @@ impl Core {
         if self.generation != fork::generation() {
             return false;
         }
-        if self.shipper.is_closed() {
+        if self.shipper.is_closing() {
             self.shipper.count_ignored();
             return true;
         }
@@ -571,7 +571,7 @@ impl Core {
 
     #[getter]
     fn closed(&self) -> bool {
-        self.shipper.is_closed()
+        self.shipper.is_closing()
     }
 
     /// The URL batches are POSTed to.
@@ -642,10 +642,4 @@ fn unencodable(payload: &(dyn std::any::Any + Send)) -> Error {
         "a record could not be encoded and was counted as failed: {}",
         panic_text(payload)
     ))
-}
-
-/// Whether `key` has the form the server accepts (`lw_` + 32 of `[A-Za-z0-9_-]`).
-#[pyfunction]
-pub fn is_valid_api_key(key: &str) -> bool {
-    config::is_valid_api_key(key)
 }

@@ -11,11 +11,6 @@ use pyo3::prelude::*;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::fork::watch();
     m.add_class::<core::Core>()?;
-    m.add_function(wrap_pyfunction!(core::is_valid_api_key, m)?)?;
-    m.add(
-        "MAX_ENTRIES_PER_REQUEST",
-        crate::config::MAX_ENTRIES_PER_REQUEST,
-    )?;
     m.add(
         "EMPTY_MESSAGE_PLACEHOLDER",
         crate::record::EMPTY_MESSAGE_PLACEHOLDER,

@@ -1,7 +1,9 @@
 //! `logging.LogRecord` -> encoded entry, in one pass under the GIL.
 //!
-//! Nothing here raises: a value that cannot be read or encoded goes out as its `repr()`
-//! (or a placeholder naming its type), so one bad field never costs the record.
+//! A record from `logging` never fails here: a value that cannot be read or encoded goes
+//! out as its `repr()` (or a placeholder naming its type), so one bad field never costs
+//! the record. Only a direct client call with an argument the server would refuse (a bad
+//! level, an empty message) is refused.
 
 use std::borrow::Cow;
 use std::sync::Arc;
