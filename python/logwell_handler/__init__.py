@@ -6,6 +6,7 @@ from logwell_handler import LogwellHandler
 logging.getLogger().addHandler(LogwellHandler(api_key="lw_...", endpoint="https://..."))
 """
 
+from . import _core
 from ._errors import ErrorCode, LogwellError
 from .client import AsyncLogwell, IngestResponse, Logwell
 from .context import current_log_context, log_context
@@ -21,4 +22,4 @@ __all__ = [
     "current_log_context",
     "log_context",
 ]
-__version__ = "0.1.0"
+__version__ = _core.VERSION

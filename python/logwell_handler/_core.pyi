@@ -4,9 +4,10 @@ from typing import Any, Callable, Optional
 
 from typing_extensions import final
 
-__all__ = ["EMPTY_MESSAGE_PLACEHOLDER", "Core"]
+__all__ = ["EMPTY_MESSAGE_PLACEHOLDER", "VERSION", "Core"]
 
 EMPTY_MESSAGE_PLACEHOLDER: str
+VERSION: str
 
 
 @final

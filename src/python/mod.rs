@@ -11,6 +11,8 @@ use pyo3::prelude::*;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     crate::fork::watch();
     m.add_class::<core::Core>()?;
+    // The package's version has one home, Cargo.toml; maturin puts it in the metadata.
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "EMPTY_MESSAGE_PLACEHOLDER",
         crate::record::EMPTY_MESSAGE_PLACEHOLDER,
