@@ -355,7 +355,7 @@ def test_a_collector_without_auth_needs_no_key(
         logger.info("no key")
         assert handler.flush(5)
         assert logwell_receiver.messages() == ["no key"]
-        assert handler._core.ingest_url == logwell_receiver.endpoint + "/v1/logs"
+        assert handler._core.request_url == logwell_receiver.endpoint + "/v1/logs"
     finally:
         handler.close()
 

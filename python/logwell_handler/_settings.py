@@ -121,7 +121,7 @@ def warn_if_key_in_clear(core: _core.Core) -> None:
     http:// to a host other than loopback."""
     if not core.sends_key_in_clear:
         return
-    url = core.ingest_url
+    url = core.request_url
     if url in _warned_in_clear:
         return
     _warned_in_clear.add(url)

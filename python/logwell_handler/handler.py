@@ -327,4 +327,4 @@ class LogwellHandler(logging.Handler):
 
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
-        return f"<LogwellHandler {self._core.ingest_url} service={self.service!r} ({level})>"
+        return f"<LogwellHandler {self._core.request_url} service={self.service!r} ({level})>"

@@ -574,9 +574,9 @@ impl Core {
         self.shipper.is_closing()
     }
 
-    /// The URL batches are POSTed to.
+    /// The URL batches are POSTed to (`/v1/ingest` or `/v1/logs`), its password hidden.
     #[getter]
-    fn ingest_url(&self) -> String {
+    fn request_url(&self) -> String {
         config::shown_url(&self.shipper.config().url)
     }
 
