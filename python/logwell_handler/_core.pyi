@@ -9,7 +9,6 @@ __all__ = ["EMPTY_MESSAGE_PLACEHOLDER", "VERSION", "Core"]
 EMPTY_MESSAGE_PLACEHOLDER: str
 VERSION: str
 
-
 @final
 class Core:
     def __new__(
