@@ -340,8 +340,10 @@ impl RecordEncoder {
             }
         }
         write_extras(&mut entry, &view.extras);
+        // The context is ours: `log_context`'s own dict, handed out read-only, or the
+        // one made for a structlog event. Nothing else can change it: no snapshot.
         if let Some(context) = context {
-            write_fields(&mut entry, context);
+            write_fields(&mut entry, context.iter());
         }
         if !otlp {
             write_trace_fields(&mut entry, trace);
@@ -412,7 +414,7 @@ impl RecordEncoder {
             entry.source(self.source_file(file), call.line_number.unwrap_or(0));
         }
         if let Some(metadata) = call.metadata {
-            write_fields(&mut entry, metadata);
+            write_fields(&mut entry, snapshot(metadata));
         }
         if self.protocol == Protocol::Logwell {
             write_trace_fields(&mut entry, trace);
@@ -459,7 +461,7 @@ fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, 
         // loguru hands its bound fields over as one `extra` dict: they are metadata.
         if name == "extra" {
             if let Ok(fields) = value.cast::<PyDict>() {
-                write_fields(entry, fields);
+                write_fields(entry, snapshot(fields));
                 continue;
             }
         }
@@ -469,10 +471,14 @@ fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, 
     }
 }
 
-/// Each item of `fields` as a metadata field, unless a field of that name came first.
-fn write_fields(entry: &mut EntryWriter, fields: &Bound<'_, PyDict>) {
-    // A snapshot: writing a value may run its `__repr__`, which may change the dict.
-    for (key, value) in snapshot(fields) {
+/// Each of `fields` as a metadata field, unless a field of that name came first. A dict
+/// the caller's code holds is passed as a `snapshot`: writing a value may run its
+/// `__repr__`, which may change that dict.
+fn write_fields<'py>(
+    entry: &mut EntryWriter,
+    fields: impl IntoIterator<Item = (Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+) {
+    for (key, value) in fields {
         if let Some(mut w) = entry.field(&as_text(&key)) {
             write_value(&mut w, &value, 0);
         }
