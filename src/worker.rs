@@ -220,10 +220,11 @@ impl Shipper {
         }
     }
 
-    /// Stops taking entries and tells the thread to deliver what it can before
-    /// `deadline`, without waiting: several shippers closing at once each get the whole
-    /// deadline, where closing them one after another would leave the last none.
-    pub fn begin_close(&self, deadline: Instant) {
+    /// Stops taking entries and tells the thread to deliver what it can within `timeout`,
+    /// without waiting: several shippers closing at once each get the whole time, where
+    /// closing them one after another would leave the last none.
+    pub fn begin_close(&self, timeout: Duration) {
+        let deadline = after(timeout);
         let s = &self.shared;
         {
             let mut d = s.close_deadline.lock();
@@ -244,7 +245,7 @@ impl Shipper {
         if self.closed.load(Ordering::Acquire) {
             return s.stats.snapshot().queued();
         }
-        self.begin_close(after(timeout));
+        self.begin_close(timeout);
         if self.on_worker() {
             return s.stats.snapshot().queued();
         }
@@ -306,11 +307,6 @@ impl Shipper {
         s.stats.enqueued.fetch_add(1, Ordering::Release);
         Stats::add(&s.stats.failed, 1);
         s.report(error);
-    }
-
-    /// `begin_close` with a deadline `timeout` from now.
-    pub fn begin_close_within(&self, timeout: Duration) {
-        self.begin_close(after(timeout));
     }
 
     /// Counts one entry that was given up on before it reached the buffer.

@@ -173,7 +173,7 @@ def wait_until_serving(port: int, timeout: float = 20) -> None:
 
 # A fork done in C, as uWSGI forks its workers: Python's at-fork hooks do not run.
 C_FORK = """
-import ctypes, logging, os, sys
+import ctypes, logging, os, sys, time
 from logwell_handler import LogwellHandler
 
 handler = LogwellHandler(flush_interval=60)
@@ -184,6 +184,10 @@ log.addHandler(handler)
 log.info("from the master")
 pid = ctypes.CDLL(None, use_errno=True).fork()
 if pid == 0:
+    # Nothing logged here yet: the master's queue is not this worker's to wait for.
+    start = time.monotonic()
+    empty = handler.flush(timeout=5)
+    sys.stdout.write(f"worker had nothing {empty} in {time.monotonic() - start:.2f} s\\n")
     for i in range(5):
         log.info("from the worker %d", i)
     ok = handler.flush(timeout=10)
@@ -201,6 +205,7 @@ def test_a_fork_done_in_c_gives_the_child_its_own_queue(
     proc, _ = run_python(C_FORK, env=receiver_env(logwell_receiver))
     assert proc.returncode == 0, proc.stderr
     assert "worker flushed True" in proc.stdout, proc.stdout + proc.stderr
+    assert "worker had nothing True in 0.0" in proc.stdout, proc.stdout
     assert "master flushed True" in proc.stdout, proc.stdout + proc.stderr
     assert sorted(logwell_receiver.messages()) == sorted(
         ["from the master"] + [f"from the worker {i}" for i in range(5)]

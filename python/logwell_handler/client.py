@@ -69,7 +69,6 @@ class _Shared:
     def __init__(self, core_args: dict[str, Any], shutdown_timeout: float) -> None:
         self.core_args = core_args
         self.shutdown_timeout = shutdown_timeout
-        self.pid = os.getpid()
         self.core = _core.Core(**core_args)
         self.shut_down = False
         warn_if_key_in_clear(self.core)
@@ -87,10 +86,9 @@ class _Shared:
 
     def current(self) -> _core.Core:
         """The core of this process; a forked child gets an empty one of its own."""
-        if self.pid != os.getpid():
+        if self.core.forked:
             _lifecycle.keep_forked_away(self.core)
             self.core = _core.Core(**self.core_args)
-            self.pid = os.getpid()
             self.shut_down = False
         return self.core
 

@@ -511,7 +511,7 @@ impl Core {
         formatted: Option<&Bound<'_, PyString>>,
         context: Option<&Bound<'_, PyDict>>,
     ) -> bool {
-        if self.generation != fork::generation() {
+        if self.forked() {
             return false;
         }
         if self.shipper.is_closing() {
@@ -529,8 +529,19 @@ impl Core {
         true
     }
 
+    /// Whether the process forked since this core was made (Python's fork or one in C):
+    /// its queue and thread are the parent's. Such a core waits for nothing and touches
+    /// none of its locks, which the fork may have copied held.
+    #[getter]
+    fn forked(&self) -> bool {
+        self.generation != fork::generation()
+    }
+
     /// Waits (without the GIL) until what was queued before the call is delivered.
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        if self.forked() {
+            return Ok(true);
+        }
         guarded("flush", || {
             Ok(py.detach(|| self.shipper.flush(duration(timeout))))
         })
@@ -539,8 +550,11 @@ impl Core {
     /// Stops taking entries and tells the flush thread to deliver what it can within
     /// `timeout`, without waiting for it: `close` then waits.
     fn begin_close(&self, timeout: f64) -> PyResult<()> {
+        if self.forked() {
+            return Ok(());
+        }
         guarded("close", || {
-            self.shipper.begin_close_within(duration(timeout));
+            self.shipper.begin_close(duration(timeout));
             Ok(())
         })
     }
@@ -548,6 +562,9 @@ impl Core {
     /// Drains with a deadline and stops the flush thread; returns how many entries
     /// could not be delivered. Callbacks stop with it.
     fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<u64> {
+        if self.forked() {
+            return Ok(0);
+        }
         let lost = guarded("close", || {
             Ok(py.detach(|| self.shipper.close(duration(timeout))))
         });
