@@ -619,6 +619,8 @@ impl Worker {
     /// transient failures with backoff when `retries` is set.
     fn send(&mut self, range: Range<usize>, deadline: Option<Instant>, retries: bool) -> Sent {
         let s = Arc::clone(&self.shared);
+        // More entries waiting behind this request: the cycle's own, or new ones.
+        let backlogged = self.pending.len() > range.len() || !s.buffer.is_empty();
         let entries = &self.pending[range];
         let n = entries.len() as u64;
         let size = entries.iter().map(|e| e.json.len() + 1).sum();
@@ -661,10 +663,7 @@ impl Worker {
                     }
                     | Error::Network(_),
                 ) => {}
-                other => {
-                    let backlogged = !s.buffer.is_empty();
-                    self.pacer.on_charged(start, other.is_ok(), backlogged);
-                }
+                other => self.pacer.on_charged(start, other.is_ok(), backlogged),
             }
             match result {
                 Ok(reply) => {

@@ -26,10 +26,9 @@ PER_MINUTE = 600  # Logwell's default, and the handler's
 PER_REQUEST = 100
 
 
-def least_seconds(records: int) -> float:
-    """The least time `records` can take through a full bucket: its PER_MINUTE requests
-    at once, then PER_MINUTE a minute."""
-    requests = records / PER_REQUEST
+def least_seconds(requests: float) -> float:
+    """The least time `requests` can take through a full bucket: PER_MINUTE of them at
+    once, then PER_MINUTE a minute."""
     return max(0.0, requests - PER_MINUTE) * 60 / PER_MINUTE
 
 
@@ -98,32 +97,55 @@ def test_a_100k_burst_with_defaults_is_stored_whole_at_the_servers_pace(
     assert len(logwell_receiver.entries) == 100_000
     statuses = logwell_receiver.statuses()
     assert statuses.count(429) <= 2, f"{statuses.count(429)} 429s"
-    assert took <= 1.25 * least_seconds(100_000) + 2, f"{took:.1f} s"
+    assert took <= 1.25 * least_seconds(100_000 / PER_REQUEST) + 2, f"{took:.1f} s"
     assert stats["paced_waits"] > 0, stats
     assert result["peak_rss_mb"] < 100, result
 
 
-def test_processes_sharing_a_key_share_its_budget(logwell_receiver: LogwellReceiver) -> None:
-    logwell_receiver.rate_limit_per_minute = PER_MINUTE
-    each, processes = 25_000, 4
+def drain_together(receiver: LogwellReceiver, each: int, stagger: float) -> None:
+    """Four processes with `each` records, started `stagger` seconds apart, drain into
+    one key's budget: every record is stored, few requests meet a 429, and the whole takes
+    a bounded multiple of the least time."""
+    receiver.rate_limit_per_minute = PER_MINUTE
+    processes = 4
     start = time.monotonic()
-    procs = [start_burst(logwell_receiver, each) for _ in range(processes)]
+    procs = []
+    for _ in range(processes):
+        procs.append(start_burst(receiver, each))
+        # The spacing of the starts is the point here, not a wait for anything.
+        time.sleep(stagger)
     results = [result_of(p) for p in procs]
     took = time.monotonic() - start
     for result in results:
         stats = result["stats"]
         assert result["flushed"], stats
         assert stats["sent"] == each, stats
-    assert len(logwell_receiver.entries) == each * processes
-    statuses = logwell_receiver.statuses()
-    assert statuses.count(429) <= 10, f"{statuses.count(429)} 429s"
-    assert took <= 1.5 * least_seconds(each * processes) + 2, f"{took:.1f} s"
+    assert len(receiver.entries) == each * processes
+    statuses = receiver.statuses()
+    # A 429 costs one request: a few in a hundred, however the shares are found.
+    assert statuses.count(429) <= 0.04 * len(statuses), f"{statuses.count(429)} 429s"
+    # The pacing, whatever the batching: how many requests the records took depends on
+    # how the processes' logging and sending interleaved on the CPUs.
+    accepted = statuses.count(200)
+    assert took <= 1.3 * least_seconds(accepted) + processes * stagger + 2, (
+        f"{took:.1f} s for {accepted} requests"
+    )
+
+
+def test_processes_sharing_a_key_share_its_budget(logwell_receiver: LogwellReceiver) -> None:
+    drain_together(logwell_receiver, 25_000, stagger=0)
+
+
+def test_a_process_that_starts_late_is_not_starved(logwell_receiver: LogwellReceiver) -> None:
+    # The first processes empty the server's bucket; a late one measures a small share
+    # at its first 429 and must win the budget back once the others are done.
+    drain_together(logwell_receiver, 25_000, stagger=1)
 
 
 def test_a_server_allowing_less_than_configured_is_followed_without_waiting_a_minute(
     make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
 ) -> None:
-    # The handler believes in ten times the server's budget: the first 429 teaches it.
+    # The handler believes in ten times the server's budget: its 429s teach it.
     logwell_receiver.rate_limit_per_minute = PER_MINUTE
     handler = make_handler(max_requests_per_minute=10 * PER_MINUTE)
     logger.addHandler(handler)
@@ -135,10 +157,11 @@ def test_a_server_allowing_less_than_configured_is_followed_without_waiting_a_mi
     stats = handler.stats()
     assert stats["sent"] == 70_000
     statuses = logwell_receiver.statuses()
-    assert 1 <= statuses.count(429) <= 3, f"{statuses.count(429)} 429s"
+    # A handful of 429s teach it, each waited out in well under a second.
+    assert 1 <= statuses.count(429) <= 8, f"{statuses.count(429)} 429s"
     assert stats["rate_limited_waits"] == statuses.count(429)
     assert stats["rate_limited_wait_ms"] == 60_000 * stats["rate_limited_waits"], "as asked"
-    assert took <= 1.5 * least_seconds(70_000) + 2, f"{took:.1f} s, not a minute"
+    assert took <= 1.5 * least_seconds(70_000 / PER_REQUEST) + 2, f"{took:.1f} s, not a minute"
     assert logwell_receiver.messages() == [f"backlog {i}" for i in range(70_000)], "in order"
 
 
