@@ -217,13 +217,10 @@ impl Pacer {
             // Between two 429s the bucket was empty at both ends: `allowed` is exact.
             let measured = ours as f64 / allowed.max(1.0);
             measured.min(self.share) * SHARE_MARGIN
-        } else if ours == 0 {
-            // The same empty bucket as the last 429: the next token at our share paces
-            // the next request.
-            return;
         } else {
             // Too little to measure, and the bucket is empty again: others are sending
-            // more than it refills. A step down, as any congestion control takes.
+            // more than it refills. A step down, as any congestion control takes, so a
+            // server that keeps refusing is asked less and less often.
             self.share * SHARE_MARGIN
         }
         .clamp(MIN_SHARE, 1.0);
@@ -353,7 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn a_429_with_little_evidence_steps_down_and_one_with_none_changes_nothing() {
+    fn later_429s_with_too_little_to_measure_step_the_share_down_each_time() {
         let t0 = Instant::now();
         let mut p = Pacer::new(600, t0);
         for _ in 0..100 {
@@ -370,20 +367,25 @@ mod tests {
             t += ms(100);
         }
         p.on_send(t);
-        let wait = p.on_limited(t + ms(5), None);
+        let mut wait = p.on_limited(t + ms(5), None);
         let stepped = p.share();
         assert!(
             (stepped / measured - SHARE_MARGIN).abs() < 0.01,
             "{measured} -> {stepped}"
         );
-        // Then a 429 with nothing accepted since: the same empty bucket.
-        t += ms(5) + wait;
-        p.on_send(t);
-        let again = p.on_limited(t + ms(5), None);
-        assert_eq!(p.share(), stepped);
-        // Each time, the next request waits for one token at the share, no longer.
-        let token = Duration::from_secs_f64(1.0 / (10.0 * REFILL_MARGIN * stepped));
-        assert!(again <= token && again > token / 2, "{again:?} {token:?}");
+        // A server that goes on refusing: each 429 steps down again, each wait is
+        // longer, and none is longer than one token at the share.
+        for _ in 0..5 {
+            t += ms(5) + wait;
+            let before = p.share();
+            p.on_send(t);
+            let next = p.on_limited(t + ms(5), None);
+            assert!((p.share() / before - SHARE_MARGIN).abs() < 1e-9);
+            assert!(next > wait, "{next:?} {wait:?}");
+            let token = Duration::from_secs_f64(1.0 / (10.0 * REFILL_MARGIN * p.share()));
+            assert!(next <= token, "{next:?} {token:?}");
+            wait = next;
+        }
     }
 
     #[test]

@@ -1006,22 +1006,22 @@ mod tests {
         });
         let (sh, rec) = shipper(&server.base_url(), |_| {});
         sh.push(entry(0));
-        assert!(!sh.flush(Duration::from_millis(300)), "held by Retry-After");
+        assert!(
+            !sh.flush(Duration::from_millis(300)),
+            "held while the server refuses"
+        );
+        let waits = sh.stats().rate_limited_waits;
+        assert!(waits >= 1, "{waits}");
         limited.delete();
         server.mock(|_, then| {
             then.status(200).body(r#"{"accepted":1}"#);
         });
-        let start = Instant::now();
         assert!(sh.flush(Duration::from_secs(5)));
-        assert!(
-            start.elapsed() >= Duration::from_millis(500),
-            "waited out the hold"
-        );
         let st = sh.stats();
-        assert_eq!(
-            (st.sent, st.rate_limited_waits, st.rate_limited_wait_ms),
-            (1, 1, 1000)
-        );
+        assert_eq!(st.sent, 1);
+        assert!(st.rate_limited_waits >= waits, "{st:?}");
+        // What the server asked for, counted, though the pacer waited less.
+        assert_eq!(st.rate_limited_wait_ms, 1000 * st.rate_limited_waits);
         assert_eq!(st.retries, 0);
         assert!(rec.errors.lock().is_empty(), "a wait is not an error");
     }
