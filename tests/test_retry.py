@@ -26,10 +26,27 @@ def test_retries_through_two_500s_without_loss(
     assert errors == [], "a retry that succeeds is not an error"
 
 
-def test_429_with_retry_after_is_waited_out(
+def test_429_with_a_budget_known_waits_one_token_not_retry_after(
     make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
 ) -> None:
+    # Logwell says `Retry-After: 60` to every 429; the pacer's own model says when.
     handler = make_handler()
+    logger.addHandler(handler)
+    logwell_receiver.fail_next(1, status=429, retry_after=60)
+    logger.info("rate limited once")
+    assert handler.flush(timeout=10)
+    first, second = logwell_receiver.requests
+    assert (first.status, second.status) == (429, 200)
+    assert second.at - first.at < 5, "not the 60 s asked"
+    stats = handler.stats()
+    assert (stats["retries"], stats["rate_limited_waits"]) == (0, 1)
+    assert stats["rate_limited_wait_ms"] == 60_000, "what the server asked, counted"
+
+
+def test_429_with_retry_after_is_waited_out_when_no_budget_is_known(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    handler = make_handler(max_requests_per_minute=0)
     logger.addHandler(handler)
     logwell_receiver.fail_next(1, status=429, retry_after=1)
     logger.info("rate limited once")

@@ -104,14 +104,16 @@ def test_exit_with_a_slow_server_delivers_within_the_deadline(
 def test_exit_while_rate_limited_does_not_wait_out_a_long_retry_after(
     logwell_receiver: LogwellReceiver,
 ) -> None:
-    logwell_receiver.fail_next(1, status=429, retry_after=60)
+    logwell_receiver.fail_next(1_000, status=429, retry_after=60)
     code, elapsed, stderr = run(
         logwell_receiver.endpoint, logwell_receiver.api_key, "10", shutdown=1.0
     )
     assert code == 0, stderr
     assert elapsed < 5, elapsed
     assert "10 log entries could not be delivered" in stderr
-    assert logwell_receiver.statuses() == [429]
+    statuses = logwell_receiver.statuses()
+    # Asked again at the pacer's pace, less and less often: a handful, not a storm.
+    assert set(statuses) == {429} and len(statuses) <= 20, statuses
 
 
 def test_sys_exit_in_a_worker_thread(logwell_receiver: LogwellReceiver) -> None:
