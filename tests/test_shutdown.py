@@ -113,7 +113,8 @@ def test_exit_while_rate_limited_does_not_wait_out_a_long_retry_after(
     assert "10 log entries could not be delivered" in stderr
     statuses = logwell_receiver.statuses()
     # Asked again at the pacer's pace, less and less often: a handful, not a storm.
-    assert set(statuses) == {429} and len(statuses) <= 20, statuses
+    assert set(statuses) == {429}, statuses
+    assert len(statuses) <= 20, statuses
 
 
 def test_sys_exit_in_a_worker_thread(logwell_receiver: LogwellReceiver) -> None:
