@@ -33,10 +33,11 @@ const GROWTH_PER_SECOND: f64 = 0.002;
 /// And by a multiple that speeds up with the time since the last 429: `t` seconds after
 /// it, by (t / PROBE_TIME)^2 / PROBE_TIME of itself a second (x1.4 over the first
 /// PROBE_TIME, x14 over two). Senders still sharing the key meet a 429 again after about
-/// PROBE_TIME; one left alone is back to the whole budget within two. Measured by
-/// simulation over ten mixes of senders (together, staggered by 0.3-30 s, one large among
-/// small ones, 2-8 senders): every drain within 1.25x the least time, about one 429 per
-/// sender per 10 s of contention; the constant step alone left a late starter at 4x.
+/// PROBE_TIME; one left alone is back to the whole budget within two. In a simulation of
+/// ten mixes of senders (together, staggered by 0.3-30 s, one large among small ones, 2-8
+/// senders) every drain took within 1.25x the least time, with about one 429 per sender
+/// per 10 s of contention, where the constant step alone left a late starter at 4x. Real
+/// runs do worse when starts are staggered (docs/behaviour.md has the figures).
 const PROBE_TIME: f64 = 10.0;
 /// The longest gap between accepted requests that counts towards growth.
 const MAX_GROWTH_GAP: Duration = Duration::from_secs(10);
@@ -188,9 +189,9 @@ impl Pacer {
     }
 
     /// Our share of the refill, from our requests against all the server allowed since
-    /// its bucket was last seen empty. Only a sender that had more to send learns from a
-    /// 429: one sending little learns nothing of what it could have, and would starve
-    /// itself when a backlog comes.
+    /// its bucket was last seen empty. Only what a sender sent with more waiting behind
+    /// it measures a share: one sending little learns nothing of what it could have, and
+    /// would starve itself when a backlog comes.
     fn learn_share(&mut self, now: Instant) {
         let recent_limit = self
             .last_limited
@@ -210,7 +211,7 @@ impl Pacer {
             // The first 429: what the server's bucket held when we started is not known,
             // at most all of it. Measured against a full bucket the share is the least it
             // can be; a sender that started after others had emptied the bucket measures
-            // almost nothing that way, so a first 429 cuts to a quarter at most.
+            // almost nothing that way, so a first 429 leaves at least a quarter.
             let least = ours as f64 / (allowed + self.capacity).max(1.0);
             (least * SHARE_MARGIN).max(self.share * FIRST_CUT_FLOOR)
         } else if backlogged >= MIN_EVIDENCE {
