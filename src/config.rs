@@ -3,13 +3,11 @@
 use std::time::Duration;
 
 use crate::errors::Error;
-use crate::otlp;
+use crate::protocol::logwell::MAX_ENTRIES_PER_REQUEST;
+use crate::protocol::otlp::{self, attribute};
+use crate::protocol::Protocol;
 use crate::record::Limits;
 
-/// The server refuses requests with more entries than this (`batch_too_large`).
-pub const MAX_ENTRIES_PER_REQUEST: usize = 100;
-/// The largest `batch_size` for OTLP receivers other than Logwell.
-pub const MAX_OTLP_BATCH_SIZE: i64 = 10_000;
 /// Headers the transport sets itself.
 const RESERVED_HEADERS: [&str; 5] = [
     "content-type",
@@ -19,37 +17,7 @@ const RESERVED_HEADERS: [&str; 5] = [
     "connection",
 ];
 
-/// The wire format of the requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    /// Logwell's simple API: a JSON array of entries to `/v1/ingest`.
-    Logwell,
-    /// OTLP/HTTP JSON to `/v1/logs`: Logwell's OpenTelemetry route, or any collector.
-    Otlp,
-}
-
-impl Protocol {
-    pub fn parse(s: &str) -> Result<Protocol, Error> {
-        match s {
-            "" | "logwell" => Ok(Protocol::Logwell),
-            "otlp" => Ok(Protocol::Otlp),
-            other => Err(invalid(
-                "protocol",
-                format!("must be 'logwell' or 'otlp', got {other:?}"),
-            )),
-        }
-    }
-
-    /// The path requests go to under the endpoint.
-    fn path(self) -> &'static str {
-        match self {
-            Protocol::Logwell => "/v1/ingest",
-            Protocol::Otlp => "/v1/logs",
-        }
-    }
-}
-
-/// Raw settings as a caller gives them; `Config::new` checks every one.
+/// Settings as a caller gives them; `Config::new` checks every one.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub api_key: String,
@@ -67,8 +35,7 @@ pub struct Settings {
     pub max_metadata_bytes: i64,
     /// A PEM file of CA certificates to trust instead of the system's; empty: none.
     pub ca_file: String,
-    /// "logwell" (or empty) or "otlp".
-    pub protocol: String,
+    pub protocol: Protocol,
     /// Extra request headers, as given.
     pub headers: Vec<(String, String)>,
     /// OTLP resource attributes besides `service.name` and `process.pid`, each value
@@ -76,6 +43,9 @@ pub struct Settings {
     pub resource: Vec<(String, Vec<u8>)>,
 }
 
+/// The defaults' home is Python's `_settings.Defaults`, which always passes every
+/// setting; these are the same values, for Rust tests.
+#[cfg(test)]
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -83,14 +53,8 @@ impl Default for Settings {
             endpoint: String::new(),
             batch_size: 50,
             flush_interval: 5.0,
-            // The official SDKs hold 1000: their Python SDK delivered 3 % of a
-            // 100 000-record burst, the rest dropped.
-            // The byte bound is what caps memory; this one only sizes the ring. Sized
-            // so that a 100 000-record burst of ~250-byte entries waits whole while the
-            // server takes it at its ~4 000 a second.
             max_queue_size: 100_000,
             max_queue_bytes: 64 * 1024 * 1024,
-            // Logwell's default RATE_LIMIT_INGEST_RPM.
             max_requests_per_minute: 600,
             max_retries: 3,
             timeout: 30.0,
@@ -98,7 +62,7 @@ impl Default for Settings {
             max_message_bytes: 64 * 1024,
             max_metadata_bytes: 64 * 1024,
             ca_file: String::new(),
-            protocol: String::new(),
+            protocol: Protocol::Logwell,
             headers: Vec::new(),
             resource: Vec::new(),
         }
@@ -360,7 +324,7 @@ fn check_headers(headers: &[(String, String)]) -> Result<(), Error> {
 
 /// The resource attributes besides `service.name`, encoded, with this process's pid.
 fn resource_attributes(resource: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let pid = otlp::int_attribute("process.pid", i64::from(std::process::id()));
+    let pid = otlp::int_attribute(attribute::PROCESS_PID, i64::from(std::process::id()));
     let attributes: Vec<Vec<u8>> = resource
         .iter()
         .map(|(key, value)| otlp::key_value(key, value))
@@ -371,7 +335,7 @@ fn resource_attributes(resource: &[(String, Vec<u8>)]) -> Vec<u8> {
 
 impl Config {
     pub fn new(s: &Settings) -> Result<Config, Error> {
-        let protocol = Protocol::parse(&s.protocol)?;
+        let protocol = s.protocol;
         if protocol == Protocol::Otlp {
             // A collector may want no key, or a token of its own.
             check_bearer_token(&s.api_key)?;
@@ -398,10 +362,7 @@ impl Config {
             ));
         }
         check_headers(&s.headers)?;
-        let max_batch_size = match protocol {
-            Protocol::Logwell => MAX_ENTRIES_PER_REQUEST as i64,
-            Protocol::Otlp => MAX_OTLP_BATCH_SIZE,
-        };
+        let max_batch_size = protocol.max_batch_size() as i64;
         let batch_size = int_in("batch_size", s.batch_size, 1, max_batch_size)? as usize;
         Ok(Config {
             protocol,
@@ -496,7 +457,6 @@ mod tests {
             (|s| s.max_metadata_bytes = 1 << 40, "max_metadata_bytes"),
             (|s| s.ca_file = "/nonexistent/ca.pem".into(), "ca_file"),
             (|s| s.ca_file = "Cargo.toml".into(), "ca_file"),
-            (|s| s.protocol = "grpc".into(), "protocol"),
             (
                 |s| s.headers = vec![("bad name".into(), "v".into())],
                 "headers",
@@ -511,14 +471,14 @@ mod tests {
             ),
             (
                 |s| {
-                    s.protocol = "otlp".into();
+                    s.protocol = Protocol::Otlp;
                     s.batch_size = 10_001;
                 },
                 "batch_size",
             ),
             (
                 |s| {
-                    s.protocol = "otlp".into();
+                    s.protocol = Protocol::Otlp;
                     s.api_key = "has space".into();
                 },
                 "api_key",
@@ -534,7 +494,7 @@ mod tests {
     #[test]
     fn otlp_posts_to_v1_logs_and_takes_any_token_or_none() {
         let mut s = settings();
-        s.protocol = "otlp".into();
+        s.protocol = Protocol::Otlp;
         s.api_key = String::new();
         s.batch_size = 1000;
         let c = Config::new(&s).expect("valid");

@@ -28,6 +28,35 @@ impl ErrorCode {
     }
 }
 
+/// Longest server-provided detail kept in an error message.
+const MAX_DETAIL_CHARS: usize = 300;
+
+/// A server's words as error detail: on one line, cut at `MAX_DETAIL_CHARS`.
+pub fn detail(s: &str) -> String {
+    one_line(s, MAX_DETAIL_CHARS)
+}
+
+/// `s` with each run of whitespace (newlines too) as one space, cut at `max_chars`.
+pub fn one_line(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars * 4));
+    let mut chars = 0;
+    for word in s.split_whitespace() {
+        if chars > 0 {
+            out.push(' ');
+            chars += 1;
+        }
+        for c in word.chars() {
+            if chars >= max_chars {
+                out.push_str("...");
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
     #[error("invalid configuration: {field} {problem}")]

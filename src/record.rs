@@ -1,14 +1,15 @@
-//! A log entry as the server takes it, encoded to JSON once, at the call site.
-//!
-//! `EntryWriter` writes the object field by field into one buffer; the Python edge
-//! feeds it values read from a `LogRecord`. Nothing here knows of Python.
+//! A log entry encoded to JSON once, at the call site, field by field into one buffer,
+//! within its size limits. The layout is the protocol's (`protocol::logwell`,
+//! `protocol::otlp`); the Python edge feeds values read from a `LogRecord`. Nothing
+//! here knows of Python.
 
 use std::cell::Cell;
 
-use crate::json::{push_digits, push_int, JsonWriter, Mark, ValueStyle, ValueWriter};
+use crate::json::{JsonWriter, Mark, ValueWriter};
+use crate::protocol::logwell::{self, Level, Timestamp};
+use crate::protocol::otlp::{self, OtlpHead};
+use crate::protocol::Protocol;
 
-/// Shown in place of a message that is blank after trimming (the server refuses those).
-pub const EMPTY_MESSAGE_PLACEHOLDER: &str = "(empty message)";
 /// The metadata field that names the fields left out for `max_metadata_bytes`.
 pub const METADATA_TRUNCATED_KEY: &str = "_truncated";
 /// Room kept under `max_metadata_bytes` for the `_truncated` note, which counts too.
@@ -32,105 +33,6 @@ impl Limits {
         max_string_bytes: usize::MAX,
         max_metadata_bytes: usize::MAX,
     };
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    Debug,
-    Info,
-    Warn,
-    Error,
-    Fatal,
-}
-
-impl Level {
-    /// The band a Python level number falls in: DEBUG and below are debug, up to INFO
-    /// info, up to WARNING warn, up to ERROR error, above that fatal.
-    pub fn from_levelno(levelno: i64) -> Level {
-        match levelno {
-            i64::MIN..=10 => Level::Debug,
-            11..=20 => Level::Info,
-            21..=30 => Level::Warn,
-            31..=40 => Level::Error,
-            _ => Level::Fatal,
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Level> {
-        match name {
-            "debug" => Some(Level::Debug),
-            "info" => Some(Level::Info),
-            "warn" => Some(Level::Warn),
-            "error" => Some(Level::Error),
-            "fatal" => Some(Level::Fatal),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Debug => "debug",
-            Level::Info => "info",
-            Level::Warn => "warn",
-            Level::Error => "error",
-            Level::Fatal => "fatal",
-        }
-    }
-}
-
-/// Writes `seconds` since the Unix epoch as ISO 8601 UTC with microseconds,
-/// e.g. `2026-11-20T22:37:46.123456Z`.
-pub fn write_timestamp(out: &mut Vec<u8>, seconds: f64) {
-    let seconds = if seconds.is_finite() { seconds } else { 0.0 };
-    let total_micros = (seconds * 1_000_000.0).round() as i64;
-    let micros = total_micros.rem_euclid(1_000_000);
-    let secs = total_micros.div_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    // By hand rather than through `write!`: this runs once per record, and the
-    // formatting machinery cost more than the rest of the timestamp.
-    if (0..=9999).contains(&y) {
-        push_digits(out, y as u64, 4);
-    } else {
-        push_int(out, y);
-    }
-    out.push(b'-');
-    push_digits(out, u64::from(m), 2);
-    out.push(b'-');
-    push_digits(out, u64::from(d), 2);
-    out.push(b'T');
-    push_digits(out, (sod / 3600) as u64, 2);
-    out.push(b':');
-    push_digits(out, (sod / 60 % 60) as u64, 2);
-    out.push(b':');
-    push_digits(out, (sod % 60) as u64, 2);
-    out.push(b'.');
-    push_digits(out, micros as u64, 6);
-    out.push(b'Z');
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); H. Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// When an entry happened.
-#[derive(Clone, Copy, Debug)]
-pub enum Timestamp<'a> {
-    /// Seconds since the Unix epoch, written as ISO 8601 UTC.
-    Seconds(f64),
-    /// A caller's own timestamp text, passed through (the server parses it).
-    Text(&'a str),
 }
 
 /// Each thread's buffers for building entries, reused from one entry to the next: an
@@ -210,36 +112,13 @@ impl<const N: usize> Hex<N> {
     }
 }
 
-/// What an OTLP log record holds besides its attributes. `service` and `scope` are not
-/// part of the record: they pick the `resourceLogs` and `scopeLogs` it is sent under.
-#[derive(Clone, Copy, Debug)]
-pub struct OtlpHead<'a> {
-    pub service: &'a str,
-    pub scope: &'a str,
-    pub time_unix_nano: u64,
-    pub observed_time_unix_nano: u64,
-    pub severity_number: u8,
-    pub severity_text: &'a str,
-    pub body: &'a str,
-    pub trace: Option<TraceContext>,
-}
-
-/// The message as sent: a blank one is replaced, as the server refuses those.
-fn shown(message: &str) -> &str {
-    if message.trim().is_empty() {
-        EMPTY_MESSAGE_PLACEHOLDER
-    } else {
-        message
-    }
-}
-
 /// Builds one entry: a Logwell entry object (`{"level", ..., "metadata": {...}}`), or an
 /// OTLP log record (`{"timeUnixNano", ..., "attributes": [...]}`) preceded by its service
 /// and scope as two JSON strings, which `otlp::batch_body` takes apart again.
 /// Call order: a constructor, `service`/`source`, then `field`s, then `finish`.
 pub struct EntryWriter {
     json: JsonWriter,
-    style: ValueStyle,
+    protocol: Protocol,
     max_metadata_bytes: usize,
     /// Where the metadata object (or attributes array) starts, once it does.
     fields_start: Option<usize>,
@@ -255,13 +134,13 @@ pub struct EntryWriter {
 }
 
 impl EntryWriter {
-    fn start(style: ValueStyle, limits: Limits) -> EntryWriter {
+    fn start(protocol: Protocol, limits: Limits) -> EntryWriter {
         let (out, field_keys) = SCRATCH.with(|s| s.take());
         let mut json = JsonWriter::from_vec(out);
         json.set_max_string_bytes(limits.max_string_bytes);
         EntryWriter {
             json,
-            style,
+            protocol,
             max_metadata_bytes: limits.max_metadata_bytes,
             fields_start: None,
             field_keys,
@@ -271,99 +150,50 @@ impl EntryWriter {
     }
 
     /// A Logwell entry, for `/v1/ingest`.
-    pub fn new(
+    pub fn logwell(
         level: Level,
         message: &str,
         timestamp: Timestamp<'_>,
         limits: Limits,
     ) -> EntryWriter {
-        let mut entry = EntryWriter::start(ValueStyle::Plain, limits);
-        let json = &mut entry.json;
-        json.begin_object();
-        json.key("level");
-        json.string(level.as_str());
-        json.key("message");
-        json.string(shown(message));
-        json.key("timestamp");
-        match timestamp {
-            Timestamp::Seconds(created) => {
-                json.separate();
-                json.out.push(b'"');
-                write_timestamp(&mut json.out, created);
-                json.out.push(b'"');
-            }
-            Timestamp::Text(text) => json.string(text),
-        }
+        let mut entry = EntryWriter::start(Protocol::Logwell, limits);
+        logwell::write_head(&mut entry.json, level, message, timestamp);
         entry
     }
 
-    /// An OTLP log record, for `/v1/logs`, in protobuf's JSON mapping.
+    /// An OTLP log record, for `/v1/logs`.
     pub fn otlp(head: &OtlpHead<'_>, limits: Limits) -> EntryWriter {
-        let mut entry = EntryWriter::start(ValueStyle::AnyValue, limits);
-        let json = &mut entry.json;
-        json.string(head.service);
-        json.string(head.scope);
-        json.begin_object();
-        json.key("timeUnixNano");
-        push_quoted_u64(json, head.time_unix_nano);
-        json.key("observedTimeUnixNano");
-        push_quoted_u64(json, head.observed_time_unix_nano);
-        json.key("severityNumber");
-        json.int(i64::from(head.severity_number));
-        json.key("severityText");
-        json.string(head.severity_text);
-        json.key("body");
-        json.begin_object();
-        json.key("stringValue");
-        json.string(shown(head.body));
-        json.end_object();
-        if let Some(trace) = head.trace {
-            json.key("traceId");
-            json.string(trace.trace_id_hex().as_str());
-            json.key("spanId");
-            json.string(trace.span_id_hex().as_str());
-            json.key("flags");
-            json.int(i64::from(trace.flags));
-        }
+        let mut entry = EntryWriter::start(Protocol::Otlp, limits);
+        otlp::write_head(&mut entry.json, head);
         entry
     }
 
     /// Logwell entries only: in OTLP the service is the resource's `service.name`.
     pub fn service(&mut self, service: &str) {
-        if self.style == ValueStyle::Plain {
-            self.json.key("service");
-            self.json.string(service);
+        if self.protocol == Protocol::Logwell {
+            logwell::write_service(&mut self.json, service);
         }
     }
 
-    /// The file and line of the call. Logwell takes `lineNumber` only as an integer > 0;
-    /// other lines are left out. In OTLP they are attributes, under the names Logwell
-    /// reads (`code.filepath`, `code.lineno`) and the current semantic conventions'.
+    /// The file and line of the call: fields of a Logwell entry, attributes in OTLP.
     pub fn source(&mut self, file: &str, line: i64) {
-        if self.style == ValueStyle::AnyValue {
-            if !file.is_empty() {
-                for key in ["code.filepath", "code.file.path"] {
-                    if let Some(mut w) = self.field(key) {
-                        w.string(file);
-                    }
-                }
-            }
-            if line > 0 {
-                for key in ["code.lineno", "code.line.number"] {
-                    if let Some(mut w) = self.field(key) {
-                        w.int(line);
-                    }
-                }
-            }
+        if self.protocol == Protocol::Logwell {
+            logwell::write_source(&mut self.json, file, line);
             return;
         }
         if !file.is_empty() {
-            self.json.key("sourceFile");
-            self.json.string(file);
+            for key in otlp::attribute::FILE_PATH {
+                if let Some(mut w) = self.field(key) {
+                    w.string(file);
+                }
+            }
         }
         if line > 0 {
-            self.json.key("lineNumber");
-            self.json.int(line);
+            for key in otlp::attribute::LINE_NUMBER {
+                if let Some(mut w) = self.field(key) {
+                    w.int(line);
+                }
+            }
         }
     }
 
@@ -372,9 +202,13 @@ impl EntryWriter {
     /// writer of a key wins, so callers write in order of precedence, highest first.
     pub fn field(&mut self, key: &str) -> Option<ValueWriter<'_>> {
         self.close_field();
-        let otlp = self.style == ValueStyle::AnyValue;
+        let otlp = self.protocol == Protocol::Otlp;
         if self.fields_start.is_none() {
-            self.json.key(if otlp { "attributes" } else { "metadata" });
+            self.json.key(if otlp {
+                otlp::ATTRIBUTES
+            } else {
+                logwell::METADATA
+            });
             self.fields_start = Some(self.json.len());
             if otlp {
                 self.json.begin_array();
@@ -387,7 +221,7 @@ impl EntryWriter {
         let mark = self.json.mark();
         self.json.separate();
         if otlp {
-            self.json.out.extend_from_slice(br#"{"key":"#);
+            self.json.out.extend_from_slice(otlp::ATTRIBUTE_START);
         }
         let start = self.json.len();
         self.json.string_unseparated(key);
@@ -397,14 +231,17 @@ impl EntryWriter {
             return None;
         }
         if otlp {
-            self.json.out.extend_from_slice(br#","value":"#);
+            self.json.out.extend_from_slice(otlp::ATTRIBUTE_VALUE);
         } else {
             self.json.out.push(b':');
         }
         self.json.after_key = true;
         self.open_field = Some((mark, self.json.len()));
         self.field_keys.push((start, end));
-        Some(ValueWriter::new(&mut self.json, self.style))
+        Some(ValueWriter::new(
+            &mut self.json,
+            self.protocol.value_style(),
+        ))
     }
 
     /// Whether the encoded key at `start..end` of the output was written before it.
@@ -425,8 +262,8 @@ impl EntryWriter {
             self.json.reset(mark);
             return None;
         }
-        if self.style == ValueStyle::AnyValue {
-            self.json.out.push(b'}'); // the {"key", "value"} pair
+        if self.protocol == Protocol::Otlp {
+            self.json.out.push(otlp::ATTRIBUTE_END);
         }
         Some(mark)
     }
@@ -489,7 +326,7 @@ impl EntryWriter {
             self.end_field();
         }
         if self.fields_start.is_some() {
-            if self.style == ValueStyle::AnyValue {
+            if self.protocol == Protocol::Otlp {
                 self.json.end_array();
             } else {
                 self.json.end_object();
@@ -505,37 +342,6 @@ impl EntryWriter {
     }
 }
 
-/// `n` as a quoted decimal string: protobuf's JSON mapping of a 64-bit integer.
-fn push_quoted_u64(json: &mut JsonWriter, n: u64) {
-    json.separate();
-    json.out.push(b'"');
-    push_digits(&mut json.out, n, decimal_digits(n));
-    json.out.push(b'"');
-}
-
-fn decimal_digits(mut n: u64) -> usize {
-    let mut digits = 1;
-    while n >= 10 {
-        n /= 10;
-        digits += 1;
-    }
-    digits
-}
-
-/// The request body for a batch: a JSON array of already-encoded entries.
-pub fn batch_body<'a>(entries: impl Iterator<Item = &'a [u8]>, size_hint: usize) -> Vec<u8> {
-    let mut body = Vec::with_capacity(size_hint + 2);
-    body.push(b'[');
-    for (i, e) in entries.enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(e);
-    }
-    body.push(b']');
-    body
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,41 +352,8 @@ mod tests {
     }
 
     #[test]
-    fn level_bands() {
-        let cases = [
-            (0, Level::Debug),
-            (5, Level::Debug),
-            (10, Level::Debug),
-            (15, Level::Info),
-            (20, Level::Info),
-            (25, Level::Warn),
-            (30, Level::Warn),
-            (35, Level::Error),
-            (40, Level::Error),
-            (45, Level::Fatal),
-            (50, Level::Fatal),
-        ];
-        for (n, level) in cases {
-            assert_eq!(Level::from_levelno(n), level, "levelno {n}");
-        }
-    }
-
-    #[test]
-    fn timestamps_are_iso8601_utc_with_micros() {
-        let mut out = Vec::new();
-        write_timestamp(&mut out, 0.0);
-        assert_eq!(out, b"1970-01-01T00:00:00.000000Z");
-        out.clear();
-        write_timestamp(&mut out, 1_709_251_199.999_999_7);
-        assert_eq!(out, b"2024-03-01T00:00:00.000000Z");
-        out.clear();
-        write_timestamp(&mut out, 951_782_400.25); // 2000-02-29, a leap day
-        assert_eq!(out, b"2000-02-29T00:00:00.250000Z");
-    }
-
-    #[test]
     fn entry_with_every_field() {
-        let mut w = EntryWriter::new(
+        let mut w = EntryWriter::logwell(
             Level::Warn,
             "disk \"low\"\n",
             Timestamp::Seconds(0.5),
@@ -613,17 +386,18 @@ mod tests {
 
     #[test]
     fn blank_message_gets_placeholder_and_bad_line_is_left_out() {
-        let mut w = EntryWriter::new(Level::Info, " \t\n", Timestamp::Seconds(0.0), Limits::NONE);
+        let mut w =
+            EntryWriter::logwell(Level::Info, " \t\n", Timestamp::Seconds(0.0), Limits::NONE);
         w.source("", 0);
         let v = parse(&w.finish());
-        assert_eq!(v["message"], EMPTY_MESSAGE_PLACEHOLDER);
+        assert_eq!(v["message"], crate::protocol::EMPTY_MESSAGE_PLACEHOLDER);
         assert!(v.get("lineNumber").is_none());
         assert!(v.get("metadata").is_none(), "no empty metadata object");
     }
 
     #[test]
     fn timestamp_text_is_passed_through() {
-        let w = EntryWriter::new(
+        let w = EntryWriter::logwell(
             Level::Info,
             "m",
             Timestamp::Text("2026-01-01T00:00:00Z"),
@@ -633,15 +407,8 @@ mod tests {
     }
 
     #[test]
-    fn batch_body_is_an_array() {
-        let a = br#"{"a":1}"#.as_slice();
-        let b = br#"{"b":2}"#.as_slice();
-        assert_eq!(batch_body([a, b].into_iter(), 16), br#"[{"a":1},{"b":2}]"#);
-    }
-
-    #[test]
     fn the_first_of_two_equal_metadata_keys_wins_even_when_escaped() {
-        let mut e = EntryWriter::new(Level::Info, "m", Timestamp::Seconds(0.0), Limits::NONE);
+        let mut e = EntryWriter::logwell(Level::Info, "m", Timestamp::Seconds(0.0), Limits::NONE);
         for (key, value) in [("a\"b", 1), ("a\"b", 2), ("n", 3), ("n", 4)] {
             if let Some(mut w) = e.field(key) {
                 w.int(value);
@@ -670,13 +437,13 @@ mod tests {
             let mut w = if otlp {
                 EntryWriter::otlp(&otlp_head(), Limits::NONE)
             } else {
-                EntryWriter::new(Level::Info, "m", Timestamp::Seconds(0.0), Limits::NONE)
+                EntryWriter::logwell(Level::Info, "m", Timestamp::Seconds(0.0), Limits::NONE)
             };
             let _ = w.field("no value");
             w.field("kept").expect("new").int(1);
             let _ = w.field("no value either");
             let entry = w.finish();
-            let (_, _, record) = crate::otlp::split_entry(&entry);
+            let (_, _, record) = otlp::split_entry(&entry);
             let v = parse(if otlp { record } else { &entry });
             let fields = if otlp {
                 &v["attributes"]
@@ -697,7 +464,7 @@ mod tests {
         // 'é' is two bytes: byte 11 falls inside the fifth one, which is left out whole.
         let message = "ab".to_owned() + &"é".repeat(20);
         let v = parse(
-            &EntryWriter::new(Level::Info, &message, Timestamp::Seconds(0.0), limits).finish(),
+            &EntryWriter::logwell(Level::Info, &message, Timestamp::Seconds(0.0), limits).finish(),
         );
         let text = v["message"].as_str().expect("string");
         assert!(
@@ -712,7 +479,7 @@ mod tests {
             max_string_bytes: usize::MAX,
             max_metadata_bytes: 1024,
         };
-        let mut w = EntryWriter::new(Level::Info, "m", Timestamp::Seconds(0.0), limits);
+        let mut w = EntryWriter::logwell(Level::Info, "m", Timestamp::Seconds(0.0), limits);
         w.field("big").expect("new").string(&"x".repeat(1000));
         w.field("small").expect("new").int(1);
         let mut nested = w.field("nested").expect("new");
@@ -740,13 +507,13 @@ mod tests {
             let mut w = if otlp {
                 EntryWriter::otlp(&otlp_head(), limits)
             } else {
-                EntryWriter::new(Level::Info, "m", Timestamp::Seconds(0.0), limits)
+                EntryWriter::logwell(Level::Info, "m", Timestamp::Seconds(0.0), limits)
             };
             for i in 0..10_000 {
                 w.field(&format!("extra_field_{i}")).expect("new").int(i);
             }
             let entry = w.finish();
-            let (_, _, record) = crate::otlp::split_entry(&entry);
+            let (_, _, record) = otlp::split_entry(&entry);
             let v = parse(if otlp { record } else { &entry });
             let fields = if otlp {
                 &v["attributes"]

@@ -5,9 +5,9 @@ use std::time::Duration;
 use ureq::tls::{RootCerts, TlsConfig};
 use ureq::unversioned::transport::DefaultConnector;
 
-use crate::config::{Config, Protocol};
-use crate::errors::Error;
-use crate::otlp;
+use crate::config::Config;
+use crate::errors::{detail, one_line, Error};
+use crate::protocol::{Protocol, Reply};
 use crate::resolver::CachingResolver;
 
 /// Shorter header words ("Bearer", "Basic") are not secrets, and redacting them would
@@ -15,21 +15,10 @@ use crate::resolver::CachingResolver;
 const MIN_SECRET_CHARS: usize = 8;
 /// Longest reply body we read; the ingest reply is a few hundred bytes.
 const MAX_REPLY_BYTES: u64 = 64 * 1024;
-/// Longest server-provided detail we keep in an error message.
-const MAX_DETAIL_CHARS: usize = 300;
 /// Longest excerpt of a reply that is not JSON (a proxy's HTML error page, say).
 const MAX_EXCERPT_CHARS: usize = 100;
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(10);
-
-/// What a 2xx reply said about the batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub accepted: u64,
-    pub rejected: u64,
-    /// The server's per-entry reasons ("Entry at index i: ...").
-    pub errors: Vec<String>,
-}
 
 pub struct Transport {
     agent: ureq::Agent,
@@ -191,69 +180,12 @@ pub fn classify(
     entries: u64,
 ) -> Result<Reply, Error> {
     if (200..300).contains(&status) {
-        return match protocol {
-            Protocol::Logwell => parse_success(body, entries),
-            Protocol::Otlp => parse_otlp_success(body, entries),
-        };
+        return protocol.read_reply(body, entries);
     }
     Err(Error::Http {
         status,
         detail: error_detail(body),
         retry_after,
-    })
-}
-
-fn parse_success(body: &[u8], entries: u64) -> Result<Reply, Error> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| Error::BadReply(e.to_string()))?;
-    let count = |name: &str| value.get(name).and_then(serde_json::Value::as_u64);
-    let Some(accepted) = count("accepted") else {
-        return Err(Error::BadReply(format!(
-            "no \"accepted\" count in {}",
-            truncate(&String::from_utf8_lossy(body))
-        )));
-    };
-    // Whatever the server did not accept is refused, whether or not it said so in
-    // "rejected": an entry is never left uncounted.
-    let accepted = accepted.min(entries);
-    let rejected = entries - accepted;
-    let errors = value
-        .get("errors")
-        .and_then(serde_json::Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Reply {
-        accepted,
-        rejected,
-        errors,
-    })
-}
-
-/// An OTLP export reply: empty or `{}` when all went in, `partialSuccess` naming how
-/// many were refused. Logwell's `/v1/logs` answers as its `/v1/ingest` does.
-fn parse_otlp_success(body: &[u8], entries: u64) -> Result<Reply, Error> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Reply {
-            accepted: entries,
-            rejected: 0,
-            errors: Vec::new(),
-        });
-    }
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| Error::BadReply(e.to_string()))?;
-    if value.get("accepted").is_some() {
-        return parse_success(body, entries);
-    }
-    let (rejected, message) = otlp::partial_success(&value).unwrap_or((0, None));
-    let rejected = rejected.min(entries);
-    Ok(Reply {
-        accepted: entries - rejected,
-        rejected,
-        errors: message.into_iter().collect(),
     })
 }
 
@@ -264,9 +196,9 @@ fn error_detail(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
         let field = |k: &str| v.get(k).and_then(serde_json::Value::as_str);
         match (field("error"), field("message")) {
-            (Some(code), Some(msg)) => return truncate(&format!("{code}: {msg}")),
-            (Some(code), None) => return truncate(code),
-            (None, Some(msg)) => return truncate(msg),
+            (Some(code), Some(msg)) => return detail(&format!("{code}: {msg}")),
+            (Some(code), None) => return detail(code),
+            (None, Some(msg)) => return detail(msg),
             _ => {}
         }
     }
@@ -276,31 +208,6 @@ fn error_detail(body: &[u8]) -> String {
         return "(empty body)".to_owned();
     }
     one_line(excerpt, MAX_EXCERPT_CHARS)
-}
-
-fn truncate(s: &str) -> String {
-    one_line(s, MAX_DETAIL_CHARS)
-}
-
-/// `s` with each run of whitespace (newlines too) as one space, cut at `max_chars`.
-fn one_line(s: &str, max_chars: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max_chars * 4));
-    let mut chars = 0;
-    for word in s.split_whitespace() {
-        if chars > 0 {
-            out.push(' ');
-            chars += 1;
-        }
-        for c in word.chars() {
-            if chars >= max_chars {
-                out.push_str("...");
-                return out;
-            }
-            out.push(c);
-            chars += 1;
-        }
-    }
-    out
 }
 
 /// The text of an HTML page's `<title>`, if the reply is one.

@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::buffer::{Buffer, Entry};
-use crate::config::{Config, Protocol};
+use crate::config::Config;
 use crate::errors::Error;
-use crate::otlp;
+use crate::lifecycle::{Lifecycle, State};
 use crate::pacer::Pacer;
-use crate::record;
 use crate::stats::{Snapshot, Stats};
 use crate::transport::{retry_delay, Jitter, Transport};
 
@@ -47,7 +46,7 @@ struct Shared {
     /// Entries dropped because the buffer was full; reported in one error per cycle.
     overflowed: AtomicU64,
     flush_requests: AtomicU64,
-    closing: AtomicBool,
+    lifecycle: Arc<Lifecycle>,
     close_deadline: Mutex<Option<Instant>>,
     /// Set while a wake-up is already on its way (or not wanted), so that pushes
     /// do not unpark the thread once per entry.
@@ -103,14 +102,13 @@ pub struct Shipper {
     handle: Mutex<Option<JoinHandle<()>>>,
     started: AtomicBool,
     worker_id: OnceLock<ThreadId>,
-    /// A `close` has returned: later flushes and closes have nothing left to wait for.
-    closed: AtomicBool,
 }
 
 impl Shipper {
     /// The thread starts on the first push, so a handler built before `fork()`
-    /// and never used there starts its own thread in the child.
-    pub fn new(config: Config, events: Box<dyn Events>) -> Shipper {
+    /// and never used there starts its own thread in the child. `lifecycle`: the
+    /// shipper's state, which `events` may read too.
+    pub fn new(config: Config, events: Box<dyn Events>, lifecycle: Arc<Lifecycle>) -> Shipper {
         let buffer = Buffer::new(config.max_queue_size, config.max_queue_bytes);
         Shipper {
             shared: Arc::new(Shared {
@@ -120,7 +118,7 @@ impl Shipper {
                 events,
                 overflowed: AtomicU64::new(0),
                 flush_requests: AtomicU64::new(0),
-                closing: AtomicBool::new(false),
+                lifecycle,
                 close_deadline: Mutex::new(None),
                 wake_pending: AtomicBool::new(false),
                 thread: OnceLock::new(),
@@ -132,7 +130,6 @@ impl Shipper {
             handle: Mutex::new(None),
             started: AtomicBool::new(false),
             worker_id: OnceLock::new(),
-            closed: AtomicBool::new(false),
         }
     }
 
@@ -143,7 +140,7 @@ impl Shipper {
     /// Queues one encoded entry. Never blocks on the network; never fails.
     pub fn push(&self, json: Vec<u8>) {
         let s = &self.shared;
-        if s.closing.load(Ordering::Relaxed) {
+        if !s.lifecycle.is_open() {
             Stats::add(&s.stats.after_close, 1);
             return;
         }
@@ -196,7 +193,7 @@ impl Shipper {
         if done() {
             return true;
         }
-        if self.on_worker() || !self.started() || self.closed.load(Ordering::Acquire) {
+        if self.on_worker() || !self.started() || s.lifecycle.state() == State::Closed {
             return false;
         }
         s.flush_requests.fetch_add(1, Ordering::AcqRel);
@@ -231,7 +228,7 @@ impl Shipper {
             // A second close may shorten the deadline, never lengthen it.
             *d = Some(d.map_or(deadline, |old| old.min(deadline)));
         }
-        s.closing.store(true, Ordering::Release);
+        s.lifecycle.advance(State::Closing);
         s.wake();
     }
 
@@ -242,7 +239,7 @@ impl Shipper {
     pub fn close(&self, timeout: Duration) -> u64 {
         let s = &self.shared;
         let lost_before = s.stats.dropped_at_close.load(Ordering::Acquire);
-        if self.closed.load(Ordering::Acquire) {
+        if s.lifecycle.state() == State::Closed {
             return s.stats.snapshot().queued();
         }
         self.begin_close(timeout);
@@ -273,7 +270,7 @@ impl Shipper {
             Stats::add(&s.stats.dropped_at_close, late);
             s.stats.set_last_error(&Error::Undelivered { count: late });
         }
-        self.closed.store(true, Ordering::Release);
+        s.lifecycle.advance(State::Closed);
         let lost = s.stats.dropped_at_close.load(Ordering::Acquire) - lost_before;
         // A thread still in a request past the deadline holds entries we cannot count yet.
         lost.max(s.stats.snapshot().queued())
@@ -288,8 +285,8 @@ impl Shipper {
         self.started.load(Ordering::Acquire)
     }
 
-    pub fn is_closing(&self) -> bool {
-        self.shared.closing.load(Ordering::Acquire)
+    pub fn state(&self) -> State {
+        self.shared.lifecycle.state()
     }
 
     pub fn stats(&self) -> Snapshot {
@@ -319,7 +316,7 @@ impl Drop for Shipper {
     /// Asks the thread to finish with no time left; does not wait, takes no lock
     /// (after a fork the child may hold a copy of a lock taken in the parent).
     fn drop(&mut self) {
-        self.shared.closing.store(true, Ordering::Release);
+        self.shared.lifecycle.advance(State::Closing);
         self.shared.wake();
     }
 }
@@ -385,7 +382,7 @@ impl Worker {
         let interval = self.shared.config.flush_interval;
         let mut next_tick = Instant::now() + interval;
         let mut flushes_seen = 0;
-        while !self.shared.closing.load(Ordering::Acquire) {
+        while self.shared.lifecycle.is_open() {
             let now = Instant::now();
             let held = self.hold_until.filter(|&t| t > now);
             // A wait the server asked for is over: carry on with what it held up.
@@ -625,10 +622,10 @@ impl Worker {
         let n = entries.len() as u64;
         let size = entries.iter().map(|e| e.json.len() + 1).sum();
         let jsons = entries.iter().map(|e| &e.json[..]);
-        let body = match s.config.protocol {
-            Protocol::Logwell => record::batch_body(jsons, size),
-            Protocol::Otlp => otlp::batch_body(jsons, size, &s.config.resource_attributes),
-        };
+        let body = s
+            .config
+            .protocol
+            .batch_body(jsons, size, &s.config.resource_attributes);
         let max_retries = if retries { s.config.max_retries } else { 0 };
         let mut attempt = 0;
         loop {
@@ -750,7 +747,7 @@ impl Worker {
             let deadline = self.shared.deadline();
             // Past the close deadline, or dropped without a close: no more waiting.
             if deadline.is_some_and(|dl| end > dl)
-                || (deadline.is_none() && self.shared.closing.load(Ordering::Acquire))
+                || (deadline.is_none() && !self.shared.lifecycle.is_open())
             {
                 return false;
             }
@@ -852,7 +849,10 @@ mod tests {
         tweak(&mut s);
         let rec = Arc::new(Recorder::default());
         let config = Config::new(&s).expect("valid config");
-        (Shipper::new(config, Box::new(Arc::clone(&rec))), rec)
+        (
+            Shipper::new(config, Box::new(Arc::clone(&rec)), Arc::default()),
+            rec,
+        )
     }
 
     fn entry(i: usize) -> Vec<u8> {

@@ -1,11 +1,14 @@
-"""Settings shared by the handler and the client: environment defaults, callback checks."""
+"""The settings the handler and the client share: names, defaults, the environment, and
+the checks made before the core checks ranges."""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
-from typing import Any, Optional
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Optional, Union
 
 from . import _core
 from ._errors import ErrorCode, LogwellError
@@ -15,7 +18,7 @@ from ._errors import ErrorCode, LogwellError
 _warned_in_clear: set[str] = set()
 
 
-def check_callbacks(**callbacks: Optional[object]) -> None:
+def _check_callbacks(**callbacks: Optional[object]) -> None:
     for name, callback in callbacks.items():
         if callback is not None and not callable(callback):
             raise LogwellError(
@@ -78,42 +81,93 @@ def otlp_resource(
     return resource
 
 
-def _env_int(name: str) -> Optional[int]:
-    """An integer from the environment variable ``name``; None when it is unset or empty."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
+@dataclass(frozen=True)
+class Defaults:
+    """The settings the handler and the client share, by name, with what applies when
+    one is not given (None) and not set in the environment (`ENVIRONMENT`) either.
+    Their ranges are checked by the core, which names the one that is wrong."""
+
+    api_key: Optional[str] = None
+    endpoint: Optional[str] = None
+    service: Optional[str] = None
+    protocol: str = "logwell"
+    headers: Optional[dict[str, str]] = None
+    service_version: Optional[str] = None
+    environment: Optional[str] = None
+    batch_size: int = 50
+    flush_interval: float = 5.0
+    # The official SDKs hold 1000: their Python SDK delivered 3 % of a 100 000-record
+    # burst, the rest dropped. The byte bound is what caps memory; this one sizes the
+    # ring, so that a 100 000-record burst of ~250-byte entries waits whole while the
+    # server takes it at its ~4 000 a second.
+    max_queue_size: int = 100_000
+    max_queue_bytes: int = 64 * 1024 * 1024
+    # Logwell's default RATE_LIMIT_INGEST_RPM.
+    max_requests_per_minute: int = 600
+    max_retries: int = 3
+    timeout: float = 30.0
+    shutdown_timeout: float = 5.0
+    max_message_bytes: int = 64 * 1024
+    max_metadata_bytes: int = 64 * 1024
+    ca_file: Optional[Union[str, os.PathLike[str]]] = None
+    source_path: str = "relative"
+    on_error: Optional[Callable[[LogwellError], None]] = None
+    on_flush: Optional[Callable[[int], None]] = None
+
+
+DEFAULTS = Defaults()
+# The shared settings' names, in the order of the signatures and the docs.
+SHARED = tuple(f.name for f in fields(Defaults))
+# Settings read from the environment when not given.
+ENVIRONMENT = {
+    "api_key": "LOGWELL_API_KEY",
+    "endpoint": "LOGWELL_ENDPOINT",
+    "service": "LOGWELL_SERVICE",
+    "max_requests_per_minute": "LOGWELL_MAX_REQUESTS_PER_MINUTE",
+}
+# What the handler's `client=` leaves to each handler; the client's settings apply.
+PER_HANDLER = ("service", "source_path")
+
+
+def _from_environment(name: str) -> Optional[Any]:
+    """The value of setting `name` from its environment variable; None when unset or empty."""
+    variable = ENVIRONMENT.get(name)
+    raw = os.environ.get(variable, "") if variable else ""
+    if not raw.strip():
         return None
+    if not isinstance(getattr(DEFAULTS, name), int):
+        return raw
     try:
-        return int(raw)
+        return int(raw.strip())
     except ValueError:
-        raise _invalid(f"{name} must be an integer, got {raw[:40]!r}") from None
+        raise _invalid(f"{variable} must be an integer, got {raw.strip()[:40]!r}") from None
 
 
-def core_args(
-    api_key: Optional[str],
-    endpoint: Optional[str],
-    service: Optional[str],
-    *,
-    protocol: str = "logwell",
-    service_version: Optional[str] = None,
-    environment: Optional[str] = None,
-    **settings: Any,
-) -> dict[str, Any]:
-    """Arguments for `_core.Core`: the three connection settings fall back to
-    LOGWELL_API_KEY, LOGWELL_ENDPOINT and LOGWELL_SERVICE, and max_requests_per_minute to
-    LOGWELL_MAX_REQUESTS_PER_MINUTE; the core checks them all."""
-    env = os.environ
-    if settings.get("max_requests_per_minute") is None:
-        settings["max_requests_per_minute"] = _env_int("LOGWELL_MAX_REQUESTS_PER_MINUTE")
-    return dict(
-        api_key=api_key if api_key is not None else env.get("LOGWELL_API_KEY"),
-        endpoint=endpoint if endpoint is not None else env.get("LOGWELL_ENDPOINT"),
-        service=service if service is not None else env.get("LOGWELL_SERVICE"),
-        cwd=os.getcwd(),
-        protocol=protocol,
-        resource=otlp_resource(protocol, service_version, environment),
-        **settings,
+def resolve(given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every shared setting's value: as given, else from the environment, else the
+    default. `given` holds the shared settings by name (a signature's ``locals()``)."""
+    settings = {}
+    for name in SHARED:
+        value = given[name]
+        if value is None:
+            value = _from_environment(name)
+        settings[name] = getattr(DEFAULTS, name) if value is None else value
+    _check_callbacks(on_error=settings["on_error"], on_flush=settings["on_flush"])
+    return settings
+
+
+def core_args(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments for `_core.Core` from `resolve`d settings, callbacks left out (each
+    owner passes its own wrappers)."""
+    args = {k: v for k, v in settings.items() if k not in _NOT_FOR_THE_CORE}
+    args["resource"] = otlp_resource(
+        settings["protocol"], settings["service_version"], settings["environment"]
     )
+    args["cwd"] = os.getcwd()
+    return args
+
+
+_NOT_FOR_THE_CORE = frozenset({"service_version", "environment", "on_error", "on_flush"})
 
 
 def warn_if_key_in_clear(core: _core.Core) -> None:

@@ -9,10 +9,11 @@ fields: each request is its own asyncio task with its own copy of the context.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, MutableMapping
 from typing import Any, Callable
 
+from ._request_id import MAX_REQUEST_ID as MAX_REQUEST_ID
+from ._request_id import request_id_from
 from .context import log_context
 
 __all__ = ["RequestContextMiddleware"]
@@ -22,9 +23,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-# Longest request id taken from a client; longer ones are cut.
-MAX_REQUEST_ID = 200
 
 
 class RequestContextMiddleware:
@@ -38,7 +36,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope.get("headers") or ()).get(b"x-request-id", b"")
-        request_id = given.decode("latin-1")[:MAX_REQUEST_ID] or uuid.uuid4().hex
+        request_id = request_id_from(given.decode("latin-1"))
         header = (b"x-request-id", request_id.encode("latin-1"))
 
         async def send_with_request_id(message: Message) -> None:

@@ -15,39 +15,15 @@ from typing import Any, Callable, Optional, TypedDict, TypeVar, Union
 
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
-from ._settings import check_callbacks, core_args, warn_if_key_in_clear
+from ._settings import DEFAULTS, SHARED, core_args, resolve, warn_if_key_in_clear
 from .context import _fields
 
 __all__ = ["AsyncLogwell", "IngestResponse", "Logwell"]
 
 _MAX_LINE = 2**63 - 1  # the core's i64
 
-_CONFIG_KEYS = frozenset(
-    {
-        "api_key",
-        "endpoint",
-        "service",
-        "protocol",
-        "headers",
-        "service_version",
-        "environment",
-        "batch_size",
-        "flush_interval",
-        "max_queue_size",
-        "max_queue_bytes",
-        "max_requests_per_minute",
-        "max_retries",
-        "timeout",
-        "shutdown_timeout",
-        "max_message_bytes",
-        "max_metadata_bytes",
-        "ca_file",
-        "capture_source_location",
-        "source_path",
-        "on_error",
-        "on_flush",
-    }
-)
+# The keys of the official SDKs' dict form: every setting of the constructor.
+_CONFIG_KEYS = frozenset(SHARED) | {"capture_source_location"}
 
 
 class _IngestResponseBase(TypedDict):
@@ -64,13 +40,13 @@ class IngestResponse(_IngestResponseBase, total=False):
 
 class _Shared:
     """What a client and its children share: the core (one buffer, one thread, one set
-    of counters), replaced by a fresh one in a forked child."""
+    of counters), replaced by a fresh one in a forked child. Whether it is closed is the
+    core's to say."""
 
     def __init__(self, core_args: dict[str, Any], shutdown_timeout: float) -> None:
         self.core_args = core_args
         self.shutdown_timeout = shutdown_timeout
         self.core = _core.Core(**core_args)
-        self.shut_down = False
         warn_if_key_in_clear(self.core)
 
     # _lifecycle protocol
@@ -78,7 +54,6 @@ class _Shared:
         self.core.begin_close(max(0.0, deadline - time.monotonic()))
 
     def _close_until(self, deadline: float) -> None:
-        self.shut_down = True
         self.core.close(max(0.0, deadline - time.monotonic()))
 
     def _reset_after_fork(self) -> None:
@@ -89,7 +64,6 @@ class _Shared:
         if self.core.forked:
             _lifecycle.keep_forked_away(self.core)
             self.core = _core.Core(**self.core_args)
-            self.shut_down = False
         return self.core
 
 
@@ -104,6 +78,7 @@ class _ClientBase:
     _service: Optional[str]
     _capture: bool
     _otlp: bool
+    # A child's own shutdown (it stops the child, not the shared core).
     _stopped: bool
     _is_root: bool
 
@@ -113,23 +88,23 @@ class _ClientBase:
         endpoint: Optional[str] = None,
         service: Optional[str] = None,
         *,
-        protocol: str = "logwell",
+        protocol: str = DEFAULTS.protocol,
         headers: Optional[dict[str, str]] = None,
         service_version: Optional[str] = None,
         environment: Optional[str] = None,
-        batch_size: int = 50,
-        flush_interval: float = 5.0,
-        max_queue_size: int = 100_000,
-        max_queue_bytes: int = 64 * 1024 * 1024,
+        batch_size: int = DEFAULTS.batch_size,
+        flush_interval: float = DEFAULTS.flush_interval,
+        max_queue_size: int = DEFAULTS.max_queue_size,
+        max_queue_bytes: int = DEFAULTS.max_queue_bytes,
         max_requests_per_minute: Optional[int] = None,
-        max_retries: int = 3,
-        timeout: float = 30.0,
-        shutdown_timeout: float = 5.0,
-        max_message_bytes: int = 64 * 1024,
-        max_metadata_bytes: int = 64 * 1024,
+        max_retries: int = DEFAULTS.max_retries,
+        timeout: float = DEFAULTS.timeout,
+        shutdown_timeout: float = DEFAULTS.shutdown_timeout,
+        max_message_bytes: int = DEFAULTS.max_message_bytes,
+        max_metadata_bytes: int = DEFAULTS.max_metadata_bytes,
         ca_file: Optional[Union[str, os.PathLike[str]]] = None,
         capture_source_location: bool = False,
-        source_path: str = "relative",
+        source_path: str = DEFAULTS.source_path,
         on_error: Optional[Callable[[LogwellError], None]] = None,
         on_flush: Optional[Callable[[int], None]] = None,
     ) -> None:
@@ -150,32 +125,14 @@ class _ClientBase:
                 )
             type(self).__init__(self, **config)
             return
-        check_callbacks(on_error=on_error, on_flush=on_flush)
-        args = core_args(
-            api_key,
-            endpoint,
-            service,
-            protocol=protocol,
-            headers=headers,
-            service_version=service_version,
-            environment=environment,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_queue_size=max_queue_size,
-            max_queue_bytes=max_queue_bytes,
-            max_requests_per_minute=max_requests_per_minute,
-            max_retries=max_retries,
-            timeout=timeout,
-            shutdown_timeout=shutdown_timeout,
-            max_message_bytes=max_message_bytes,
-            max_metadata_bytes=max_metadata_bytes,
-            ca_file=ca_file,
-            source_path=source_path,
-            reserved=frozenset(),
-            on_error=_guarded(on_error),
-            on_flush=_guarded(on_flush),
-        )
-        self._shared = _Shared(args, float(shutdown_timeout))
+        settings = resolve(locals())
+        args = {
+            **core_args(settings),
+            "reserved": frozenset(),
+            "on_error": _guarded(on_error),
+            "on_flush": _guarded(on_flush),
+        }
+        self._shared = _Shared(args, float(settings["shutdown_timeout"]))
         self._otlp = self._shared.core.protocol == "otlp"
         self._metadata = None
         self._service = None  # the core carries the client's own service
@@ -225,7 +182,8 @@ class _ClientBase:
         source: Optional[tuple[str, int]] = None,
     ) -> None:
         core = self._shared.current()
-        if self._stopped or self._shared.shut_down:
+        if self._stopped:
+            # A child's own shutdown; the core counts what comes after its own close.
             core.count_ignored()
             return
         # The call's metadata wins over log_context, which wins over the child's.
@@ -323,17 +281,18 @@ class _ClientBase:
         return response
 
     def _shutdown_blocking(self, timeout: Optional[float]) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
         if not self._is_root:
             # A child shares its parent's queue: it stops itself, not the parent.
-            self._flush_blocking(timeout)
+            if not self._stopped:
+                self._stopped = True
+                self._flush_blocking(timeout)
             return
         shared = self._shared
-        shared.shut_down = True
+        core = shared.current()
+        if core.closed:
+            return
         _lifecycle.unregister(shared)
-        lost = shared.current().close(shared.shutdown_timeout if timeout is None else timeout)
+        lost = core.close(shared.shutdown_timeout if timeout is None else timeout)
         if lost:
             raise LogwellError(
                 f"{lost} log entries could not be delivered before shutdown",

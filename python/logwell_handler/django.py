@@ -9,24 +9,21 @@ The response carries the request id back in ``X-Request-ID``.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from ._request_id import MAX_REQUEST_ID as MAX_REQUEST_ID
+from ._request_id import request_id_from
 from .context import log_context
 
 __all__ = ["RequestContextMiddleware", "request_fields"]
 
-# Longest request id taken from a client; longer ones are cut.
-MAX_REQUEST_ID = 200
-
 
 def request_fields(request: Any) -> dict[str, Any]:
     """The context fields of a Django ``HttpRequest``."""
-    request_id = request.META.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
     fields: dict[str, Any] = {
-        "request_id": request_id[:MAX_REQUEST_ID],
+        "request_id": request_id_from(request.META.get("HTTP_X_REQUEST_ID")),
         "method": request.method,
         "path": request.path,
     }

@@ -8,17 +8,15 @@ a new one), ``method``, ``path`` and, if you say how to find it, ``user_id``.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Callable, Optional
 
 from flask import Flask, Response, g, request
 
+from ._request_id import MAX_REQUEST_ID as MAX_REQUEST_ID
+from ._request_id import request_id_from
 from .context import log_context
 
 __all__ = ["init_app"]
-
-# Longest request id taken from a client; longer ones are cut.
-MAX_REQUEST_ID = 200
 
 
 def init_app(app: Flask, *, user_id: Optional[Callable[[], Optional[object]]] = None) -> None:
@@ -32,9 +30,8 @@ def init_app(app: Flask, *, user_id: Optional[Callable[[], Optional[object]]] = 
 
     @app.before_request
     def open_log_context() -> None:
-        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
         fields: dict[str, Any] = {
-            "request_id": request_id[:MAX_REQUEST_ID],
+            "request_id": request_id_from(request.headers.get("X-Request-ID")),
             "method": request.method,
             "path": request.path,
         }

@@ -8,12 +8,20 @@ import os
 import sys
 import time
 import weakref
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError
-from ._settings import check_callbacks, check_level, core_args, warn_if_key_in_clear
-from .client import _ClientBase
+from ._settings import (
+    DEFAULTS,
+    PER_HANDLER,
+    SHARED,
+    check_level,
+    core_args,
+    resolve,
+    warn_if_key_in_clear,
+)
+from .client import AsyncLogwell, Logwell, _ClientBase
 from .context import _fields
 
 # Every attribute a plain LogRecord has, plus those formatters add, plus what structlog's
@@ -87,133 +95,49 @@ class LogwellHandler(logging.Handler):
         service: Optional[str] = None,
         *,
         level: Union[int, str] = logging.NOTSET,
-        protocol: str = "logwell",
+        protocol: str = DEFAULTS.protocol,
         headers: Optional[dict[str, str]] = None,
         service_version: Optional[str] = None,
         environment: Optional[str] = None,
-        batch_size: int = 50,
-        flush_interval: float = 5.0,
-        max_queue_size: int = 100_000,
-        max_queue_bytes: int = 64 * 1024 * 1024,
+        batch_size: int = DEFAULTS.batch_size,
+        flush_interval: float = DEFAULTS.flush_interval,
+        max_queue_size: int = DEFAULTS.max_queue_size,
+        max_queue_bytes: int = DEFAULTS.max_queue_bytes,
         max_requests_per_minute: Optional[int] = None,
-        max_retries: int = 3,
-        timeout: float = 30.0,
-        shutdown_timeout: float = 5.0,
-        max_message_bytes: int = 64 * 1024,
-        max_metadata_bytes: int = 64 * 1024,
+        max_retries: int = DEFAULTS.max_retries,
+        timeout: float = DEFAULTS.timeout,
+        shutdown_timeout: float = DEFAULTS.shutdown_timeout,
+        max_message_bytes: int = DEFAULTS.max_message_bytes,
+        max_metadata_bytes: int = DEFAULTS.max_metadata_bytes,
         ca_file: Optional[Union[str, os.PathLike[str]]] = None,
         metadata: Optional[dict[str, Any]] = None,
-        source_path: str = "relative",
+        source_path: str = DEFAULTS.source_path,
         on_error: Optional[ErrorCallback] = None,
         on_flush: Optional[FlushCallback] = None,
-        client: Optional[_ClientBase] = None,
+        client: Optional[Union[Logwell, AsyncLogwell]] = None,
     ) -> None:
         check_level(level)
-        if client is not None:
-            given = [
-                n
-                for n, v in (
-                    ("api_key", api_key),
-                    ("endpoint", endpoint),
-                    ("protocol", protocol if protocol != "logwell" else None),
-                    ("headers", headers),
-                    ("service_version", service_version),
-                    ("environment", environment),
-                    ("on_error", on_error),
-                    ("on_flush", on_flush),
-                )
-                if v is not None
-            ]
-            if given:
-                raise LogwellError(
-                    f"invalid configuration: {', '.join(given)} cannot be given with client=: "
-                    "the client's settings apply",
-                    ErrorCode.INVALID_CONFIG,
-                )
-            self._attach(client, level, service, metadata, source_path)
-            return
-        self._client: Optional[_ClientBase] = None
-        check_callbacks(on_error=on_error, on_flush=on_flush)
-        self.on_error = on_error
-        self.on_flush = on_flush
-        # Built before Handler.__init__ so a bad config leaves no half-made handler in
+        given = locals()
+        # Made before Handler.__init__ so a bad config leaves no half-made handler in
         # logging's registry for logging.shutdown() to trip over.
-        self._core_args = core_args(
-            api_key,
-            endpoint,
-            service,
-            protocol=protocol,
-            headers=headers,
-            service_version=service_version,
-            environment=environment,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_queue_size=max_queue_size,
-            max_queue_bytes=max_queue_bytes,
-            max_requests_per_minute=max_requests_per_minute,
-            max_retries=max_retries,
-            timeout=timeout,
-            shutdown_timeout=shutdown_timeout,
-            max_message_bytes=max_message_bytes,
-            max_metadata_bytes=max_metadata_bytes,
-            ca_file=ca_file,
-            metadata=metadata,
-            source_path=source_path,
-            reserved=_RESERVED_ATTRS,
-        )
-        self.service: Optional[str] = self._core_args["service"]
+        if client is None:
+            settings = resolve(given)
+            self.on_error = on_error
+            self.on_flush = on_flush
+            self.service: Optional[str] = settings["service"]
+            self.shutdown_timeout = float(settings["shutdown_timeout"])
+            self._source: _CoreSource = _OwnCore(self, settings, metadata)
+        else:
+            _check_only_per_handler_settings(given)
+            self.on_error = self.on_flush = None
+            self.service = service
+            self.shutdown_timeout = client._shared.shutdown_timeout
+            self._source = _ClientCore(client, service, metadata, source_path)
         self._reported: set[ErrorCode] = set()
-        self._core = self._new_core()
+        self._core = self._source.make()
         warn_if_key_in_clear(self._core)
-        self.shutdown_timeout = float(shutdown_timeout)
         super().__init__(level)
         _lifecycle.register(self)
-
-    def _attach(
-        self,
-        client: _ClientBase,
-        level: Union[int, str],
-        service: Optional[str],
-        metadata: Optional[dict[str, Any]],
-        source_path: str,
-    ) -> None:
-        self._client = client
-        self.on_error = self.on_flush = None
-        self.service = service
-        self._derive_args: dict[str, Any] = dict(
-            service=service, metadata=metadata, source_path=source_path, cwd=os.getcwd()
-        )
-        self._reported = set()
-        self._core = self._derive_from(client)
-        self.shutdown_timeout = client._shared.shutdown_timeout
-        super().__init__(level)
-        _lifecycle.register(self)
-
-    def _derive_from(self, client: _ClientBase) -> _core.Core:
-        return client._core_for_handler().derive(**self._derive_args, reserved=_RESERVED_ATTRS)
-
-    def _new_core(self) -> _core.Core:
-        # The core calls back through a weak reference: the flush thread must not keep
-        # a handler alive that the application has dropped.
-        ref = weakref.ref(self)
-
-        def report_error(error: LogwellError) -> None:
-            handler = ref()
-            if handler is not None:
-                handler._report_error(error)
-
-        def report_flush(count: int) -> None:
-            handler = ref()
-            if handler is not None and handler.on_flush is not None:
-                # A user callback must never stop the shipping thread.
-                with contextlib.suppress(Exception):
-                    handler.on_flush(count)
-
-        return _core.Core(
-            **self._core_args,
-            on_error=report_error,
-            on_flush=report_flush if self.on_flush is not None else None,
-        )
 
     def _report_error(self, error: LogwellError) -> None:
         if self.on_error is not None:
@@ -286,27 +210,17 @@ class LogwellHandler(logging.Handler):
         self._close_until(time.monotonic() + self.shutdown_timeout)
 
     def _begin_close(self, deadline: float) -> None:
-        # A handler attached to a client leaves the shared queue to the client.
-        if self._client is None:
-            self._core.begin_close(max(0.0, deadline - time.monotonic()))
+        self._source.begin_close(self._core, deadline)
 
     def _close_until(self, deadline: float) -> None:
         try:
-            # A handler attached to a client leaves the shared queue to the client.
-            if self._client is None:
-                self._core.close(max(0.0, deadline - time.monotonic()))
+            self._source.close(self._core, deadline)
             _lifecycle.unregister(self)
         finally:
             super().close()
 
     def _reset_after_fork(self) -> None:
-        # The parent's core (its buffer, its thread) stays the parent's: keep it alive
-        # here but untouched, and start an empty one for the child.
-        if self._client is None:
-            _lifecycle.keep_forked_away(self._core)
-            self._core = self._new_core()
-        else:
-            self._core = self._derive_from(self._client)
+        self._core = self._source.after_fork(self._core)
         self._reported = set()
 
     def stats(self) -> dict[str, Any]:
@@ -328,3 +242,104 @@ class LogwellHandler(logging.Handler):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"<LogwellHandler {self._core.request_url} service={self.service!r} ({level})>"
+
+
+def _check_only_per_handler_settings(given: dict[str, Any]) -> None:
+    """With ``client=`` the client's settings apply: a handler takes only its level,
+    metadata and the per-handler ones."""
+    ignored = [
+        name
+        for name in SHARED
+        if name not in PER_HANDLER
+        and given[name] is not None
+        and given[name] != getattr(DEFAULTS, name)
+    ]
+    if ignored:
+        raise LogwellError(
+            f"invalid configuration: {', '.join(ignored)} cannot be given with client=: "
+            "the client's settings apply",
+            ErrorCode.INVALID_CONFIG,
+        )
+
+
+class _CoreSource(Protocol):
+    """Where a handler's core comes from, and what the handler owns of it."""
+
+    def make(self) -> _core.Core: ...
+    def begin_close(self, core: _core.Core, deadline: float) -> None: ...
+    def close(self, core: _core.Core, deadline: float) -> None: ...
+    def after_fork(self, core: _core.Core) -> _core.Core: ...
+
+
+class _OwnCore:
+    """A core of the handler's own: closed with it, and made afresh in a forked child
+    (the parent's, with its buffer and thread, stays the parent's: kept, untouched)."""
+
+    def __init__(
+        self, handler: LogwellHandler, settings: dict[str, Any], metadata: Optional[dict[str, Any]]
+    ) -> None:
+        self._args = {**core_args(settings), "metadata": metadata, "reserved": _RESERVED_ATTRS}
+        # The core calls back through a weak reference: the flush thread must not keep
+        # a handler alive that the application has dropped.
+        ref = weakref.ref(handler)
+
+        def report_error(error: LogwellError) -> None:
+            handler = ref()
+            if handler is not None:
+                handler._report_error(error)
+
+        def report_flush(count: int) -> None:
+            handler = ref()
+            if handler is not None and handler.on_flush is not None:
+                # A user callback must never stop the shipping thread.
+                with contextlib.suppress(Exception):
+                    handler.on_flush(count)
+
+        self._args["on_error"] = report_error
+        self._args["on_flush"] = report_flush if settings["on_flush"] is not None else None
+
+    def make(self) -> _core.Core:
+        return _core.Core(**self._args)
+
+    def begin_close(self, core: _core.Core, deadline: float) -> None:
+        core.begin_close(max(0.0, deadline - time.monotonic()))
+
+    def close(self, core: _core.Core, deadline: float) -> None:
+        core.close(max(0.0, deadline - time.monotonic()))
+
+    def after_fork(self, core: _core.Core) -> _core.Core:
+        _lifecycle.keep_forked_away(core)
+        return self.make()
+
+
+class _ClientCore:
+    """A core on a client's shipper, with the handler's own service, metadata and source
+    path. The queue is the client's: the client closes it, not the handler."""
+
+    def __init__(
+        self,
+        client: _ClientBase,
+        service: Optional[str],
+        metadata: Optional[dict[str, Any]],
+        source_path: str,
+    ) -> None:
+        self._client = client
+        self._args: dict[str, Any] = dict(
+            service=service,
+            metadata=metadata,
+            source_path=source_path,
+            cwd=os.getcwd(),
+            reserved=_RESERVED_ATTRS,
+        )
+
+    def make(self) -> _core.Core:
+        return self._client._core_for_handler().derive(**self._args)
+
+    def begin_close(self, core: _core.Core, deadline: float) -> None:
+        pass
+
+    def close(self, core: _core.Core, deadline: float) -> None:
+        pass
+
+    def after_fork(self, core: _core.Core) -> _core.Core:
+        return self.make()

@@ -2,7 +2,6 @@
 //! as the Python handler sees them.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,19 +12,21 @@ use super::errors::to_py_error;
 use super::record::{as_text, encode_value, py_str, LogCall, RecordEncoder, SourcePath};
 use super::record_view::RecordShape;
 use super::trace::current_trace;
-use crate::config::{self, Config, Protocol, Settings};
+use crate::config::{self, Config, Settings};
 use crate::errors::Error;
 use crate::fork;
 use crate::json::ValueStyle;
-use crate::record::Timestamp;
+use crate::lifecycle::{Lifecycle, State};
+use crate::protocol::logwell::Timestamp;
+use crate::protocol::Protocol;
 use crate::worker::{Events, Shipper};
 
-/// Calls the Python callbacks from the flush thread. Once the owner is closed it
+/// Calls the Python callbacks from the flush thread. Once the shipper is closed it
 /// never attaches to the interpreter again, so it cannot touch a finalising one.
 struct PyEvents {
     on_error: Option<Py<PyAny>>,
     on_flush: Option<Py<PyAny>>,
-    enabled: AtomicBool,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl PyEvents {
@@ -35,13 +36,15 @@ impl PyEvents {
         arg: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
     ) {
         let Some(callback) = callback else { return };
-        if !self.enabled.load(Ordering::Acquire) {
+        let closed = || self.lifecycle.state() == State::Closed;
+        if closed() {
             return;
         }
         // `try_attach` returns None while the interpreter shuts down.
         let _ = Python::try_attach(|py| {
-            // Checked again with the GIL held: `close` clears it with the GIL held.
-            if !self.enabled.load(Ordering::Acquire) {
+            // Checked again with the GIL held: `Core.close` marks the shipper closed
+            // before it takes the GIL back, so once it returns no callback runs.
+            if closed() {
                 return;
             }
             // The Python side wraps user callbacks; an exception here is a bug there.
@@ -52,16 +55,13 @@ impl PyEvents {
     }
 }
 
-struct SharedEvents(Arc<PyEvents>);
-
-impl Events for SharedEvents {
+impl Events for PyEvents {
     fn error(&self, error: &Error) {
-        self.0
-            .call(&self.0.on_error, |py| Ok(to_py_error(py, error)?.unbind()));
+        self.call(&self.on_error, |py| Ok(to_py_error(py, error)?.unbind()));
     }
 
     fn delivered(&self, count: u64) {
-        self.0.call(&self.0.on_flush, |py| {
+        self.call(&self.on_flush, |py| {
             Ok(count.into_pyobject(py)?.into_any().unbind())
         });
     }
@@ -73,13 +73,69 @@ impl Events for SharedEvents {
 pub struct Core {
     shipper: Arc<Shipper>,
     encoder: RecordEncoder,
-    events: Arc<PyEvents>,
     /// The process generation (`fork::generation`) this core was made in.
     generation: u64,
 }
 
 fn invalid(field: &'static str, problem: String) -> Error {
     Error::InvalidConfig { field, problem }
+}
+
+/// A setting the Python side always passes was missing: a bug there.
+fn required(field: &'static str) -> Error {
+    invalid(field, "is required (internal)".into())
+}
+
+/// The settings given by name. Each is read once; a name never read is a mistake of the
+/// caller's (a setting added on one side only).
+struct Given<'py> {
+    settings: Bound<'py, PyDict>,
+}
+
+impl<'py> Given<'py> {
+    fn new(py: Python<'py>, settings: Option<&Bound<'py, PyDict>>) -> PyResult<Given<'py>> {
+        Ok(Given {
+            settings: settings.map_or_else(|| Ok(PyDict::new(py)), |s| s.copy())?,
+        })
+    }
+
+    /// The value of `name`, taken out; None when it was not given. (A str key of a
+    /// dict of our own: neither lookup nor removal can fail.)
+    fn take(&self, name: &str) -> Option<Bound<'py, PyAny>> {
+        let value = self.settings.get_item(name).ok().flatten()?;
+        let _ = self.settings.del_item(name);
+        Some(value)
+    }
+
+    fn text(&self, name: &'static str) -> Result<String, Error> {
+        text_setting(name, self.take(name).as_ref())
+    }
+
+    fn int(&self, name: &'static str) -> Result<i64, Error> {
+        int_setting(name, self.take(name).as_ref())
+    }
+
+    fn seconds(&self, name: &'static str) -> Result<f64, Error> {
+        float_setting(name, self.take(name).as_ref())
+    }
+
+    fn fields(
+        &self,
+        name: &'static str,
+        style: ValueStyle,
+    ) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        encoded_fields(name, self.take(name).as_ref(), style)
+    }
+
+    fn check_all_read(&self) -> Result<(), Error> {
+        match self.settings.keys().iter().next() {
+            None => Ok(()),
+            Some(name) => Err(Error::InvalidConfig {
+                field: "settings",
+                problem: format!("has an unknown name {} (internal)", as_text(&name)),
+            }),
+        }
+    }
 }
 
 fn type_name(v: &Bound<'_, PyAny>) -> String {
@@ -119,13 +175,9 @@ fn path_setting(field: &'static str, v: Option<&Bound<'_, PyAny>>) -> Result<Str
     }
 }
 
-fn int_setting(
-    field: &'static str,
-    v: Option<&Bound<'_, PyAny>>,
-    default: i64,
-) -> Result<i64, Error> {
-    let Some(v) = v.filter(|v| !v.is_none()) else {
-        return Ok(default);
+fn int_setting(field: &'static str, v: Option<&Bound<'_, PyAny>>) -> Result<i64, Error> {
+    let Some(v) = v else {
+        return Err(required(field));
     };
     if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
         return Err(invalid(
@@ -141,13 +193,9 @@ fn int_setting(
     }))
 }
 
-fn float_setting(
-    field: &'static str,
-    v: Option<&Bound<'_, PyAny>>,
-    default: f64,
-) -> Result<f64, Error> {
-    let Some(v) = v.filter(|v| !v.is_none()) else {
-        return Ok(default);
+fn float_setting(field: &'static str, v: Option<&Bound<'_, PyAny>>) -> Result<f64, Error> {
+    let Some(v) = v else {
+        return Err(required(field));
     };
     if v.is_instance_of::<PyBool>()
         || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
@@ -176,13 +224,6 @@ fn encoded_fields(
         .iter()
         .map(|(k, v)| (as_text(&k).into_owned(), encode_value(&v, style)))
         .collect())
-}
-
-fn style_of(protocol: Protocol) -> ValueStyle {
-    match protocol {
-        Protocol::Logwell => ValueStyle::Plain,
-        Protocol::Otlp => ValueStyle::AnyValue,
-    }
 }
 
 /// `headers` as name/value pairs of str.
@@ -262,118 +303,65 @@ fn duration(seconds: f64) -> Duration {
 
 #[pymethods]
 impl Core {
+    /// `settings`: every setting of `config::Settings` by name, plus `service`,
+    /// `metadata`, `source_path` and `resource`; the Python side fills in the defaults.
     #[new]
-    #[pyo3(signature = (
-        api_key, endpoint, *, service=None, batch_size=None, flush_interval=None,
-        max_queue_size=None, max_queue_bytes=None, max_requests_per_minute=None,
-        max_retries=None, timeout=None,
-        shutdown_timeout=None, max_message_bytes=None, max_metadata_bytes=None, ca_file=None,
-        metadata=None, source_path=None, cwd=None, reserved=None, on_error=None, on_flush=None,
-        protocol=None, headers=None, resource=None
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (*, reserved, cwd, on_error=None, on_flush=None, **settings))]
     fn new(
-        api_key: Option<&Bound<'_, PyAny>>,
-        endpoint: Option<&Bound<'_, PyAny>>,
-        service: Option<&Bound<'_, PyAny>>,
-        batch_size: Option<&Bound<'_, PyAny>>,
-        flush_interval: Option<&Bound<'_, PyAny>>,
-        max_queue_size: Option<&Bound<'_, PyAny>>,
-        max_queue_bytes: Option<&Bound<'_, PyAny>>,
-        max_requests_per_minute: Option<&Bound<'_, PyAny>>,
-        max_retries: Option<&Bound<'_, PyAny>>,
-        timeout: Option<&Bound<'_, PyAny>>,
-        shutdown_timeout: Option<&Bound<'_, PyAny>>,
-        max_message_bytes: Option<&Bound<'_, PyAny>>,
-        max_metadata_bytes: Option<&Bound<'_, PyAny>>,
-        ca_file: Option<&Bound<'_, PyAny>>,
-        metadata: Option<&Bound<'_, PyAny>>,
-        source_path: Option<&Bound<'_, PyAny>>,
-        cwd: Option<&str>,
-        reserved: Option<Bound<'_, PyFrozenSet>>,
+        reserved: Bound<'_, PyFrozenSet>,
+        cwd: &str,
         on_error: Option<Py<PyAny>>,
         on_flush: Option<Py<PyAny>>,
-        protocol: Option<&Bound<'_, PyAny>>,
-        headers: Option<&Bound<'_, PyAny>>,
-        resource: Option<&Bound<'_, PyAny>>,
+        settings: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Core> {
         guarded("Core()", || {
-            let d = Settings::default();
-            let protocol_name = text_setting("protocol", protocol)?;
-            let style = style_of(Protocol::parse(&protocol_name)?);
+            let given = Given::new(reserved.py(), settings)?;
+            let protocol = Protocol::parse(&given.text("protocol")?)?;
+            let style = protocol.value_style();
             let settings = Settings {
-                api_key: text_setting("api_key", api_key)?,
-                endpoint: text_setting("endpoint", endpoint)?,
-                batch_size: int_setting("batch_size", batch_size, d.batch_size)?,
-                flush_interval: float_setting("flush_interval", flush_interval, d.flush_interval)?,
-                max_queue_size: int_setting("max_queue_size", max_queue_size, d.max_queue_size)?,
-                max_queue_bytes: int_setting(
-                    "max_queue_bytes",
-                    max_queue_bytes,
-                    d.max_queue_bytes,
-                )?,
-                max_requests_per_minute: int_setting(
-                    "max_requests_per_minute",
-                    max_requests_per_minute,
-                    d.max_requests_per_minute,
-                )?,
-                max_retries: int_setting("max_retries", max_retries, d.max_retries)?,
-                timeout: float_setting("timeout", timeout, d.timeout)?,
-                shutdown_timeout: float_setting(
-                    "shutdown_timeout",
-                    shutdown_timeout,
-                    d.shutdown_timeout,
-                )?,
-                max_message_bytes: int_setting(
-                    "max_message_bytes",
-                    max_message_bytes,
-                    d.max_message_bytes,
-                )?,
-                max_metadata_bytes: int_setting(
-                    "max_metadata_bytes",
-                    max_metadata_bytes,
-                    d.max_metadata_bytes,
-                )?,
-                ca_file: path_setting("ca_file", ca_file)?,
-                protocol: protocol_name,
-                headers: headers_setting(headers)?,
-                resource: encoded_fields("resource", resource, style)?,
+                api_key: given.text("api_key")?,
+                endpoint: given.text("endpoint")?,
+                batch_size: given.int("batch_size")?,
+                flush_interval: given.seconds("flush_interval")?,
+                max_queue_size: given.int("max_queue_size")?,
+                max_queue_bytes: given.int("max_queue_bytes")?,
+                max_requests_per_minute: given.int("max_requests_per_minute")?,
+                max_retries: given.int("max_retries")?,
+                timeout: given.seconds("timeout")?,
+                shutdown_timeout: given.seconds("shutdown_timeout")?,
+                max_message_bytes: given.int("max_message_bytes")?,
+                max_metadata_bytes: given.int("max_metadata_bytes")?,
+                ca_file: path_setting("ca_file", given.take("ca_file").as_ref())?,
+                protocol,
+                headers: headers_setting(given.take("headers").as_ref())?,
+                resource: given.fields("resource", style)?,
             };
             let config = Config::new(&settings)?;
-            let service = text_setting("service", service)?;
-            let source_path = match text_setting("source_path", source_path)? {
-                s if s.is_empty() => SourcePath::Relative,
-                s => SourcePath::parse(&s)?,
-            };
-            let static_metadata = encoded_fields("metadata", metadata, style)?;
-            let Some(reserved) = reserved else {
-                return Err(invalid("reserved", "is required (internal)".into()).into());
-            };
-            let events = Arc::new(PyEvents {
+            let service = given.text("service")?;
+            let source_path = SourcePath::parse(&given.text("source_path")?)?;
+            let static_metadata = given.fields("metadata", style)?;
+            given.check_all_read()?;
+            let lifecycle = Arc::new(Lifecycle::default());
+            let events = PyEvents {
                 on_error,
                 on_flush,
-                enabled: AtomicBool::new(true),
-            });
+                lifecycle: Arc::clone(&lifecycle),
+            };
             let limits = config.limits;
-            let protocol = config.protocol;
             Ok(Core {
                 generation: fork::generation(),
-                shipper: Arc::new(Shipper::new(
-                    config,
-                    Box::new(SharedEvents(Arc::clone(&events))),
-                )),
+                shipper: Arc::new(Shipper::new(config, Box::new(events), lifecycle)),
                 encoder: RecordEncoder {
                     protocol,
                     service: (!service.is_empty()).then_some(service),
                     default_service: default_service(),
                     static_metadata,
                     source_path,
-                    cwd_prefix: cwd_prefix(cwd),
+                    cwd_prefix: cwd_prefix(Some(cwd)),
                     shape: Arc::new(RecordShape::new(reserved.py())?),
                     reserved: reserved.unbind(),
                     limits,
                 },
-                events,
             })
         })
     }
@@ -410,7 +398,7 @@ impl Core {
                     static_metadata: encoded_fields(
                         "metadata",
                         metadata,
-                        style_of(self.encoder.protocol),
+                        self.encoder.protocol.value_style(),
                     )?,
                     source_path,
                     cwd_prefix: cwd
@@ -420,7 +408,6 @@ impl Core {
                     limits: self.encoder.limits,
                     shape: Arc::clone(&self.encoder.shape),
                 },
-                events: Arc::clone(&self.events),
             })
         })
     }
@@ -514,7 +501,7 @@ impl Core {
         if self.forked() {
             return false;
         }
-        if self.shipper.is_closing() {
+        if self.shipper.state() != State::Open {
             self.shipper.count_ignored();
             return true;
         }
@@ -565,11 +552,9 @@ impl Core {
         if self.forked() {
             return Ok(0);
         }
-        let lost = guarded("close", || {
+        guarded("close", || {
             Ok(py.detach(|| self.shipper.close(duration(timeout))))
-        });
-        self.events.enabled.store(false, Ordering::Release);
-        lost
+        })
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -586,9 +571,10 @@ impl Core {
         self.shipper.queue_size()
     }
 
+    /// Whether a close has begun: later entries are ignored and counted.
     #[getter]
     fn closed(&self) -> bool {
-        self.shipper.is_closing()
+        self.shipper.state() != State::Open
     }
 
     /// The URL batches are POSTed to (`/v1/ingest` or `/v1/logs`), its password hidden.
@@ -599,10 +585,7 @@ impl Core {
 
     #[getter]
     fn protocol(&self) -> &'static str {
-        match self.encoder.protocol {
-            Protocol::Logwell => "logwell",
-            Protocol::Otlp => "otlp",
-        }
+        self.encoder.protocol.name()
     }
 
     /// Whether requests carry credentials (the key or extra headers) unencrypted off

@@ -15,7 +15,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "EMPTY_MESSAGE_PLACEHOLDER",
-        crate::record::EMPTY_MESSAGE_PLACEHOLDER,
+        crate::protocol::EMPTY_MESSAGE_PLACEHOLDER,
     )?;
     Ok(())
 }

@@ -15,11 +15,12 @@ use pyo3::types::{
 };
 
 use super::record_view::{RecordShape, RecordView, READ_FOR_LOGWELL, READ_FOR_OTLP};
-use crate::config::Protocol;
 use crate::errors::Error;
 use crate::json::{JsonWriter, ValueStyle, ValueWriter};
-use crate::otlp;
-use crate::record::{EntryWriter, Level, Limits, OtlpHead, Timestamp, TraceContext};
+use crate::protocol::logwell::{self, Level, Timestamp};
+use crate::protocol::otlp::{self, attribute, OtlpHead};
+use crate::protocol::Protocol;
+use crate::record::{EntryWriter, Limits, TraceContext};
 
 /// Containers nested deeper than this go out as their `repr()`.
 const MAX_DEPTH: u32 = 8;
@@ -286,7 +287,7 @@ impl RecordEncoder {
                 self.limits,
             )
         } else {
-            let mut entry = EntryWriter::new(
+            let mut entry = EntryWriter::logwell(
                 Level::from_levelno(levelno),
                 &message,
                 Timestamp::Seconds(created),
@@ -308,9 +309,9 @@ impl RecordEncoder {
         // Fields, highest precedence first: the first writer of a key wins.
         if otlp {
             let attributes = [
-                ("code.function.name", &view.func_name),
-                ("thread.id", &view.thread),
-                ("thread.name", &view.thread_name),
+                (attribute::FUNCTION, &view.func_name),
+                (attribute::THREAD_ID, &view.thread),
+                (attribute::THREAD_NAME, &view.thread_name),
             ];
             for (key, value) in attributes {
                 if let Some(value) = value {
@@ -324,7 +325,11 @@ impl RecordEncoder {
             write_exception(&mut entry, otlp, exc_info, view.exc_text.as_ref());
         }
         if let Some(stack) = &view.stack_info {
-            let key = if otlp { "code.stacktrace" } else { "stack" };
+            let key = if otlp {
+                attribute::STACKTRACE
+            } else {
+                logwell::field::STACK
+            };
             if let Some(mut w) = entry.field(key) {
                 w.string(&display(stack));
             }
@@ -349,7 +354,7 @@ impl RecordEncoder {
             write_trace_fields(&mut entry, trace);
             // In OTLP the logger is the scope.
             if let Some(name) = &view.name {
-                if let Some(mut w) = entry.field("logger") {
+                if let Some(mut w) = entry.field(logwell::field::LOGGER) {
                     write_value(&mut w, name, 0);
                 }
             }
@@ -382,7 +387,7 @@ impl RecordEncoder {
         let service = call.service.or(self.service.as_deref());
         let mut entry = match self.protocol {
             Protocol::Logwell => {
-                let mut entry = EntryWriter::new(level, call.message, timestamp, self.limits);
+                let mut entry = EntryWriter::logwell(level, call.message, timestamp, self.limits);
                 if let Some(service) = service {
                     entry.service(service);
                 }
@@ -446,10 +451,10 @@ impl RecordEncoder {
 /// The span's ids as metadata, for Logwell's simple API (OTLP has fields of its own).
 fn write_trace_fields(entry: &mut EntryWriter, trace: Option<TraceContext>) {
     let Some(trace) = trace else { return };
-    if let Some(mut w) = entry.field("trace_id") {
+    if let Some(mut w) = entry.field(logwell::field::TRACE_ID) {
         w.string(trace.trace_id_hex().as_str());
     }
-    if let Some(mut w) = entry.field("span_id") {
+    if let Some(mut w) = entry.field(logwell::field::SPAN_ID) {
         w.string(trace.span_id_hex().as_str());
     }
 }
@@ -541,24 +546,24 @@ fn write_exception(
             .map(|s| display(&s))
             .unwrap_or_default()
     });
-    let fields = [
-        ("type", type_name.as_str()),
-        ("message", &display(&exc_value)),
-        ("stacktrace", stacktrace.trim_end()),
+    let values = [
+        type_name.as_str(),
+        &display(&exc_value),
+        stacktrace.trim_end(),
     ];
     if otlp {
-        for (name, value) in fields {
-            if let Some(mut w) = entry.field(&format!("exception.{name}")) {
+        for (key, value) in attribute::EXCEPTION.into_iter().zip(values) {
+            if let Some(mut w) = entry.field(key) {
                 w.string(value);
             }
         }
         return;
     }
-    let Some(mut w) = entry.field("exception") else {
+    let Some(mut w) = entry.field(logwell::field::EXCEPTION) else {
         return;
     };
     w.begin_map();
-    for (name, value) in fields {
+    for (name, value) in logwell::field::EXCEPTION_PARTS.into_iter().zip(values) {
         w.map_key(name);
         w.string(value);
     }

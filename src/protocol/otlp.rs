@@ -1,13 +1,106 @@
-//! OTLP/HTTP JSON (`POST /v1/logs`): severity numbers, the export request that wraps a
-//! batch of encoded log records, and what an OTLP reply says was refused.
+//! OTLP/HTTP JSON (`POST /v1/logs`), in protobuf's JSON mapping: the log record, severity
+//! numbers, the export request that wraps a batch, and what a reply says was refused.
 //!
 //! Each queued OTLP entry is its service and its scope as two JSON strings, then the log
-//! record object (see `record::EntryWriter::otlp`). A batch is grouped here by service
+//! record object (`write_head`, then attributes). A batch is grouped here by service
 //! (one `resourceLogs` each) and by scope (one `scopeLogs` each), in order of first
 //! appearance.
 
-use crate::json::{push_int, push_json_string};
-use crate::record::Level;
+use crate::errors::Error;
+use crate::json::{push_digits, push_int, push_json_string, JsonWriter};
+use crate::record::TraceContext;
+
+use super::logwell::{self, Level};
+use super::{shown_message, Reply};
+
+pub const PATH: &str = "/v1/logs";
+/// The largest `batch_size` for OTLP receivers other than Logwell.
+pub const MAX_BATCH_SIZE: usize = 10_000;
+/// The record's field that holds every other field: an array of `KeyValue`s.
+pub const ATTRIBUTES: &str = "attributes";
+/// What an attribute's key is written between, then its value, then `ATTRIBUTE_END`.
+pub const ATTRIBUTE_START: &[u8] = br#"{"key":"#;
+pub const ATTRIBUTE_VALUE: &[u8] = br#","value":"#;
+pub const ATTRIBUTE_END: u8 = b'}';
+
+/// Attributes this crate fills from a record: semantic conventions' names.
+pub mod attribute {
+    /// Both the names Logwell reads and the current conventions'.
+    pub const FILE_PATH: [&str; 2] = ["code.filepath", "code.file.path"];
+    pub const LINE_NUMBER: [&str; 2] = ["code.lineno", "code.line.number"];
+    pub const FUNCTION: &str = "code.function.name";
+    pub const THREAD_ID: &str = "thread.id";
+    pub const THREAD_NAME: &str = "thread.name";
+    pub const STACKTRACE: &str = "code.stacktrace";
+    /// `exception.type`, `.message`, `.stacktrace`, in the order of
+    /// `logwell::field::EXCEPTION_PARTS`.
+    pub const EXCEPTION: [&str; 3] = [
+        "exception.type",
+        "exception.message",
+        "exception.stacktrace",
+    ];
+    pub const PROCESS_PID: &str = "process.pid";
+}
+
+/// What an OTLP log record holds besides its attributes. `service` and `scope` are not
+/// part of the record: they pick the `resourceLogs` and `scopeLogs` it is sent under.
+#[derive(Clone, Copy, Debug)]
+pub struct OtlpHead<'a> {
+    pub service: &'a str,
+    pub scope: &'a str,
+    pub time_unix_nano: u64,
+    pub observed_time_unix_nano: u64,
+    pub severity_number: u8,
+    pub severity_text: &'a str,
+    pub body: &'a str,
+    pub trace: Option<TraceContext>,
+}
+
+/// Writes an entry's service and scope, then opens its log record and writes all of it
+/// but the attributes.
+pub fn write_head(json: &mut JsonWriter, head: &OtlpHead<'_>) {
+    json.string(head.service);
+    json.string(head.scope);
+    json.begin_object();
+    json.key("timeUnixNano");
+    push_quoted_u64(json, head.time_unix_nano);
+    json.key("observedTimeUnixNano");
+    push_quoted_u64(json, head.observed_time_unix_nano);
+    json.key("severityNumber");
+    json.int(i64::from(head.severity_number));
+    json.key("severityText");
+    json.string(head.severity_text);
+    json.key("body");
+    json.begin_object();
+    json.key("stringValue");
+    json.string(shown_message(head.body));
+    json.end_object();
+    if let Some(trace) = head.trace {
+        json.key("traceId");
+        json.string(trace.trace_id_hex().as_str());
+        json.key("spanId");
+        json.string(trace.span_id_hex().as_str());
+        json.key("flags");
+        json.int(i64::from(trace.flags));
+    }
+}
+
+/// `n` as a quoted decimal string: protobuf's JSON mapping of a 64-bit integer.
+fn push_quoted_u64(json: &mut JsonWriter, n: u64) {
+    json.separate();
+    json.out.push(b'"');
+    push_digits(&mut json.out, n, decimal_digits(n));
+    json.out.push(b'"');
+}
+
+fn decimal_digits(mut n: u64) -> usize {
+    let mut digits = 1;
+    while n >= 10 {
+        n /= 10;
+        digits += 1;
+    }
+    digits
+}
 
 /// OpenTelemetry's severity number for a Python level number. The standard levels are
 /// the first of their band (DEBUG 5, INFO 9, WARNING 13, ERROR 17, CRITICAL 21); a level
@@ -148,9 +241,33 @@ pub fn int_attribute(key: &str, value: i64) -> Vec<u8> {
     key_value(key, &encoded)
 }
 
+/// An OTLP export reply: empty or `{}` when all went in, `partialSuccess` naming how
+/// many were refused. Logwell's `/v1/logs` answers as its `/v1/ingest` does.
+pub fn read_reply(body: &[u8], entries: u64) -> Result<Reply, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Reply {
+            accepted: entries,
+            rejected: 0,
+            errors: Vec::new(),
+        });
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| Error::BadReply(e.to_string()))?;
+    if value.get("accepted").is_some() {
+        return logwell::read_reply(body, entries);
+    }
+    let (rejected, message) = partial_success(&value).unwrap_or((0, None));
+    let rejected = rejected.min(entries);
+    Ok(Reply {
+        accepted: entries - rejected,
+        rejected,
+        errors: message.into_iter().collect(),
+    })
+}
+
 /// What a 2xx OTLP reply says was refused: `partialSuccess.rejectedLogRecords` (a
 /// 64-bit integer, so a string or a number) and its `errorMessage`.
-pub fn partial_success(reply: &serde_json::Value) -> Option<(u64, Option<String>)> {
+fn partial_success(reply: &serde_json::Value) -> Option<(u64, Option<String>)> {
     let partial = reply.get("partialSuccess")?;
     let rejected = match partial.get("rejectedLogRecords") {
         Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
@@ -168,7 +285,7 @@ pub fn partial_success(reply: &serde_json::Value) -> Option<(u64, Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{EntryWriter, Limits, OtlpHead, TraceContext};
+    use crate::record::{EntryWriter, Limits};
     use serde_json::{json, Value};
 
     #[test]
@@ -222,7 +339,7 @@ mod tests {
             entry("mail\"x", "app.db", "three"),
             entry("shop", "app.db", "four"),
         ];
-        let pid = int_attribute("process.pid", 42);
+        let pid = int_attribute(attribute::PROCESS_PID, 42);
         let body = batch_body(entries.iter().map(|e| &e[..]), 0, &pid);
         let v: Value = serde_json::from_slice(&body).expect("valid JSON");
         let resources = v["resourceLogs"].as_array().expect("array");
@@ -297,7 +414,7 @@ mod tests {
         assert_eq!(keys, ["small", "_truncated"]);
         assert_eq!(
             v["body"]["stringValue"],
-            crate::record::EMPTY_MESSAGE_PLACEHOLDER
+            crate::protocol::EMPTY_MESSAGE_PLACEHOLDER
         );
         assert!(v.get("traceId").is_none());
     }

@@ -1,36 +1,9 @@
-"""A local Logwell-compatible receiver for tests and demos.
-
-It listens on 127.0.0.1 (a free port), checks each request the way Logwell's server does
-(media type, API key, rate limit, JSON, batch size, each entry, what the database refuses),
-keeps what it accepted, and can be told to misbehave. It serves both of Logwell's routes:
-``/v1/ingest`` (the simple API, kept in ``entries``) and ``/v1/logs`` (OTLP/HTTP JSON,
-normalised as the server does and kept in ``log_records``). docs/testing.md lists where it
-follows the real server::
-
-    from logwell_handler.testing import LogwellReceiver
-
-    with LogwellReceiver() as receiver:
-        handler = LogwellHandler(api_key=receiver.api_key, endpoint=receiver.endpoint)
-        ...
-        receiver.fail_next(2, status=500)     # the next two requests answer 500
-        receiver.rate_limit_per_minute = 600  # the server's default: 600 at once, then 10/s
-        receiver.max_body_bytes = 65536       # larger bodies get 413
-        receiver.refuse_batch_if = lambda e: "poison" in e["message"]   # whole batch 400
-        receiver.fail_batch_if = lambda e: "poison" in e["message"]     # whole batch 500
-        receiver.wait_for(10)                 # until 10 entries were accepted
-        receiver.entries                      # the accepted entries, as dicts
-        receiver.log_records                  # the accepted OTLP records, normalised
-        receiver.otlp_reply = "collector"     # answer /v1/logs as a collector does
-
-``LogwellReceiver(ssl_context=ctx)`` serves https with that context's certificate.
-
-With pytest, the ``logwell_receiver`` fixture gives a started receiver.
-"""
+"""The receiver itself: :class:`LogwellReceiver`, which checks each request in the order
+Logwell's server does and keeps what it accepted, and the HTTP server it runs on."""
 
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import socket
 import ssl
@@ -41,29 +14,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional
 
-__all__ = ["Fault", "LogwellReceiver", "ReceivedRequest", "normalize_otlp"]
+from ._faults import _FAULT_NAMES, Fault, _Body
+from ._logwell import _KEY, MAX_BATCH, _has_nul, validate_entry
+from ._otlp import OtlpValidationError, normalize_otlp
+from ._rate_limit import _TokenBucket
+from ._sveltekit import _CSRF_MESSAGE, _ERROR_PAGE, _FORM_MEDIA_TYPES, _parse_json, _prefers_json
 
-MAX_BATCH = 100
-LEVELS = frozenset({"debug", "info", "warn", "error", "fatal"})
-_KEY = re.compile(r"^lw_[A-Za-z0-9_-]{32}$")
-
-# A reply's body: JSON, or text as it goes out.
-_Body = Union[dict[str, Any], str]
 # What the receiver answers a request: status, body, extra headers.
 _Reply = tuple[int, _Body, dict[str, str]]
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour, used for the next request that reaches the receiver."""
-
-    status: int = 500
-    #: A dict goes out as JSON, a str as text.
-    body: Optional[_Body] = None
-    retry_after: Optional[float] = None
-    delay: float = 0.0
 
 
 @dataclass
@@ -75,206 +35,6 @@ class ReceivedRequest:
     accepted: int
     headers: dict[str, str]
     at: float = field(default_factory=time.monotonic)
-
-
-def validate_entry(entry: Any) -> Optional[str]:
-    """The server's per-entry check: None when valid, else the reason."""
-    if not isinstance(entry, dict):
-        return "must be an object"
-    if entry.get("level") not in LEVELS:
-        return f"level must be one of {sorted(LEVELS)}, got {entry.get('level')!r}"
-    message = entry.get("message")
-    if not isinstance(message, str) or not message.strip():
-        return "message is required and must be a non-empty string"
-    for name in ("timestamp", "service", "sourceFile"):
-        if name in entry and not isinstance(entry[name], str):
-            return f"{name} must be a string"
-    if "metadata" in entry and not isinstance(entry["metadata"], dict):
-        return "metadata must be an object"
-    if "lineNumber" in entry:
-        line = entry["lineNumber"]
-        if isinstance(line, bool) or not isinstance(line, (int, float)) or line <= 0:
-            return "lineNumber must be a positive integer"
-    return None
-
-
-class OtlpValidationError(ValueError):
-    """The request as a whole is not an OTLP export the server takes (400)."""
-
-
-def _any_value(value: Any, depth: int = 0) -> Any:
-    """An OTLP ``AnyValue`` as a Python value, as the server reads it."""
-    if depth > 32 or not isinstance(value, dict):
-        return None
-    if "stringValue" in value:
-        return value["stringValue"]
-    if "boolValue" in value:
-        return value["boolValue"]
-    if "intValue" in value:
-        raw = value["intValue"]
-        return int(raw) if isinstance(raw, (int, str)) and str(raw).lstrip("-").isdigit() else None
-    if "doubleValue" in value:
-        return value["doubleValue"]
-    if "arrayValue" in value:
-        items = (value["arrayValue"] or {}).get("values") or []
-        return [_any_value(v, depth + 1) for v in items]
-    if "kvlistValue" in value:
-        return _key_values((value["kvlistValue"] or {}).get("values"), depth + 1)
-    if "bytesValue" in value:
-        return value["bytesValue"]
-    return None
-
-
-def _key_values(values: Any, depth: int = 0) -> dict[str, Any]:
-    if not isinstance(values, list):
-        return {}
-    out: dict[str, Any] = {}
-    for kv in values:
-        if isinstance(kv, dict) and isinstance(kv.get("key"), str) and kv["key"]:
-            out[kv["key"]] = _any_value(kv.get("value"), depth + 1)
-    return out
-
-
-def _level_of(severity: Any) -> str:
-    if not isinstance(severity, int) or severity <= 0:
-        return "info"
-    for top, level in ((8, "debug"), (12, "info"), (16, "warn"), (20, "error")):
-        if severity <= top:
-            return level
-    return "fatal"
-
-
-def normalize_otlp(payload: Any) -> tuple[list[dict[str, Any]], list[str]]:
-    """The log records of an OTLP export, flattened as Logwell's server does: each with
-    its ``resource`` and ``attributes`` as dicts, its ``scope`` name, ``message``,
-    ``level`` and the record's own fields. Returns the records and the reasons for any
-    refused one. Raises OtlpValidationError for a request the server refuses whole."""
-    if not isinstance(payload, dict):
-        raise OtlpValidationError("Request body must be an object.")
-    resource_logs = payload.get("resourceLogs")
-    if not isinstance(resource_logs, list):
-        raise OtlpValidationError("resourceLogs must be an array.")
-    records: list[dict[str, Any]] = []
-    errors: list[str] = []
-    for resource_log in resource_logs:
-        if not isinstance(resource_log, dict):
-            continue
-        resource = _key_values((resource_log.get("resource") or {}).get("attributes"))
-        for scope_log in resource_log.get("scopeLogs") or []:
-            if not isinstance(scope_log, dict):
-                continue
-            scope = scope_log.get("scope") or {}
-            for record in scope_log.get("logRecords") or []:
-                if not isinstance(record, dict):
-                    errors.append("Log record rejected: must be an object.")
-                    continue
-                attributes = _key_values(record.get("attributes"))
-                body = _any_value(record.get("body"))
-                severity = record.get("severityNumber")
-                records.append(
-                    {
-                        **record,
-                        "resource": resource,
-                        "scope": scope.get("name"),
-                        "attributes": attributes,
-                        "body": body,
-                        "message": body if isinstance(body, str) else json.dumps(body),
-                        "level": _level_of(severity),
-                    }
-                )
-    return records, errors
-
-
-class _TokenBucket:
-    """The server's rate limit: a bucket holding up to ``per_minute`` requests, full at
-    first, refilled continuously at ``per_minute`` a minute; a request takes one."""
-
-    def __init__(self, per_minute: float) -> None:
-        self.per_minute = per_minute
-        self.tokens = per_minute
-        self.last = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        refill = (now - self.last) / 60 * self.per_minute
-        self.tokens = min(self.per_minute, self.tokens + refill)
-        self.last = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-# The media types an HTML form can send. SvelteKit, which the server is built on, answers
-# a cross-site POST of one of them 403 before any route runs; an API client sends no
-# Origin header, so for it every such POST is cross-site.
-_FORM_MEDIA_TYPES = frozenset(
-    {
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-        "text/plain",
-        "application/x-sveltekit-formdata",
-    }
-)
-_CSRF_MESSAGE = "Cross-site POST form submissions are forbidden"
-
-# Stands for the HTML page SvelteKit sends for an error a route did not handle, when the
-# client does not ask for JSON.
-_ERROR_PAGE = (
-    '<!doctype html>\n<html lang="en">\n<head><meta charset="utf-8" />'
-    "<title>Internal server error</title></head>\n"
-    "<body><h1>500</h1><p>Internal server error</p></body>\n</html>\n"
-)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _parse_json(body: bytes) -> Any:
-    """The body as the server's ``request.json()`` reads it: the bytes as they came
-    (``Content-Encoding`` is not honoured, so a gzip body is invalid JSON), decoded as
-    UTF-8 (a BOM dropped, a bad byte replaced), strict JSON (no NaN or Infinity)."""
-    return json.loads(body.decode("utf-8-sig", errors="replace"), parse_constant=_refuse_constant)
-
-
-def _has_nul(value: Any) -> bool:
-    """Whether a U+0000 is in ``value``: a str, or any key or value of a dict or list at
-    any depth. PostgreSQL stores no NUL in text or jsonb."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-# A media range's weight parameter, as in ``text/html;q=0.9``.
-_Q = re.compile(r"q=\d*\.?\d+|q=\d+\.")
-
-
-def _prefers_json(accept: Optional[str]) -> bool:
-    """Whether an ``Accept`` header ranks ``application/json`` at least as high as
-    ``text/html``, as SvelteKit decides the form of an error reply. No header counts as
-    ``text/html``; ``*/*`` (what most HTTP clients send) as JSON."""
-    best: dict[str, tuple[float, int, int]] = {}
-    for index, part in enumerate((accept or "text/html").split(",")):
-        media_range, *params = (p.strip() for p in part.split(";"))
-        if "/" not in media_range:
-            continue
-        kind, sub = media_range.lower().split("/", 1)
-        weights = [float(p[2:]) for p in params if _Q.fullmatch(p)]
-        q = weights[0] if weights else 1.0
-        # Higher q first, then the more specific range, then the earlier one.
-        rank = (-q, (kind == "*") + (sub == "*"), index)
-        for candidate in ("application/json", "text/html"):
-            c_kind, c_sub = candidate.split("/")
-            if kind in (c_kind, "*") and sub in (c_sub, "*"):
-                best[candidate] = min(best.get(candidate, rank), rank)
-    if "application/json" not in best:
-        return False
-    return "text/html" not in best or best["application/json"] <= best["text/html"]
 
 
 class LogwellReceiver:
@@ -593,9 +353,6 @@ class _QuietServer(ThreadingHTTPServer):
         # here; anything else is a receiver bug and is printed as usual.
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
-
-
-_FAULT_NAMES = {401: "unauthorized", 429: "rate_limited", 400: "validation_error"}
 
 
 def _make_handler(receiver: LogwellReceiver) -> type[BaseHTTPRequestHandler]:
