@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from logwell_handler import ErrorCode, Logwell, LogwellError, LogwellHandler
+from logwell_handler._settings import DEFAULTS, ENVIRONMENT, SHARED
 
 from conftest import MakeHandler
 
@@ -149,3 +153,54 @@ def test_a_query_in_the_endpoint_is_kept_after_the_path() -> None:
         assert "https://h/v1/ingest?tenant=a" in repr(handler)
     finally:
         handler.close()
+
+
+def _shown(name: str, value: object) -> str:
+    """A default as docs/configuration.md's table writes it."""
+    variable = ENVIRONMENT.get(name)
+    if variable:
+        return f"`{variable}`" + ("" if value is None else f", else {value}")
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    if isinstance(value, int) and value >= 1024 and value % 1024 == 0:
+        for unit, size in (("MiB", 1024 * 1024), ("KiB", 1024)):
+            if value % size == 0:
+                return f"{value // size} {unit}"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", " ")
+    return str(value)
+
+
+def _documented_defaults() -> dict[str, str]:
+    """docs/configuration.md's table: argument -> default cell."""
+    text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", text, flags=re.MULTILINE)
+    return {name: default.strip() for name, default in rows}
+
+
+def test_the_docs_name_every_setting_with_its_default() -> None:
+    documented = _documented_defaults()
+    per_handler = {"level": "`NOTSET`", "metadata": "None"}
+    expected = {name: _shown(name, getattr(DEFAULTS, name)) for name in SHARED}
+    assert documented == {**expected, **per_handler}
+
+
+@pytest.mark.parametrize("owner", [LogwellHandler, Logwell])
+def test_the_handler_and_the_client_take_the_shared_settings_with_their_defaults(
+    owner: type,
+) -> None:
+    parameters = inspect.signature(owner.__init__).parameters
+    for name in SHARED:
+        default = None if name in ENVIRONMENT else getattr(DEFAULTS, name)
+        assert parameters[name].default == default, name
+
+
+def test_a_client_setting_given_to_an_attached_handler_is_refused() -> None:
+    client = Logwell(**OK)
+    try:
+        with pytest.raises(LogwellError, match="batch_size cannot be given with client="):
+            LogwellHandler(client=client, batch_size=10)
+    finally:
+        client.shutdown(0)
