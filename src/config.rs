@@ -123,7 +123,8 @@ impl std::fmt::Debug for Config {
                     .as_ref()
                     .map(|c| format!("{} certificates", c.len())),
             )
-            .finish()
+            // `resource_attributes`: encoded bytes, of no use in a debug line.
+            .finish_non_exhaustive()
     }
 }
 
@@ -263,10 +264,10 @@ fn request_url(endpoint: &str, protocol: Protocol) -> Result<String, Error> {
         return Err(bad("must not have a #fragment, which is never sent"));
     }
     let path = url.path().trim_end_matches('/').to_owned();
-    if !path.ends_with(protocol.path()) {
-        url.set_path(&format!("{path}{}", protocol.path()));
-    } else {
+    if path.ends_with(protocol.path()) {
         url.set_path(&path);
+    } else {
+        url.set_path(&format!("{path}{}", protocol.path()));
     }
     Ok(url.to_string())
 }
@@ -362,7 +363,7 @@ impl Config {
             ));
         }
         check_headers(&s.headers)?;
-        let max_batch_size = protocol.max_batch_size() as i64;
+        let max_batch_size = i64::try_from(protocol.max_batch_size()).unwrap_or(i64::MAX);
         let batch_size = int_in("batch_size", s.batch_size, 1, max_batch_size)? as usize;
         Ok(Config {
             protocol,

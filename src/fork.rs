@@ -42,14 +42,14 @@ mod tests {
         // SAFETY: the child only reads an atomic and exits at once.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            let code = if generation() == before + 1 { 0 } else { 1 };
+            let code = i32::from(generation() != before + 1);
             // SAFETY: leaving the child without running the parent's destructors.
             unsafe { libc::_exit(code) };
         }
         assert!(pid > 0, "fork failed");
         let mut status = 0;
         // SAFETY: waits for the child just made.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        unsafe { libc::waitpid(pid, &raw mut status, 0) };
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
         assert_eq!(generation(), before, "the parent's generation is unchanged");
     }

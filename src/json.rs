@@ -64,7 +64,7 @@ const ESCAPE: [u8; 256] = {
 
 /// `s` as a JSON string: quoted, with `"`, `\\` and control characters escaped and all
 /// else (UTF-8 included) copied as is, but for NUL, which becomes U+FFFD: Logwell stores
-/// entries in PostgreSQL, which refuses NUL in text and jsonb and so fails the whole
+/// entries in `PostgreSQL`, which refuses NUL in text and jsonb and so fails the whole
 /// batch (500) for one NUL anywhere in it.
 pub(crate) fn push_json_string(out: &mut Vec<u8>, s: &str) {
     const REPLACEMENT_CHARACTER: &[u8] = "\u{FFFD}".as_bytes();
@@ -314,7 +314,7 @@ impl<'a> ValueWriter<'a> {
         }
     }
 
-    /// `{"<tag>": <what write puts>}` in the AnyValue style; what `write` puts otherwise.
+    /// `{"<tag>": <what write puts>}` in the `AnyValue` style; what `write` puts otherwise.
     fn tagged(&mut self, tag: &str, write: impl FnOnce(&mut JsonWriter)) {
         if self.style == ValueStyle::Plain {
             return write(self.json);
@@ -479,7 +479,7 @@ mod tests {
         j.end_array();
         assert_eq!(
             parse(&j.into_bytes()),
-            json!([123456789012345678901234567890_f64, "12e3"])
+            json!([123_456_789_012_345_678_901_234_567_890_f64, "12e3"])
         );
     }
 
@@ -550,7 +550,7 @@ mod tests {
         assert_eq!(
             parse(&plain.into_bytes()),
             json!({"s": "x", "n": -7, "list": [1.5, "inf", true, null,
-                   123456789012345678901234567890_f64], "empty": {}})
+                   123_456_789_012_345_678_901_234_567_890_f64], "empty": {}})
         );
         let mut otlp = JsonWriter::default();
         sample(&mut ValueWriter::new(&mut otlp, ValueStyle::AnyValue));

@@ -1,5 +1,5 @@
 //! logwell-handler's Rust core. The modules below `python` know nothing of Python and
-//! are tested with `cargo test`; `python` is the PyO3 edge. This file only wires them.
+//! are tested with `cargo test`; `python` is the `PyO3` edge. This file only wires them.
 
 mod buffer;
 mod config;

@@ -31,9 +31,9 @@ const MIN_SHARE: f64 = 0.01;
 /// multiple keeps their ratios).
 const GROWTH_PER_SECOND: f64 = 0.002;
 /// And by a multiple that speeds up with the time since the last 429: `t` seconds after
-/// it, by (t / PROBE_TIME)^2 / PROBE_TIME of itself a second (x1.4 over the first
-/// PROBE_TIME, x14 over two). Senders still sharing the key meet a 429 again after about
-/// PROBE_TIME; one left alone is back to the whole budget within two. In a simulation of
+/// it, by `(t / PROBE_TIME)^2 / PROBE_TIME` of itself a second (x1.4 over the first
+/// `PROBE_TIME`, x14 over two). Senders still sharing the key meet a 429 again after about
+/// `PROBE_TIME`; one left alone is back to the whole budget within two. In a simulation of
 /// ten mixes of senders (together, staggered by 0.3-30 s, one large among small ones, 2-8
 /// senders) every drain took within 1.25x the least time, with about one 429 per sender
 /// per 10 s of contention, where the constant step alone left a late starter at 4x. Real
@@ -263,6 +263,8 @@ impl Pacer {
 }
 
 #[cfg(test)]
+// A share is clamped to 1.0 or set to a floor exactly: equality is what is meant.
+#[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
 

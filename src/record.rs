@@ -4,6 +4,7 @@
 //! here knows of Python.
 
 use std::cell::Cell;
+use std::fmt::Write;
 
 use crate::json::{JsonWriter, Mark, ValueWriter};
 use crate::protocol::logwell::{self, Level, Timestamp};
@@ -135,7 +136,7 @@ pub struct EntryWriter {
 
 impl EntryWriter {
     fn start(protocol: Protocol, limits: Limits) -> EntryWriter {
-        let (out, field_keys) = SCRATCH.with(|s| s.take());
+        let (out, field_keys) = SCRATCH.with(Scratch::take);
         let mut json = JsonWriter::from_vec(out);
         json.set_max_string_bytes(limits.max_string_bytes);
         EntryWriter {
@@ -308,8 +309,12 @@ impl EntryWriter {
         let rest = self.left_out.len() - named;
         match (named, rest) {
             (_, 0) => {}
-            (0, _) => note.push_str(&format!("{rest} fields")),
-            _ => note.push_str(&format!(" and {rest} more")),
+            (0, _) => {
+                let _ = write!(note, "{rest} fields");
+            }
+            _ => {
+                let _ = write!(note, " and {rest} more");
+            }
         }
         note
     }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use ureq::config::Config;
+use ureq::http::uri::Authority;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
@@ -44,7 +45,7 @@ impl Resolver for CachingResolver {
         config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let authority = uri.authority().map(Authority::as_str).unwrap_or_default();
         if let Some(hit) = self
             .last
             .lock()

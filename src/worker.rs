@@ -18,13 +18,14 @@ use crate::config::Config;
 use crate::errors::Error;
 use crate::lifecycle::{Lifecycle, State};
 use crate::pacer::Pacer;
+use crate::protocol::Reply;
 use crate::stats::{Snapshot, Stats};
 use crate::transport::{retry_delay, Jitter, Transport};
 
 /// A batch stops growing once its body passes this size, and entries this large in all
 /// are a full batch, whatever their count. With entries capped near 130 KiB
 /// (`max_message_bytes` + `max_metadata_bytes`), a request stays under the 512 KiB body
-/// limit of Logwell's server (SvelteKit's default) and of common proxies.
+/// limit of Logwell's server (`SvelteKit`'s default) and of common proxies.
 const SOFT_MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// The last entries of a burst, fewer than a batch, go once no record was logged for
 /// this long, instead of waiting for the flush tick.
@@ -82,16 +83,16 @@ impl Shared {
         self.progress_cv.notify_all();
     }
 
-    fn report(&self, error: Error) {
-        self.stats.set_last_error(&error);
-        self.events.error(&error);
+    fn report(&self, error: &Error) {
+        self.stats.set_last_error(error);
+        self.events.error(error);
     }
 
     /// Counts entries still undelivered at a close deadline.
     fn give_up_at_close(&self, count: u64) {
         if count > 0 {
             Stats::add(&self.stats.dropped_at_close, count);
-            self.report(Error::Undelivered { count });
+            self.report(&Error::Undelivered { count });
         }
     }
 }
@@ -299,7 +300,7 @@ impl Shipper {
     }
 
     /// Counts one record that could not be encoded as failed, and reports it.
-    pub fn fail_record(&self, error: Error) {
+    pub fn fail_record(&self, error: &Error) {
         let s = &self.shared;
         s.stats.enqueued.fetch_add(1, Ordering::Release);
         Stats::add(&s.stats.failed, 1);
@@ -583,7 +584,7 @@ impl Worker {
                 Sent::Done => {}
                 Sent::ServerFault(error) => {
                     Stats::add(&self.shared.stats.failed, 1);
-                    self.shared.report(error);
+                    self.shared.report(&error);
                 }
                 Sent::Split | Sent::Retained => {
                     return Some(self.retain_unresolved(resolved, None))
@@ -603,11 +604,7 @@ impl Worker {
         self.pending_bytes = self.pending.iter().map(|e| e.json.len() + 1).sum();
         self.note_inflight();
         if let Some(error) = outage {
-            self.failing = true;
-            if let Some(ra) = error.retry_after() {
-                self.hold_until = Some(Instant::now() + ra);
-            }
-            self.shared.report(error);
+            self.fail_for_now(&error);
         }
         Outcome::Retained
     }
@@ -615,127 +612,200 @@ impl Worker {
     /// Sends `pending[range]` in one request, paced to the server's limit, retrying
     /// transient failures with backoff when `retries` is set.
     fn send(&mut self, range: Range<usize>, deadline: Option<Instant>, retries: bool) -> Sent {
-        let s = Arc::clone(&self.shared);
         // More entries waiting behind this request: the cycle's own, or new ones.
-        let backlogged = self.pending.len() > range.len() || !s.buffer.is_empty();
-        let entries = &self.pending[range];
-        let n = entries.len() as u64;
-        let size = entries.iter().map(|e| e.json.len() + 1).sum();
-        let jsons = entries.iter().map(|e| &e.json[..]);
-        let body = s
-            .config
-            .protocol
-            .batch_body(jsons, size, &s.config.resource_attributes);
-        let max_retries = if retries { s.config.max_retries } else { 0 };
+        let backlogged = self.pending.len() > range.len() || !self.shared.buffer.is_empty();
+        let n = range.len() as u64;
+        let body = self.batch_body(range);
+        let max_retries = if retries {
+            self.shared.config.max_retries
+        } else {
+            0
+        };
         let mut attempt = 0;
         loop {
-            let now = Instant::now();
-            if let Some(at) = self.pacer.ready_at(now).filter(|&at| at > now) {
-                Stats::add(&s.stats.paced_waits, 1);
-                let slept = self.sleep(at - now);
-                Stats::add(&s.stats.paced_wait_ms, now.elapsed().as_millis() as u64);
-                if !slept {
-                    return Sent::Retained;
-                }
-            }
-            let deadline = deadline.or_else(|| s.deadline());
-            let timeout = deadline.map_or(s.config.timeout, |d| {
-                s.config
-                    .timeout
-                    .min(d.saturating_duration_since(Instant::now()))
-            });
-            if timeout.is_zero() {
+            if !self.wait_for_pacer() {
                 return Sent::Retained;
             }
-            let start = Instant::now();
-            self.pacer.on_send(start);
-            let result = self.transport.post(&body, n, timeout);
-            match &result {
-                // Not counted by the server's limiter: refused by it, or never reached it
-                // (a gateway's 502-504, a network error).
-                Err(
-                    Error::Http {
-                        status: 429 | 502..=504,
-                        ..
-                    }
-                    | Error::Network(_),
-                ) => {}
-                other => self.pacer.on_charged(start, other.is_ok(), backlogged),
-            }
-            match result {
+            let Some(timeout) = self.request_timeout(deadline) else {
+                return Sent::Retained;
+            };
+            let error = match self.post(&body, n, timeout, backlogged) {
                 Ok(reply) => {
-                    self.failing = false;
-                    Stats::add(&s.stats.sent, reply.accepted);
-                    Stats::add(&s.stats.rejected_by_server, reply.rejected);
-                    Stats::add(&s.stats.batches, 1);
-                    Stats::add(&s.stats.bytes_sent, body.len() as u64);
-                    if reply.rejected > 0 {
-                        s.report(Error::Rejected {
-                            rejected: reply.rejected,
-                            total: n,
-                            reasons: reply.errors.join("; "),
-                        });
-                    }
-                    if reply.accepted > 0 {
-                        s.events.delivered(reply.accepted);
-                    }
+                    self.record_reply(&reply, n, body.len());
                     return Sent::Done;
                 }
+                Err(error) => error,
+            };
+            match error {
                 // Not a failure and no retry used up: the batch waits, whole. With a model
                 // of the server's limit the pacer does the waiting, here, and probes again
                 // long before Logwell's blanket `Retry-After: 60`; without one, the run
                 // loop (or the close deadline) waits as long as the server asks.
-                Err(Error::Http {
+                Error::Http {
                     status: 429,
                     retry_after,
                     ..
-                }) => {
-                    let wait = self.pacer.on_limited(Instant::now(), retry_after);
-                    Stats::add(&s.stats.rate_limited_waits, 1);
-                    Stats::add(
-                        &s.stats.rate_limited_wait_ms,
-                        retry_after.unwrap_or(wait).as_millis() as u64,
-                    );
-                    if !self.paced {
-                        self.hold_until = Some(Instant::now() + wait);
+                } => {
+                    if self.record_rate_limit(retry_after) {
                         return Sent::Retained;
                     }
                 }
-                Err(Error::Http {
+                Error::Http {
                     status: 400 | 413, ..
-                }) if n > 1 => return Sent::Split,
-                Err(e) if e.retryable() => {
+                } if n > 1 => return Sent::Split,
+                e if e.retryable() => {
                     if attempt >= max_retries && e.may_be_poison() {
                         return Sent::ServerFault(e);
                     }
-                    let delay = retry_delay(&e, attempt, self.jitter.sample());
-                    let past_deadline = s.deadline().is_some_and(|d| Instant::now() + delay > d);
-                    if attempt >= max_retries || past_deadline || !self.sleep(delay) {
-                        if let Some(ra) = e.retry_after() {
-                            self.hold_until = Some(Instant::now() + ra);
-                        }
-                        self.failing = true;
-                        s.report(e);
+                    if !self.back_off(&e, attempt, max_retries) {
+                        self.fail_for_now(&e);
                         return Sent::Retained;
                     }
                     attempt += 1;
-                    Stats::add(&s.stats.retries, 1);
+                    Stats::add(&self.shared.stats.retries, 1);
                 }
-                Err(Error::BadReply(detail)) => {
+                e @ Error::BadReply(_) => {
                     // The server took the batch with 2xx; resending could duplicate it.
+                    let s = &self.shared;
                     Stats::add(&s.stats.sent, n);
                     Stats::add(&s.stats.batches, 1);
                     Stats::add(&s.stats.bytes_sent, body.len() as u64);
-                    s.report(Error::BadReply(detail));
+                    s.report(&e);
                     return Sent::Done;
                 }
-                Err(e) => {
-                    Stats::add(&s.stats.failed, n);
-                    s.report(e);
+                e => {
+                    Stats::add(&self.shared.stats.failed, n);
+                    self.shared.report(&e);
                     return Sent::Done;
                 }
             }
         }
+    }
+
+    /// The request body for `pending[range]`.
+    fn batch_body(&self, range: Range<usize>) -> Vec<u8> {
+        let entries = &self.pending[range];
+        let size = entries.iter().map(|e| e.json.len() + 1).sum();
+        let jsons = entries.iter().map(|e| &e.json[..]);
+        let config = &self.shared.config;
+        config
+            .protocol
+            .batch_body(jsons, size, &config.resource_attributes)
+    }
+
+    /// Waits, and counts the wait, until the pacer lets the next request go. Returns
+    /// false when a close deadline cut the wait short.
+    fn wait_for_pacer(&mut self) -> bool {
+        let now = Instant::now();
+        let Some(at) = self.pacer.ready_at(now).filter(|&at| at > now) else {
+            return true;
+        };
+        let stats = &self.shared.stats;
+        Stats::add(&stats.paced_waits, 1);
+        let slept = self.sleep(at - now);
+        Stats::add(&stats.paced_wait_ms, now.elapsed().as_millis() as u64);
+        slept
+    }
+
+    /// The next request's timeout: the configured one, cut to what is left before
+    /// `deadline`, or before the close deadline when there is none. `None`: no time left.
+    fn request_timeout(&self, deadline: Option<Instant>) -> Option<Duration> {
+        let s = &self.shared;
+        let deadline = deadline.or_else(|| s.deadline());
+        let timeout = deadline.map_or(s.config.timeout, |d| {
+            s.config
+                .timeout
+                .min(d.saturating_duration_since(Instant::now()))
+        });
+        (!timeout.is_zero()).then_some(timeout)
+    }
+
+    /// Posts `body` once, and tells the pacer of the request and of whether the server's
+    /// limiter counted it.
+    fn post(
+        &mut self,
+        body: &[u8],
+        n: u64,
+        timeout: Duration,
+        backlogged: bool,
+    ) -> Result<Reply, Error> {
+        let start = Instant::now();
+        self.pacer.on_send(start);
+        let result = self.transport.post(body, n, timeout);
+        match &result {
+            // Not counted by the server's limiter: refused by it, or never reached it
+            // (a gateway's 502-504, a network error).
+            Err(
+                Error::Http {
+                    status: 429 | 502..=504,
+                    ..
+                }
+                | Error::Network(_),
+            ) => {}
+            other => self.pacer.on_charged(start, other.is_ok(), backlogged),
+        }
+        result
+    }
+
+    /// Counts a request of `n` entries and `bytes` bytes the server answered, reports
+    /// what it rejected, and tells the owner what it took.
+    fn record_reply(&mut self, reply: &Reply, n: u64, bytes: usize) {
+        self.failing = false;
+        let s = &self.shared;
+        Stats::add(&s.stats.sent, reply.accepted);
+        Stats::add(&s.stats.rejected_by_server, reply.rejected);
+        Stats::add(&s.stats.batches, 1);
+        Stats::add(&s.stats.bytes_sent, bytes as u64);
+        if reply.rejected > 0 {
+            s.report(&Error::Rejected {
+                rejected: reply.rejected,
+                total: n,
+                reasons: reply.errors.join("; "),
+            });
+        }
+        if reply.accepted > 0 {
+            s.events.delivered(reply.accepted);
+        }
+    }
+
+    /// Counts a 429 and tells the pacer. Without a model of the server's limit, holds
+    /// the batch as long as the server asks, and returns true.
+    fn record_rate_limit(&mut self, retry_after: Option<Duration>) -> bool {
+        let wait = self.pacer.on_limited(Instant::now(), retry_after);
+        let stats = &self.shared.stats;
+        Stats::add(&stats.rate_limited_waits, 1);
+        Stats::add(
+            &stats.rate_limited_wait_ms,
+            retry_after.unwrap_or(wait).as_millis() as u64,
+        );
+        if self.paced {
+            return false;
+        }
+        self.hold_until = Some(Instant::now() + wait);
+        true
+    }
+
+    /// Waits out the backoff before retry `attempt + 1` of a transient failure. False,
+    /// without waiting, once the retries are used up or when the wait would end past the
+    /// close deadline; false too when a close cut the wait short.
+    fn back_off(&mut self, error: &Error, attempt: u32, max_retries: u32) -> bool {
+        // Drawn even when no retry is left: the jitter moves on with every failure.
+        let delay = retry_delay(error, attempt, self.jitter.sample());
+        let past_deadline = self
+            .shared
+            .deadline()
+            .is_some_and(|d| Instant::now() + delay > d);
+        attempt < max_retries && !past_deadline && self.sleep(delay)
+    }
+
+    /// A delivery failed and is given up on for this cycle: the next waits for a tick or
+    /// a flush, and past any `Retry-After` the server sent. Reports the error.
+    fn fail_for_now(&mut self, error: &Error) {
+        if let Some(ra) = error.retry_after() {
+            self.hold_until = Some(Instant::now() + ra);
+        }
+        self.failing = true;
+        self.shared.report(error);
     }
 
     /// Sleeps `d` unless a close deadline falls before its end; returns whether it slept.
@@ -764,7 +834,7 @@ impl Worker {
         if total > self.overflow_reported {
             let dropped = total - self.overflow_reported;
             self.overflow_reported = total;
-            self.shared.report(Error::QueueOverflow { dropped });
+            self.shared.report(&Error::QueueOverflow { dropped });
         }
     }
 

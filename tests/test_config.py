@@ -191,7 +191,7 @@ def test_the_docs_name_every_setting_with_its_default() -> None:
 def test_the_handler_and_the_client_take_the_shared_settings_with_their_defaults(
     owner: type,
 ) -> None:
-    parameters = inspect.signature(owner.__init__).parameters
+    parameters = inspect.signature(owner).parameters
     for name in SHARED:
         default = None if name in ENVIRONMENT else getattr(DEFAULTS, name)
         assert parameters[name].default == default, name

@@ -173,12 +173,11 @@ pub fn batch_body<'a>(
     let mut services: Vec<ServiceScopes<'a>> = Vec::new();
     for entry in entries {
         let (service, scope, record) = split_entry(entry);
-        let scopes = match services.iter().position(|(s, _)| *s == service) {
-            Some(i) => &mut services[i].1,
-            None => {
-                services.push((service, Vec::new()));
-                &mut services.last_mut().expect("just pushed").1
-            }
+        let scopes = if let Some(i) = services.iter().position(|(s, _)| *s == service) {
+            &mut services[i].1
+        } else {
+            services.push((service, Vec::new()));
+            &mut services.last_mut().expect("just pushed").1
         };
         match scopes.iter().position(|(s, _)| *s == scope) {
             Some(i) => scopes[i].1.push(record),

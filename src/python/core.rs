@@ -32,7 +32,7 @@ struct PyEvents {
 impl PyEvents {
     fn call(
         &self,
-        callback: &Option<Py<PyAny>>,
+        callback: Option<&Py<PyAny>>,
         arg: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
     ) {
         let Some(callback) = callback else { return };
@@ -57,11 +57,13 @@ impl PyEvents {
 
 impl Events for PyEvents {
     fn error(&self, error: &Error) {
-        self.call(&self.on_error, |py| Ok(to_py_error(py, error)?.unbind()));
+        self.call(self.on_error.as_ref(), |py| {
+            Ok(to_py_error(py, error)?.unbind())
+        });
     }
 
     fn delivered(&self, count: u64) {
-        self.call(&self.on_flush, |py| {
+        self.call(self.on_flush.as_ref(), |py| {
             Ok(count.into_pyobject(py)?.into_any().unbind())
         });
     }
@@ -95,7 +97,7 @@ struct Given<'py> {
 impl<'py> Given<'py> {
     fn new(py: Python<'py>, settings: Option<&Bound<'py, PyDict>>) -> PyResult<Given<'py>> {
         Ok(Given {
-            settings: settings.map_or_else(|| Ok(PyDict::new(py)), |s| s.copy())?,
+            settings: settings.map_or_else(|| Ok(PyDict::new(py)), PyDictMethods::copy)?,
         })
     }
 
@@ -141,8 +143,7 @@ impl<'py> Given<'py> {
 fn type_name(v: &Bound<'_, PyAny>) -> String {
     v.get_type()
         .name()
-        .map(|n| py_str(&n).into_owned())
-        .unwrap_or_else(|_| "object".into())
+        .map_or_else(|_| "object".into(), |n| py_str(&n).into_owned())
 }
 
 fn text_setting(field: &'static str, v: Option<&Bound<'_, PyAny>>) -> Result<String, Error> {
@@ -481,7 +482,7 @@ impl Core {
         match catch_unwind(AssertUnwindSafe(call)) {
             Ok(result) => result,
             Err(payload) => {
-                self.shipper.fail_record(unencodable(payload.as_ref()));
+                self.shipper.fail_record(&unencodable(payload.as_ref()));
                 Ok(())
             }
         }
@@ -511,7 +512,7 @@ impl Core {
         }));
         match encoded {
             Ok(json) => self.shipper.push(json),
-            Err(payload) => self.shipper.fail_record(unencodable(payload.as_ref())),
+            Err(payload) => self.shipper.fail_record(&unencodable(payload.as_ref())),
         }
         true
     }
@@ -577,7 +578,7 @@ impl Core {
         self.shipper.state() != State::Open
     }
 
-    /// The URL batches are POSTed to (`/v1/ingest` or `/v1/logs`), its password hidden.
+    /// The URL batches are sent to by POST (`/v1/ingest` or `/v1/logs`), its password hidden.
     #[getter]
     fn request_url(&self) -> String {
         config::shown_url(&self.shipper.config().url)

@@ -1,4 +1,4 @@
-//! The PyO3 edge: the only code that knows of Python.
+//! The `PyO3` edge: the only code that knows of Python.
 
 mod core;
 mod errors;

@@ -102,8 +102,7 @@ fn display(obj: &Bound<'_, PyAny>) -> String {
     }
     obj.str()
         .or_else(|_| obj.repr())
-        .map(|s| py_str(&s).into_owned())
-        .unwrap_or_else(|_| unrepresentable(obj))
+        .map_or_else(|_| unrepresentable(obj), |s| py_str(&s).into_owned())
 }
 
 /// A value as text, borrowed when it is a str (a dict key, a logger or level name, a
@@ -116,22 +115,20 @@ pub fn as_text<'a>(value: &'a Bound<'_, PyAny>) -> Cow<'a, str> {
 }
 
 /// `as_text` of an attribute a record may lack: empty when it does.
-fn attr_text<'a>(value: &'a Option<Bound<'_, PyAny>>) -> Cow<'a, str> {
-    value.as_ref().map_or(Cow::Borrowed(""), as_text)
+fn attr_text<'a>(value: Option<&'a Bound<'_, PyAny>>) -> Cow<'a, str> {
+    value.map_or(Cow::Borrowed(""), as_text)
 }
 
 fn repr(obj: &Bound<'_, PyAny>) -> String {
     obj.repr()
-        .map(|s| py_str(&s).into_owned())
-        .unwrap_or_else(|_| unrepresentable(obj))
+        .map_or_else(|_| unrepresentable(obj), |s| py_str(&s).into_owned())
 }
 
 fn unrepresentable(obj: &Bound<'_, PyAny>) -> String {
     let type_name = obj
         .get_type()
         .name()
-        .map(|n| display(n.as_any()))
-        .unwrap_or_else(|_| "object".into());
+        .map_or_else(|_| "object".into(), |n| display(n.as_any()));
     format!("<unrepresentable {type_name}>")
 }
 
@@ -223,6 +220,28 @@ fn message<'py>(
     }
 }
 
+/// A record's message: the handler's formatter output, or `getMessage()`'s, which is
+/// kept in `computed`. When `getMessage()` fails, `str(msg)`, and why.
+fn record_message<'a, 'py>(
+    record: &Bound<'py, PyAny>,
+    formatted: Option<&'a Bound<'py, PyString>>,
+    view: &RecordView<'py>,
+    shape: &RecordShape,
+    computed: &'a mut Option<Bound<'py, PyString>>,
+) -> (Cow<'a, str>, Option<String>) {
+    if let Some(f) = formatted {
+        return (py_str(f), None);
+    }
+    match message(record, view, shape) {
+        Ok(m) => (py_str(computed.insert(m)), None),
+        Err(e) => {
+            let error = display(e.value(record.py()).as_any());
+            let text = view.msg.as_ref().map(display).unwrap_or_default();
+            (Cow::Owned(text), Some(error))
+        }
+    }
+}
+
 impl RecordEncoder {
     /// Encodes a `LogRecord` (or any object with its attributes). `formatted` is the
     /// handler's formatter output, used as the message when the user set a formatter;
@@ -237,11 +256,9 @@ impl RecordEncoder {
     ) -> Vec<u8> {
         let py = record.py();
         let shape = &*self.shape;
-        let otlp = self.protocol == Protocol::Otlp;
-        let wanted = if otlp {
-            READ_FOR_OTLP
-        } else {
-            READ_FOR_LOGWELL
+        let wanted = match self.protocol {
+            Protocol::Otlp => READ_FOR_OTLP,
+            Protocol::Logwell => READ_FOR_LOGWELL,
         };
         let view = RecordView::read(record, shape, self.reserved.bind(py), wanted);
         let levelno = view
@@ -255,103 +272,94 @@ impl RecordEncoder {
             .and_then(|v| v.extract::<f64>().ok())
             .filter(|c| c.is_finite())
             .unwrap_or_else(now_seconds);
+        let mut computed = None;
+        let (message, message_error) =
+            record_message(record, formatted, &view, shape, &mut computed);
+        let mut entry = self.record_head(&view, levelno, created, &message, trace);
+        self.write_record_source(&mut entry, &view);
+        self.write_record_fields(&mut entry, &view, message_error.as_deref(), context, trace);
+        entry.finish()
+    }
 
-        let mut message_error = None;
-        let computed;
-        let message: Cow<'_, str> = match formatted {
-            Some(f) => py_str(f),
-            None => match message(record, &view, shape) {
-                Ok(m) => {
-                    computed = m;
-                    py_str(&computed)
-                }
-                Err(e) => {
-                    message_error = Some(display(e.value(py).as_any()));
-                    Cow::Owned(view.msg.as_ref().map(display).unwrap_or_default())
-                }
-            },
-        };
-
-        let mut entry = if otlp {
-            EntryWriter::otlp(
+    /// An entry's head, per protocol.
+    fn record_head(
+        &self,
+        view: &RecordView<'_>,
+        levelno: i64,
+        created: f64,
+        message: &str,
+        trace: Option<TraceContext>,
+    ) -> EntryWriter {
+        match self.protocol {
+            Protocol::Otlp => EntryWriter::otlp(
                 &OtlpHead {
                     service: self.service.as_deref().unwrap_or(&self.default_service),
-                    scope: &attr_text(&view.name),
+                    scope: &attr_text(view.name.as_ref()),
                     time_unix_nano: unix_nanos(created),
                     observed_time_unix_nano: unix_nanos(now_seconds()),
                     severity_number: otlp::severity_number(levelno),
-                    severity_text: &attr_text(&view.levelname),
-                    body: &message,
+                    severity_text: &attr_text(view.levelname.as_ref()),
+                    body: message,
                     trace,
                 },
                 self.limits,
-            )
-        } else {
-            let mut entry = EntryWriter::logwell(
-                Level::from_levelno(levelno),
-                &message,
-                Timestamp::Seconds(created),
-                self.limits,
-            );
-            if let Some(service) = &self.service {
-                entry.service(service);
+            ),
+            Protocol::Logwell => {
+                let mut entry = EntryWriter::logwell(
+                    Level::from_levelno(levelno),
+                    message,
+                    Timestamp::Seconds(created),
+                    self.limits,
+                );
+                if let Some(service) = &self.service {
+                    entry.service(service);
+                }
+                entry
             }
-            entry
-        };
-        let path = attr_text(&view.pathname);
+        }
+    }
+
+    /// The file and line of the call: in OTLP, the first attributes.
+    fn write_record_source(&self, entry: &mut EntryWriter, view: &RecordView<'_>) {
+        let path = attr_text(view.pathname.as_ref());
         let line = view
             .lineno
             .as_ref()
             .and_then(|v| v.extract::<i64>().ok())
             .unwrap_or(0);
         entry.source(self.source_file(&path), line);
+    }
 
-        // Fields, highest precedence first: the first writer of a key wins.
+    /// A record's fields, highest precedence first: the first writer of a key wins.
+    fn write_record_fields(
+        &self,
+        entry: &mut EntryWriter,
+        view: &RecordView<'_>,
+        message_error: Option<&str>,
+        context: Option<&Bound<'_, PyDict>>,
+        trace: Option<TraceContext>,
+    ) {
+        let otlp = self.protocol == Protocol::Otlp;
         if otlp {
-            let attributes = [
-                (attribute::FUNCTION, &view.func_name),
-                (attribute::THREAD_ID, &view.thread),
-                (attribute::THREAD_NAME, &view.thread_name),
-            ];
-            for (key, value) in attributes {
-                if let Some(value) = value {
-                    if let Some(mut w) = entry.field(key) {
-                        write_value(&mut w, value, 0);
-                    }
-                }
-            }
+            write_code_attributes(entry, view);
         }
         if let Some(exc_info) = &view.exc_info {
-            write_exception(&mut entry, otlp, exc_info, view.exc_text.as_ref());
+            write_exception(entry, otlp, exc_info, view.exc_text.as_ref());
         }
         if let Some(stack) = &view.stack_info {
-            let key = if otlp {
-                attribute::STACKTRACE
-            } else {
-                logwell::field::STACK
-            };
-            if let Some(mut w) = entry.field(key) {
-                w.string(&display(stack));
-            }
+            write_stack(entry, otlp, stack);
         }
-        if let Some(err) = message_error {
-            if let Some(mut w) = entry.field("message_error") {
-                w.string(&format!("formatting the message failed: {err}"));
-            }
-            if let Some(args) = &view.args {
-                if let Some(mut w) = entry.field("args") {
-                    w.string(&repr(args));
-                }
-            }
+        if let Some(error) = message_error {
+            write_message_error(entry, error, view.args.as_ref());
         }
-        write_extras(&mut entry, &view.extras);
+        write_extras(entry, &view.extras);
         // The context is ours: `log_context`'s own dict, handed out read-only, or the
         // one made for a structlog event. Nothing else can change it: no snapshot.
         if let Some(context) = context {
-            write_fields(&mut entry, context.iter());
+            write_fields(entry, context.iter());
         }
         if !otlp {
-            write_trace_fields(&mut entry, trace);
+            write_trace_fields(entry, trace);
             // In OTLP the logger is the scope.
             if let Some(name) = &view.name {
                 if let Some(mut w) = entry.field(logwell::field::LOGGER) {
@@ -359,8 +367,7 @@ impl RecordEncoder {
                 }
             }
         }
-        self.write_static_metadata(&mut entry);
-        entry.finish()
+        self.write_static_metadata(entry);
     }
 
     /// Encodes a direct log call (the client API). Unlike records from `logging`, a bad
@@ -459,6 +466,46 @@ fn write_trace_fields(entry: &mut EntryWriter, trace: Option<TraceContext>) {
     }
 }
 
+/// OTLP's code attributes a record carries besides its source: function and thread.
+fn write_code_attributes(entry: &mut EntryWriter, view: &RecordView<'_>) {
+    let attributes = [
+        (attribute::FUNCTION, &view.func_name),
+        (attribute::THREAD_ID, &view.thread),
+        (attribute::THREAD_NAME, &view.thread_name),
+    ];
+    for (key, value) in attributes {
+        if let Some(value) = value {
+            if let Some(mut w) = entry.field(key) {
+                write_value(&mut w, value, 0);
+            }
+        }
+    }
+}
+
+/// The record's `stack_info`, as its text.
+fn write_stack(entry: &mut EntryWriter, otlp: bool, stack: &Bound<'_, PyAny>) {
+    let key = if otlp {
+        attribute::STACKTRACE
+    } else {
+        logwell::field::STACK
+    };
+    if let Some(mut w) = entry.field(key) {
+        w.string(&display(stack));
+    }
+}
+
+/// Why `getMessage()` failed, and the `args` it failed on.
+fn write_message_error(entry: &mut EntryWriter, error: &str, args: Option<&Bound<'_, PyAny>>) {
+    if let Some(mut w) = entry.field("message_error") {
+        w.string(&format!("formatting the message failed: {error}"));
+    }
+    if let Some(args) = args {
+        if let Some(mut w) = entry.field("args") {
+            w.string(&repr(args));
+        }
+    }
+}
+
 /// A record's `extra` fields as metadata.
 fn write_extras(entry: &mut EntryWriter, extras: &[(Bound<'_, PyAny>, Bound<'_, PyAny>)]) {
     for (key, value) in extras {
@@ -524,8 +571,7 @@ fn write_exception(
     }
     let type_name = exc_type
         .getattr(intern!(py, "__qualname__"))
-        .map(|q| display(&q))
-        .unwrap_or_else(|_| display(&exc_type));
+        .map_or_else(|_| display(&exc_type), |q| display(&q));
     let module = exc_type
         .getattr(intern!(py, "__module__"))
         .map(|m| display(&m))

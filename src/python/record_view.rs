@@ -145,7 +145,7 @@ impl<'py> RecordView<'py> {
             .getattr(intern!(py, "__dict__"))
             .ok()
             .and_then(|d| d.cast_into::<PyDict>().ok());
-        for (i, (key, value)) in dict.iter().flat_map(|d| d.iter()).enumerate() {
+        for (i, (key, value)) in dict.iter().flat_map(PyDictMethods::iter).enumerate() {
             let attr = match shape.keys.get(i) {
                 Some((expected, attr)) if key.is(expected) => *attr,
                 // A key of another type could run Python code when hashed, and change
