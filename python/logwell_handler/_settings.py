@@ -156,6 +156,11 @@ def resolve(given: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+# Shared settings the core does not take as such: the resource is made of the first two,
+# and each owner wraps the callbacks its own way.
+_NOT_FOR_THE_CORE = frozenset({"service_version", "environment", "on_error", "on_flush"})
+
+
 def core_args(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Arguments for `_core.Core` from `resolve`d settings, callbacks left out (each
     owner passes its own wrappers)."""
@@ -165,9 +170,6 @@ def core_args(settings: Mapping[str, Any]) -> dict[str, Any]:
     )
     args["cwd"] = os.getcwd()
     return args
-
-
-_NOT_FOR_THE_CORE = frozenset({"service_version", "environment", "on_error", "on_flush"})
 
 
 def warn_if_key_in_clear(core: _core.Core) -> None:
