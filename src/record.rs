@@ -423,24 +423,11 @@ mod tests {
         assert_eq!(v["metadata"], serde_json::json!({"a\"b": 1, "n": 3}));
     }
 
-    fn otlp_head() -> OtlpHead<'static> {
-        OtlpHead {
-            service: "s",
-            scope: "x",
-            time_unix_nano: 1,
-            observed_time_unix_nano: 1,
-            severity_number: 9,
-            severity_text: "INFO",
-            body: "m",
-            trace: None,
-        }
-    }
-
     #[test]
     fn a_field_left_without_a_value_is_taken_back() {
         for otlp in [false, true] {
             let mut w = if otlp {
-                EntryWriter::otlp(&otlp_head(), Limits::NONE)
+                EntryWriter::otlp(&otlp::test_head("m"), Limits::NONE)
             } else {
                 EntryWriter::logwell(Level::Info, "m", Timestamp::Seconds(0.0), Limits::NONE)
             };
@@ -510,7 +497,7 @@ mod tests {
         };
         for otlp in [false, true] {
             let mut w = if otlp {
-                EntryWriter::otlp(&otlp_head(), limits)
+                EntryWriter::otlp(&otlp::test_head("m"), limits)
             } else {
                 EntryWriter::logwell(Level::Info, "m", Timestamp::Seconds(0.0), limits)
             };

@@ -85,6 +85,21 @@ pub fn write_head(json: &mut JsonWriter, head: &OtlpHead<'_>) {
     }
 }
 
+/// A head with every field set, for tests of the writer and of batches.
+#[cfg(test)]
+pub fn test_head(body: &str) -> OtlpHead<'_> {
+    OtlpHead {
+        service: "s",
+        scope: "x",
+        time_unix_nano: 1,
+        observed_time_unix_nano: 1,
+        severity_number: 9,
+        severity_text: "INFO",
+        body,
+        trace: None,
+    }
+}
+
 /// `n` as a quoted decimal string: protobuf's JSON mapping of a 64-bit integer.
 fn push_quoted_u64(json: &mut JsonWriter, n: u64) {
     json.separate();
@@ -383,16 +398,7 @@ mod tests {
 
     #[test]
     fn attributes_over_the_limit_are_left_out_and_named() {
-        let head = OtlpHead {
-            service: "s",
-            scope: "x",
-            time_unix_nano: 1,
-            observed_time_unix_nano: 1,
-            severity_number: 9,
-            severity_text: "INFO",
-            body: " ",
-            trace: None,
-        };
+        let head = test_head(" ");
         let limits = Limits {
             max_string_bytes: usize::MAX,
             max_metadata_bytes: 1024,

@@ -291,32 +291,62 @@ impl RecordEncoder {
         trace: Option<TraceContext>,
     ) -> EntryWriter {
         match self.protocol {
-            Protocol::Otlp => EntryWriter::otlp(
-                &OtlpHead {
-                    service: self.service.as_deref().unwrap_or(&self.default_service),
-                    scope: &attr_text(view.name.as_ref()),
-                    time_unix_nano: unix_nanos(created),
-                    observed_time_unix_nano: unix_nanos(now_seconds()),
-                    severity_number: otlp::severity_number(levelno),
-                    severity_text: &attr_text(view.levelname.as_ref()),
-                    body: message,
-                    trace,
-                },
-                self.limits,
+            Protocol::Otlp => self.otlp_entry(
+                self.service.as_deref(),
+                &attr_text(view.name.as_ref()),
+                created,
+                (
+                    otlp::severity_number(levelno),
+                    &attr_text(view.levelname.as_ref()),
+                ),
+                message,
+                trace,
             ),
-            Protocol::Logwell => {
-                let mut entry = EntryWriter::logwell(
-                    Level::from_levelno(levelno),
-                    message,
-                    Timestamp::Seconds(created),
-                    self.limits,
-                );
-                if let Some(service) = &self.service {
-                    entry.service(service);
-                }
-                entry
-            }
+            Protocol::Logwell => self.logwell_entry(
+                Level::from_levelno(levelno),
+                message,
+                Timestamp::Seconds(created),
+                self.service.as_deref(),
+            ),
         }
+    }
+
+    /// A Logwell entry's head, with `service` if there is one.
+    fn logwell_entry(
+        &self,
+        level: Level,
+        message: &str,
+        timestamp: Timestamp<'_>,
+        service: Option<&str>,
+    ) -> EntryWriter {
+        let mut entry = EntryWriter::logwell(level, message, timestamp, self.limits);
+        if let Some(service) = service {
+            entry.service(service);
+        }
+        entry
+    }
+
+    /// An OTLP record's head, sent under `service` (else OpenTelemetry's default name).
+    fn otlp_entry(
+        &self,
+        service: Option<&str>,
+        scope: &str,
+        seconds: f64,
+        (severity_number, severity_text): (u8, &str),
+        body: &str,
+        trace: Option<TraceContext>,
+    ) -> EntryWriter {
+        let head = OtlpHead {
+            service: service.unwrap_or(&self.default_service),
+            scope,
+            time_unix_nano: unix_nanos(seconds),
+            observed_time_unix_nano: unix_nanos(now_seconds()),
+            severity_number,
+            severity_text,
+            body,
+            trace,
+        };
+        EntryWriter::otlp(&head, self.limits)
     }
 
     /// The file and line of the call: in OTLP, the first attributes.
@@ -393,32 +423,20 @@ impl RecordEncoder {
             .unwrap_or_else(|| Timestamp::Seconds(now_seconds()));
         let service = call.service.or(self.service.as_deref());
         let mut entry = match self.protocol {
-            Protocol::Logwell => {
-                let mut entry = EntryWriter::logwell(level, call.message, timestamp, self.limits);
-                if let Some(service) = service {
-                    entry.service(service);
-                }
-                entry
-            }
+            Protocol::Logwell => self.logwell_entry(level, call.message, timestamp, service),
             Protocol::Otlp => {
                 let Timestamp::Seconds(seconds) = timestamp else {
                     return Err(Error::InvalidEntry(
                         "timestamp must be seconds since the epoch for protocol 'otlp'".into(),
                     ));
                 };
-                let (severity_number, severity_text) = otlp::level_severity(level);
-                EntryWriter::otlp(
-                    &OtlpHead {
-                        service: service.unwrap_or(&self.default_service),
-                        scope: CLIENT_SCOPE,
-                        time_unix_nano: unix_nanos(seconds),
-                        observed_time_unix_nano: unix_nanos(now_seconds()),
-                        severity_number,
-                        severity_text,
-                        body: call.message,
-                        trace,
-                    },
-                    self.limits,
+                self.otlp_entry(
+                    service,
+                    CLIENT_SCOPE,
+                    seconds,
+                    otlp::level_severity(level),
+                    call.message,
+                    trace,
                 )
             }
         };
