@@ -1,16 +1,17 @@
 """One contender of the benchmark, in a fresh process: set up, warm up, log, drain, report.
 
-    python bench/contender.py KIND RECORDS THREADS MODE SINK_URL
+    python bench/contender.py KIND RECORDS THREADS MODE SINK_URL [SHAPE]
 
 MODE ``burst`` logs RECORDS records from THREADS threads as fast as they go and times the
 calls and the drain. MODE ``neighbour`` logs them while the sink is paused, then lets the
 shipment go while a CPU-bound pure-Python thread runs beside it, and compares that
 thread's progress with its progress before the shipment. One JSON line goes to stdout.
+MODE ``calls`` only logs RECORDS records on the main thread and exits at once, for
+bench/instructions.py to count under callgrind. SHAPE is a key of ``SHAPES``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import logging.handlers
@@ -35,7 +36,14 @@ KINDS = [
     "queue-http-handler",
     "opentelemetry",
 ]
-SHIPPERS = KINDS[2:]
+# The peers whose default queues drop most of a burst, run as they come: the main table
+# sizes their queues to deliver everything, as a user who wants their logs would.
+LIBRARY_DEFAULTS = [
+    "official-sdk-handler-defaults",
+    "official-sdk-client-defaults",
+    "opentelemetry-defaults",
+]
+SHIPPERS = KINDS[2:] + LIBRARY_DEFAULTS
 WARM_UP = 1_000
 API_KEY = "lw_" + "b" * 32
 
@@ -119,27 +127,52 @@ class OfficialSdkHandler(logging.Handler):
             self.handleError(record)
 
 
-def logger_calls(handler: logging.Handler) -> Callable[[int], None]:
+# The record shapes: what one log call looks like. "standard" is what the wall-clock
+# tables use.
+EXTRAS_100 = {f"field_{k}": k if k % 2 else f"value {k}" for k in range(100)}
+# A response body logged whole: ASCII with the quotes and newlines JSON must escape.
+BODY_64K = ('{"id": 42, "name": "widget", "tags": ["a", "b"]}\n' * 1400)[:64_000]
+
+
+Shape = Callable[[logging.Logger, int], None]
+
+
+def standard(log: logging.Logger, i: int) -> None:
+    log.info("user %s did %s", i, "thing", extra={"request_id": f"r-{i}", "n": i})
+
+
+def extras_100(log: logging.Logger, i: int) -> None:
+    log.info("user %s did %s", i, "thing", extra=EXTRAS_100)
+
+
+def message_64k(log: logging.Logger, i: int) -> None:
+    log.info("response %s: %s", i, BODY_64K)
+
+
+SHAPES: dict[str, Shape] = {
+    "standard": standard,
+    "100 extras": extras_100,
+    "64 KB message": message_64k,
+}
+
+
+def logger_calls(handler: logging.Handler, shape: Shape) -> Callable[[int], None]:
     log = logging.getLogger("bench")
     log.setLevel(logging.INFO)
     log.propagate = False
     log.addHandler(handler)
-
-    def call(i: int) -> None:
-        log.info("user %s did %s", i, "thing", extra={"request_id": f"r-{i}", "n": i})
-
-    return call
+    return lambda i: shape(log, i)
 
 
 def nothing() -> None:
     pass
 
 
-def make(kind: str, sink: str) -> Contender:
+def make(kind: str, sink: str, shape: Shape = standard) -> Contender:
     if kind == "null":
-        return Contender(logger_calls(logging.NullHandler()), nothing, nothing)
+        return Contender(logger_calls(logging.NullHandler(), shape), nothing, nothing)
     if kind == "format-only":
-        return Contender(logger_calls(FormatOnly()), nothing, nothing)
+        return Contender(logger_calls(FormatOnly(), shape), nothing, nothing)
     if kind in ("logwell-handler", "logwell-handler-otlp"):
         from logwell_handler import LogwellHandler
 
@@ -150,7 +183,7 @@ def make(kind: str, sink: str) -> Contender:
             if not ours.flush(timeout=300):
                 sys.exit("flush timed out")
 
-        return Contender(logger_calls(ours), flush, flush)
+        return Contender(logger_calls(ours, shape), flush, flush)
     if kind == "logwell-client":
         from logwell_handler import Logwell
 
@@ -161,24 +194,38 @@ def make(kind: str, sink: str) -> Contender:
 
         return Contender(call, lambda: client.flush(timeout=300), lambda: client.flush(timeout=30))
     if kind.startswith("official-sdk"):
-        return official_sdk(kind, sink)
+        return official_sdk(kind, sink, shape)
     if kind == "queue-http-handler":
-        return queue_http_handler(sink)
-    if kind == "opentelemetry":
-        return opentelemetry(sink)
-    raise SystemExit(f"unknown contender {kind!r}; known: {', '.join(KINDS)}")
+        return queue_http_handler(sink, shape)
+    if kind.startswith("opentelemetry"):
+        return opentelemetry(sink, shape, defaults=kind.endswith("-defaults"))
+    raise SystemExit(f"unknown contender {kind!r}; known: {', '.join(KINDS + LIBRARY_DEFAULTS)}")
 
 
-def official_sdk(kind: str, sink: str) -> Contender:
+def official_sdk(kind: str, sink: str, shape: Shape) -> Contender:
     from logwell import Logwell  # type: ignore[import-not-found, unused-ignore]
 
-    client = Logwell({"api_key": API_KEY, "endpoint": sink, "service": "bench"})
-    if kind == "official-sdk-handler":
-        call = logger_calls(OfficialSdkHandler(client))
+    if kind.endswith("-defaults"):
+        client = Logwell({"api_key": API_KEY, "endpoint": sink, "service": "bench"})
+    else:
+        # Its largest queue and batch: the default (1 000, 50) drops most of a burst.
+        client = Logwell(
+            {
+                "api_key": API_KEY,
+                "endpoint": sink,
+                "service": "bench",
+                "max_queue_size": 100_000,
+                "batch_size": 100,
+            }
+        )
+    if kind.startswith("official-sdk-handler"):
+        call = logger_calls(OfficialSdkHandler(client), shape)
     else:
 
         def call(i: int) -> None:
             client.info(f"user {i} did thing", {"request_id": f"r-{i}", "n": i})
+
+    import asyncio
 
     # Its flush() returns at once while a flush it started itself is under way; only
     # shutdown() waits for everything.
@@ -190,7 +237,7 @@ def official_sdk(kind: str, sink: str) -> Contender:
     )
 
 
-def queue_http_handler(sink: str) -> Contender:
+def queue_http_handler(sink: str, shape: Shape) -> Contender:
     records: queue.Queue[Any] = queue.Queue()
     host = sink.removeprefix("http://")
     listener = logging.handlers.QueueListener(
@@ -198,42 +245,54 @@ def queue_http_handler(sink: str) -> Contender:
     )
     listener.start()
     handler = logging.handlers.QueueHandler(records)
-    return Contender(logger_calls(handler), records.join, records.join)
+    return Contender(logger_calls(handler, shape), records.join, records.join)
 
 
-def opentelemetry(sink: str) -> Contender:
+def opentelemetry(sink: str, shape: Shape, defaults: bool) -> Contender:
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.instrumentation.logging.handler import LoggingHandler
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
     provider = LoggerProvider()
-    provider.add_log_record_processor(
-        BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{sink}/v1/logs"))
+    exporter = OTLPLogExporter(endpoint=f"{sink}/v1/logs")
+    # The default queue (2 048) drops most of a burst.
+    processor = (
+        BatchLogRecordProcessor(exporter)
+        if defaults
+        else BatchLogRecordProcessor(exporter, max_queue_size=1_000_000)
     )
+    provider.add_log_record_processor(processor)
     handler = LoggingHandler(logger_provider=provider)
 
     def flush() -> None:
         provider.force_flush()
 
-    return Contender(logger_calls(handler), flush, flush)
+    return Contender(logger_calls(handler, shape), flush, flush)
 
 
-def log_from_threads(log: Callable[[int], None], records: int, threads: int) -> None:
+def log_from_threads(log: Callable[[int], None], records: int, threads: int) -> float:
+    """Logs ``records`` records from ``threads`` threads; returns the CPU seconds those
+    threads spent: the rest of the process's CPU is the shipping."""
+    spent: list[float] = []
+
     def work(count: int) -> None:
+        cpu0 = time.thread_time()
         for i in range(count):
             log(i)
+        spent.append(time.thread_time() - cpu0)
 
     workers = [threading.Thread(target=work, args=(records // threads,)) for _ in range(threads)]
     for w in workers:
         w.start()
     for w in workers:
         w.join()
+    return sum(spent)
 
 
 def burst(contender: Contender, records: int, threads: int) -> dict[str, Any]:
     cpu0, t0 = time.process_time(), time.perf_counter()
-    log_from_threads(contender.log, records, threads)
+    logging_cpu = log_from_threads(contender.log, records, threads)
     app = time.perf_counter() - t0
     contender.drain()
     drain = time.perf_counter() - t0 - app
@@ -241,6 +300,8 @@ def burst(contender: Contender, records: int, threads: int) -> dict[str, Any]:
     return {
         "us_per_call": app / records * 1e6,
         "cpu_us_per_record": cpu / records * 1e6,
+        # Everything but the logging threads: the shipping thread(s), and the drain call.
+        "shipping_cpu_us_per_record": (cpu - logging_cpu) / records * 1e6,
         "drain_s": drain,
     }
 
@@ -366,12 +427,18 @@ def beside_neighbour(
 
 def main() -> int:
     kind, records, threads, mode, sink = sys.argv[1:6]
+    shape = SHAPES[sys.argv[6] if len(sys.argv) > 6 else "standard"]
     if mode == "neighbour":
         pin_to(LAST_CPU)
-    contender = make(kind, sink)
+    contender = make(kind, sink, shape)
     for i in range(WARM_UP):  # imports, first connection, caches
         contender.log(i)
     contender.settle()
+    if mode == "calls":
+        for i in range(int(records)):
+            contender.log(i)
+        sys.stdout.flush()
+        os._exit(0)  # whatever is still queued is not the calling thread's cost
     before = stable_stats(sink)
     if mode == "burst":
         result = burst(contender, int(records), int(threads))

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from contender import KINDS, SHIPPERS
+from contender import KINDS, LIBRARY_DEFAULTS, SHIPPERS
 
 HERE = Path(__file__).resolve().parent
 BASELINE = "format-only"
@@ -61,12 +61,18 @@ def median(runs: list[dict[str, Any]], key: str) -> float:
 def summarise(
     runs: list[dict[str, Any]], base: list[dict[str, Any]], records: int
 ) -> dict[str, Any]:
+    delivered = median(runs, "delivered") / records
     row: dict[str, Any] = {
         "us_per_call": median(runs, "us_per_call"),
         "cpu_us_per_record": median(runs, "cpu_us_per_record"),
+        "shipping_cpu_us_per_record": median(runs, "shipping_cpu_us_per_record"),
+        # What a record that got there cost: a queue that drops looks cheap per record.
+        "cpu_us_per_delivered": median(runs, "cpu_us_per_record") / delivered
+        if delivered
+        else float("inf"),
         "peak_rss_mb": median(runs, "peak_rss_mb"),
         "drain_s": median(runs, "drain_s"),
-        "delivered": median(runs, "delivered") / records,
+        "delivered": delivered,
         "requests": median(runs, "requests"),
     }
     for key in ("us_per_call", "cpu_us_per_record", "peak_rss_mb"):
@@ -76,9 +82,11 @@ def summarise(
 
 def table(rows: dict[tuple[str, int], dict[str, Any]]) -> str:
     lines = [
-        "| contender | threads | µs per call | vs fmt | CPU µs per record | vs fmt | drain s "
-        "| delivered | requests | records per request | peak RSS MB | vs fmt |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| contender | threads | µs per call | vs fmt | CPU µs per record | vs fmt "
+        "| CPU µs per delivered record | shipping CPU µs per record | drain s | delivered "
+        "| requests | records per request | peak RSS MB | vs fmt |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: |",
     ]
     for (kind, threads), r in rows.items():
         shipped = kind in SHIPPERS
@@ -87,13 +95,34 @@ def table(rows: dict[tuple[str, int], dict[str, Any]]) -> str:
             f"| {kind} | {threads} | {r['us_per_call']:.2f} | {r['us_per_call_ratio']:.2f} "
             f"| {r['cpu_us_per_record']:.2f} | {r['cpu_us_per_record_ratio']:.2f} "
             + (
+                f"| {r['cpu_us_per_delivered']:.2f} | {r['shipping_cpu_us_per_record']:.2f} "
                 f"| {r['drain_s']:.2f} | {r['delivered']:.1%} | {r['requests']:.0f} "
                 f"| {per_request:.1f} "
                 if shipped
-                else "| - | - | - | - "
+                else "| - | - | - | - | - | - "
             )
             + f"| {r['peak_rss_mb']:.1f} | {r['peak_rss_mb_ratio']:.2f} |"
         )
+    return "\n".join(lines)
+
+
+def defaults_table(rows: dict[tuple[str, int], dict[str, Any]]) -> str:
+    """Each peer with its default queue beside the same peer sized to deliver all."""
+    lines = [
+        "| contender | queue | µs per call | CPU µs per record | delivered "
+        "| CPU µs per delivered record |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for kind in LIBRARY_DEFAULTS:
+        sized = kind.removesuffix("-defaults")
+        for name, queue in ((kind, "library default"), (sized, "sized to deliver all")):
+            if (name, 1) not in rows:
+                continue
+            r = rows[(name, 1)]
+            lines.append(
+                f"| {sized} | {queue} | {r['us_per_call']:.2f} | {r['cpu_us_per_record']:.2f} "
+                f"| {r['delivered']:.1%} | {r['cpu_us_per_delivered']:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -115,10 +144,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--contenders", nargs="*", default=KINDS, choices=KINDS)
+    parser.add_argument(
+        "--contenders",
+        nargs="*",
+        default=KINDS + LIBRARY_DEFAULTS,
+        choices=KINDS + LIBRARY_DEFAULTS,
+    )
     parser.add_argument("--out", type=Path, help="save the figures here as JSON")
     args = parser.parse_args(argv)
     kinds = [k for k in KINDS if k in args.contenders or k == BASELINE]
+    # The library-defaults runs only feed their own table: one thread, no neighbour.
+    defaults = [k for k in LIBRARY_DEFAULTS if k in args.contenders]
     neighbours = ["null", *(k for k in kinds if k in SHIPPERS)]
 
     burst: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -132,6 +168,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                     burst.setdefault((kind, threads), []).append(
                         run_contender(kind, args.records, threads, "burst", sink_url)
                     )
+            for kind in defaults:
+                print(f"rep {rep + 1}: {kind} x1", file=sys.stderr, flush=True)
+                burst.setdefault((kind, 1), []).append(
+                    run_contender(kind, args.records, 1, "burst", sink_url)
+                )
             for kind in neighbours:
                 print(f"rep {rep + 1}: {kind} beside a neighbour", file=sys.stderr, flush=True)
                 beside.setdefault(kind, []).append(
@@ -157,7 +198,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         f"{platform.machine()}, {os.cpu_count()} CPUs"
     )
     print(machine)
-    print(table(rows))
+    print(table({k: r for k, r in rows.items() if k[0] not in LIBRARY_DEFAULTS}))
+    print()
+    print(defaults_table(rows))
     print()
     print(neighbour_table(neighbour_rows))
     if args.out:
