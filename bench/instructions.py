@@ -132,7 +132,7 @@ def measure(
     jobs = [(kind, shape) for kind in runnable for shape in shapes]
     # Two at a time: instruction counts do not depend on what else runs.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        counts = pool.map(lambda job: per_call(python, *job, sink), jobs)
+        counts = pool.map(lambda job: per_call(python, job[0], job[1], sink), jobs)
         found = dict(zip(jobs, counts))
     return {kind: {shape: found.get((kind, shape)) for shape in shapes} for kind in kinds}
 
