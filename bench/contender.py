@@ -130,8 +130,11 @@ class OfficialSdkHandler(logging.Handler):
 # The record shapes: what one log call looks like. "standard" is what the wall-clock
 # tables use.
 EXTRAS_100 = {f"field_{k}": k if k % 2 else f"value {k}" for k in range(100)}
-# A response body logged whole: ASCII with the quotes and newlines JSON must escape.
-BODY_64K = ('{"id": 42, "name": "widget", "tags": ["a", "b"]}\n' * 1400)[:64_000]
+# A long report logged whole: lines of text, each ending in the newline JSON escapes.
+BODY_64K = "".join(
+    f"{n:05d} GET /api/v1/items/{n} 200 in 3.2 ms cache=hit region=eu-west-1 user=alice\n"
+    for n in range(800)
+)[:64_000]
 
 
 Shape = Callable[[logging.Logger, int], None]

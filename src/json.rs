@@ -1,6 +1,8 @@
 //! A streaming JSON writer for entries built field by field, and the writer of values
 //! as plain JSON or as OTLP `AnyValue`s.
 
+pub(crate) use crate::json_string::push_json_string;
+
 /// `s` cut to at most `max` bytes at a character boundary, and the byte length it had.
 pub(crate) fn cut(s: &str, max: usize) -> Option<(&str, usize)> {
     if s.len() <= max {
@@ -40,57 +42,6 @@ pub(crate) fn push_int(out: &mut Vec<u8>, n: i64) {
         }
     }
     out.extend_from_slice(&digits[i..]);
-}
-
-/// For each byte: 0 when it stands for itself in a JSON string, else the letter of its
-/// short escape (`\\n`), `u` for `\\u00XX`, or `0` for NUL.
-const ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 1;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[0] = b'0';
-    table[b'\n' as usize] = b'n';
-    table[b'\r' as usize] = b'r';
-    table[b'\t' as usize] = b't';
-    table[0x08] = b'b';
-    table[0x0c] = b'f';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
-/// `s` as a JSON string: quoted, with `"`, `\\` and control characters escaped and all
-/// else (UTF-8 included) copied as is, but for NUL, which becomes U+FFFD: Logwell stores
-/// entries in `PostgreSQL`, which refuses NUL in text and jsonb and so fails the whole
-/// batch (500) for one NUL anywhere in it.
-pub(crate) fn push_json_string(out: &mut Vec<u8>, s: &str) {
-    const REPLACEMENT_CHARACTER: &[u8] = "\u{FFFD}".as_bytes();
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape = ESCAPE[usize::from(b)];
-        if escape == 0 {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        if escape == b'0' {
-            out.extend_from_slice(REPLACEMENT_CHARACTER);
-        } else if escape == b'u' {
-            let (high, low) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', high, low]);
-        } else {
-            out.extend_from_slice(&[b'\\', escape]);
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// Containers open at once beyond this share the innermost one's comma flag. Values

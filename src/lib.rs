@@ -6,6 +6,7 @@ mod config;
 mod errors;
 mod fork;
 mod json;
+mod json_string;
 mod lifecycle;
 mod pacer;
 mod protocol;

@@ -43,6 +43,9 @@ struct Scratch {
     keys: Cell<Vec<(usize, usize)>>,
 }
 
+/// Entries this large are handed over in the scratch buffer itself rather than copied.
+const HAND_OVER_BYTES: usize = 16 * 1024;
+
 /// Buffers grown past this by one huge entry are not kept.
 const MAX_SCRATCH_BYTES: usize = 256 * 1024;
 
@@ -338,10 +341,16 @@ impl EntryWriter {
             }
         }
         self.json.end_object();
-        // An exact copy: the entry may wait in the queue a while, and a right-sized
-        // allocation holds no slack.
-        let out = self.json.into_bytes();
-        let entry = out.clone();
+        // The entry may wait in the queue a while: it must hold no slack. A small one is
+        // copied, and the buffer kept for the next; a large one is handed over, shrunk in
+        // place, as copying 64 KiB costs more than the rest of the record.
+        let mut out = self.json.into_bytes();
+        let entry = if out.len() < HAND_OVER_BYTES {
+            out.clone()
+        } else {
+            out.shrink_to_fit();
+            std::mem::take(&mut out)
+        };
         SCRATCH.with(|s| s.put_back(out, self.field_keys));
         entry
     }
