@@ -7,6 +7,7 @@ mod errors;
 mod fork;
 mod json;
 mod json_string;
+mod key_set;
 mod lifecycle;
 mod pacer;
 mod protocol;

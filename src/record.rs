@@ -7,6 +7,7 @@ use std::cell::Cell;
 use std::fmt::Write;
 
 use crate::json::{JsonWriter, Mark, ValueWriter};
+use crate::key_set::KeySet;
 use crate::protocol::logwell::{self, Level, Timestamp};
 use crate::protocol::otlp::{self, OtlpHead};
 use crate::protocol::Protocol;
@@ -40,7 +41,7 @@ impl Limits {
 /// entry then costs one allocation, of its exact size.
 struct Scratch {
     out: Cell<Vec<u8>>,
-    keys: Cell<Vec<(usize, usize)>>,
+    keys: Cell<KeySet>,
 }
 
 /// Entries this large are handed over in the scratch buffer itself rather than copied.
@@ -50,7 +51,7 @@ const HAND_OVER_BYTES: usize = 16 * 1024;
 const MAX_SCRATCH_BYTES: usize = 256 * 1024;
 
 impl Scratch {
-    fn take(&self) -> (Vec<u8>, Vec<(usize, usize)>) {
+    fn take(&self) -> (Vec<u8>, KeySet) {
         let mut out = self.out.take();
         out.clear();
         let mut keys = self.keys.take();
@@ -58,7 +59,7 @@ impl Scratch {
         (out, keys)
     }
 
-    fn put_back(&self, out: Vec<u8>, keys: Vec<(usize, usize)>) {
+    fn put_back(&self, out: Vec<u8>, keys: KeySet) {
         if out.capacity() <= MAX_SCRATCH_BYTES {
             self.out.set(out);
         }
@@ -70,7 +71,7 @@ thread_local! {
     static SCRATCH: Scratch = const {
         Scratch {
             out: Cell::new(Vec::new()),
-            keys: Cell::new(Vec::new()),
+            keys: Cell::new(KeySet::new()),
         }
     };
 }
@@ -126,9 +127,9 @@ pub struct EntryWriter {
     max_metadata_bytes: usize,
     /// Where the metadata object (or attributes array) starts, once it does.
     fields_start: Option<usize>,
-    /// Where each field key written so far sits in the output, as its encoded
-    /// `"key"`: ranges rather than owned copies, one allocation fewer per key.
-    field_keys: Vec<(usize, usize)>,
+    /// Each field key written so far, as its encoded `"key"` in the output: ranges
+    /// rather than owned copies, one allocation fewer per key.
+    field_keys: KeySet,
     /// The field written last, not yet checked against `max_metadata_bytes`: where it
     /// starts, and where its value starts.
     open_field: Option<(Mark, usize)>,
@@ -230,7 +231,7 @@ impl EntryWriter {
         let start = self.json.len();
         self.json.string_unseparated(key);
         let end = self.json.len();
-        if self.is_written(start, end) {
+        if self.is_left_out(start, end) || !self.field_keys.insert(&self.json.out, start, end) {
             self.json.reset(mark);
             return None;
         }
@@ -241,20 +242,16 @@ impl EntryWriter {
         }
         self.json.after_key = true;
         self.open_field = Some((mark, self.json.len()));
-        self.field_keys.push((start, end));
         Some(ValueWriter::new(
             &mut self.json,
             self.protocol.value_style(),
         ))
     }
 
-    /// Whether the encoded key at `start..end` of the output was written before it.
-    fn is_written(&self, start: usize, end: usize) -> bool {
+    /// Whether the encoded key at `start..end` of the output is one left out before.
+    fn is_left_out(&self, start: usize, end: usize) -> bool {
         let key = &self.json.out[start..end];
-        self.field_keys
-            .iter()
-            .any(|&(s, e)| &self.json.out[s..e] == key)
-            || self.left_out.iter().any(|(_, encoded)| encoded == key)
+        self.left_out.iter().any(|(_, encoded)| encoded == key)
     }
 
     /// Ends the last field and returns where it started, or takes it back if no value
