@@ -122,7 +122,9 @@ def main_thread_instructions(python: Path, kind: str, shape: str, records: int, 
 def per_call(python: Path, kind: str, shape: str, sink: str) -> float:
     few = main_thread_instructions(python, kind, shape, FEW, sink)
     many = main_thread_instructions(python, kind, shape, MANY, sink)
-    return (many - few) / (MANY - FEW)
+    count = (many - few) / (MANY - FEW)
+    print(f"{kind}, {shape}: {count:,.0f}", file=sys.stderr, flush=True)
+    return count
 
 
 def measure(

@@ -1,5 +1,7 @@
-"""Bar chart of the app-thread cost per call, from the figures bench/run.py saved.
+"""Bar charts from the figures the benchmarks saved: instructions per call by record
+shape (bench/instructions.py), or the app thread's µs per call (bench/run.py).
 
+.venv/bin/python bench/plot.py bench/results-instructions.json docs/performance-instructions.png
 .venv/bin/python bench/plot.py bench/results.json docs/performance.png
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any, Optional
 
 import matplotlib
 
@@ -17,10 +20,50 @@ import matplotlib.pyplot as plt
 OURS = ("logwell-handler", "logwell-client")
 
 
+def instructions(results: dict[str, Any], out: str) -> None:
+    """One panel per record shape: each contender's instructions per call as a ratio to
+    format-only, one bar per Python."""
+    shapes: list[str] = results["shapes"]
+    by_python: dict[str, dict[str, dict[str, Optional[float]]]] = results["instructions"]
+    pythons = list(by_python)
+    kinds = list(next(iter(by_python.values())))
+    fig, axes = plt.subplots(1, len(shapes), figsize=(4 * len(shapes), 0.5 * len(kinds) + 1.8))
+    height = 0.8 / len(pythons)
+    for ax, shape in zip(axes if len(shapes) > 1 else [axes], shapes):
+        for p, python in enumerate(pythons):
+            rows = by_python[python]
+            base = rows["format-only"][shape] or 1.0
+            for y, kind in enumerate(kinds):
+                value = rows[kind][shape]
+                if value is None:
+                    continue
+                color = "#d9480f" if kind.startswith("logwell-handler") else "#495057"
+                alpha = 1.0 - 0.45 * p / max(1, len(pythons) - 1)
+                offset = (p - (len(pythons) - 1) / 2) * height
+                ax.barh(y + offset, value / base, height, color=color, alpha=alpha)
+                ax.text(value / base, y + offset, f" {value / base:.2f}", va="center", fontsize=7)
+        ax.axvline(1.0, color="#1971c2", linestyle="--", linewidth=1)
+        ax.set_yticks(range(len(kinds)), kinds if ax is axes[0] else [""] * len(kinds))
+        ax.invert_yaxis()
+        ax.set_title(shape, fontsize=9)
+        ax.set_xlabel("× format-only (lower is better)", fontsize=8)
+    fig.suptitle(
+        "Instructions per log call on the calling thread, callgrind; bars: CPython "
+        + ", ".join(pythons)
+        + " (dark to light)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(out)
+
+
 def main() -> int:
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
     results = json.loads(Path(sys.argv[1]).read_text())
+    if "instructions" in results:
+        instructions(results, sys.argv[2])
+        return 0
     burst = results["burst"]
     kinds = list(dict.fromkeys(row["contender"] for row in burst))
     cost = {(row["contender"], row["threads"]): row["us_per_call"] for row in burst}
