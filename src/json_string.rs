@@ -1,9 +1,9 @@
 //! A str as a JSON string, at a few instructions per 16 bytes: messages run to 64 KiB,
 //! and escaping them one byte at a time cost more than everything else in a record.
 //!
-//! The scan finds the next byte that needs an escape (a control character, `"` or `\`)
-//! 16 bytes at a time with SSE2 (part of every x86-64 CPU), else 8 at a time in a `u64`;
-//! the run before it is copied whole.
+//! Bytes that need an escape (a control character, `"` or `\`) are found 16 at a time
+//! with SSE2 (part of every x86-64 CPU), else 8 at a time in a `u64`. A block without
+//! one is copied whole; in a block with some, the runs between them are.
 
 /// For each byte: 0 when it stands for itself in a JSON string, else the letter of its
 /// short escape (`\\n`), `u` for `\\u00XX`, or `0` for NUL.
