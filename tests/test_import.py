@@ -12,7 +12,9 @@ def test_importing_the_package_leaves_asyncio_unloaded() -> None:
     script = (
         "import sys, logging, logwell_handler, logwell_handler.handler, "
         "logwell_handler.client, logwell_handler.context\n"
-        "handler = logwell_handler.LogwellHandler('lw_' + 'k' * 32, 'http://127.0.0.1:9', shutdown_timeout=0)\n"
+        "handler = logwell_handler.LogwellHandler(\n"
+        "    'lw_' + 'k' * 32, 'http://127.0.0.1:9', shutdown_timeout=0\n"
+        ")\n"
         "logging.getLogger('t').addHandler(handler)\n"
         "logging.getLogger('t').warning('x')\n"
         "handler.close()\n"
