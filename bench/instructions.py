@@ -32,22 +32,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
+import contender
 from contender import SHAPES
-from run import start_sink
+from run import BASELINE, start_sink
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BASELINE = "format-only"
 # The contenders that go through `logging` (the clients do not: they have no record).
-KINDS = [
-    "null",
-    "format-only",
-    "logwell-handler",
-    "logwell-handler-otlp",
-    "official-sdk-handler",
-    "queue-http-handler",
-    "opentelemetry",
-]
+KINDS = [k for k in contender.KINDS if not k.endswith("-client")]
 # The peer each contender needs, to skip it where it cannot be installed.
 NEEDS = {"official-sdk-handler": "logwell", "opentelemetry": "opentelemetry.sdk"}
 FEW, MANY = 500, 2_000

@@ -1,7 +1,7 @@
 //! A streaming JSON writer for entries built field by field, and the writer of values
 //! as plain JSON or as OTLP `AnyValue`s.
 
-pub(crate) use crate::json_string::push_json_string;
+use crate::json_string::push_json_string;
 
 /// `s` cut to at most `max` bytes at a character boundary, and the byte length it had.
 pub(crate) fn cut(s: &str, max: usize) -> Option<(&str, usize)> {

@@ -7,7 +7,8 @@
 //! appearance.
 
 use crate::errors::Error;
-use crate::json::{push_digits, push_int, push_json_string, JsonWriter};
+use crate::json::{push_digits, push_int, JsonWriter};
+use crate::json_string::push_json_string;
 use crate::record::TraceContext;
 
 use super::logwell::{self, Level};
