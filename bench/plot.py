@@ -16,6 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: write the file only
 import matplotlib.pyplot as plt
+from contender import LIBRARY_DEFAULTS
 
 OURS = ("logwell-handler", "logwell-client")
 
@@ -65,7 +66,10 @@ def main() -> int:
         instructions(results, sys.argv[2])
         return 0
     burst = results["burst"]
-    kinds = list(dict.fromkeys(row["contender"] for row in burst))
+    # The library-defaults runs (one thread) have a table of their own, not a bar here.
+    kinds = list(
+        dict.fromkeys(row["contender"] for row in burst if row["contender"] not in LIBRARY_DEFAULTS)
+    )
     cost = {(row["contender"], row["threads"]): row["us_per_call"] for row in burst}
 
     fig, ax = plt.subplots(figsize=(9, 0.55 * len(kinds) + 1.6), dpi=110)
