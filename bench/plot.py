@@ -28,9 +28,12 @@ def instructions(results: dict[str, Any], out: str) -> None:
     by_python: dict[str, dict[str, dict[str, Optional[float]]]] = results["instructions"]
     pythons = list(by_python)
     kinds = list(next(iter(by_python.values())))
-    fig, axes = plt.subplots(1, len(shapes), figsize=(4 * len(shapes), 0.5 * len(kinds) + 1.8))
+    fig, grid = plt.subplots(
+        1, len(shapes), figsize=(4 * len(shapes), 0.5 * len(kinds) + 1.8), squeeze=False
+    )
+    axes = list(grid[0])
     height = 0.8 / len(pythons)
-    for ax, shape in zip(axes if len(shapes) > 1 else [axes], shapes):
+    for ax, shape in zip(axes, shapes):
         for p, python in enumerate(pythons):
             rows = by_python[python]
             base = rows["format-only"][shape] or 1.0
