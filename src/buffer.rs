@@ -2,10 +2,11 @@
 //!
 //! Bounded by entry count (the ring's capacity) and by bytes. When either bound is hit
 //! the oldest entries go, as in the official SDKs: fresh logs matter more in an outage.
+//! With a spool they go aside instead (`Evicted`), for the flush thread to write down.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::{ArrayQueue, SegQueue};
 
 /// An encoded entry with its place in the order of pushes.
 #[derive(Debug)]
@@ -19,43 +20,105 @@ pub struct Buffer {
     bytes: AtomicUsize,
     max_bytes: usize,
     next_seq: AtomicU64,
+    evicted: Option<Evicted>,
+}
+
+/// Entries pushed out of the full queue, kept for the spool instead of dropped; bounded
+/// by bytes as the queue is, in case the disk cannot keep up.
+struct Evicted {
+    queue: SegQueue<Entry>,
+    bytes: AtomicUsize,
+    max_bytes: usize,
+}
+
+/// What a push did to older entries.
+pub struct Pushed {
+    /// Dropped for good.
+    pub dropped: u64,
+    /// Set aside for the spool.
+    pub evicted: bool,
 }
 
 impl Buffer {
-    pub fn new(max_entries: usize, max_bytes: usize) -> Buffer {
+    /// `keep_evicted`: a spool will write down what the full queue pushes out.
+    pub fn new(max_entries: usize, max_bytes: usize, keep_evicted: bool) -> Buffer {
         Buffer {
             queue: ArrayQueue::new(max_entries.max(1)),
             bytes: AtomicUsize::new(0),
             max_bytes,
             next_seq: AtomicU64::new(0),
+            evicted: keep_evicted.then(|| Evicted {
+                queue: SegQueue::new(),
+                bytes: AtomicUsize::new(0),
+                max_bytes,
+            }),
         }
     }
 
-    /// Adds an entry and returns how many old entries were dropped to make room.
-    /// Never blocks: the queue and the byte count are lock-free.
-    pub fn push(&self, json: Vec<u8>) -> u64 {
+    /// Adds an entry, pushing out the oldest when full. Never blocks: the queues and the
+    /// byte counts are lock-free.
+    pub fn push(&self, json: Vec<u8>) -> Pushed {
         let size = json.len();
         let entry = Entry {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
             json: json.into_boxed_slice(),
         };
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        let mut dropped = 0;
+        let mut pushed = Pushed {
+            dropped: 0,
+            evicted: false,
+        };
         if let Some(old) = self.queue.force_push(entry) {
             self.bytes.fetch_sub(old.json.len(), Ordering::Relaxed);
-            dropped += 1;
+            self.evict(old, &mut pushed);
         }
         // Keep at least the newest entry even if it alone is over the byte bound.
         while self.bytes.load(Ordering::Relaxed) > self.max_bytes && self.queue.len() > 1 {
             match self.queue.pop() {
                 Some(old) => {
                     self.bytes.fetch_sub(old.json.len(), Ordering::Relaxed);
-                    dropped += 1;
+                    self.evict(old, &mut pushed);
                 }
                 None => break,
             }
         }
-        dropped
+        pushed
+    }
+
+    fn evict(&self, old: Entry, pushed: &mut Pushed) {
+        let Some(e) = &self.evicted else {
+            pushed.dropped += 1;
+            return;
+        };
+        let size = old.json.len();
+        if e.bytes.fetch_add(size, Ordering::Relaxed) + size > e.max_bytes {
+            e.bytes.fetch_sub(size, Ordering::Relaxed);
+            pushed.dropped += 1;
+            return;
+        }
+        e.queue.push(old);
+        pushed.evicted = true;
+    }
+
+    /// Entries set aside for the spool, oldest first, about `max_bytes` of them (one at
+    /// least, when there is one).
+    pub fn take_evicted(&self, max_bytes: usize) -> Vec<Entry> {
+        let mut taken = Vec::new();
+        let Some(e) = &self.evicted else {
+            return taken;
+        };
+        let mut bytes = 0;
+        while bytes < max_bytes {
+            let Some(entry) = e.queue.pop() else { break };
+            e.bytes.fetch_sub(entry.json.len(), Ordering::Relaxed);
+            bytes += entry.json.len();
+            taken.push(entry);
+        }
+        taken
+    }
+
+    pub fn has_evicted(&self) -> bool {
+        self.evicted.as_ref().is_some_and(|e| !e.queue.is_empty())
     }
 
     pub fn pop(&self) -> Option<Entry> {
@@ -84,10 +147,10 @@ mod tests {
 
     #[test]
     fn full_by_count_drops_oldest() {
-        let b = Buffer::new(3, 1 << 20);
+        let b = Buffer::new(3, 1 << 20, false);
         for i in 0..5u8 {
-            let dropped = b.push(vec![i]);
-            assert_eq!(dropped, u64::from(i >= 3));
+            let pushed = b.push(vec![i]);
+            assert_eq!(pushed.dropped, u64::from(i >= 3));
         }
         let left: Vec<u8> = std::iter::from_fn(|| b.pop()).map(|e| e.json[0]).collect();
         assert_eq!(left, vec![2, 3, 4]);
@@ -96,21 +159,48 @@ mod tests {
 
     #[test]
     fn full_by_bytes_drops_oldest_but_keeps_newest() {
-        let b = Buffer::new(100, 1000);
-        assert_eq!(b.push(vec![0; 600]), 0);
-        assert_eq!(b.push(vec![1; 600]), 1);
+        let b = Buffer::new(100, 1000, false);
+        assert_eq!(b.push(vec![0; 600]).dropped, 0);
+        assert_eq!(b.push(vec![1; 600]).dropped, 1);
         assert_eq!(b.len(), 1);
-        assert_eq!(b.push(vec![2; 5000]), 1, "an oversized entry still goes in");
+        assert_eq!(
+            b.push(vec![2; 5000]).dropped,
+            1,
+            "an oversized entry still goes in"
+        );
         assert_eq!(b.pop().map(|e| e.json[0]), Some(2));
     }
 
     #[test]
+    fn with_a_spool_the_oldest_go_aside_within_a_byte_bound() {
+        let b = Buffer::new(2, 1000, true);
+        for i in 0..4u8 {
+            let pushed = b.push(vec![i; 300]);
+            assert_eq!((pushed.dropped, pushed.evicted), (0, i >= 2));
+        }
+        // Aside: 0 and 1 (600 bytes). 2 and 3 are queued; 4 pushes 2 aside (900 bytes);
+        // 5 would push 3 past the bound, so 3 is dropped.
+        assert!(b.push(vec![4; 300]).evicted);
+        assert_eq!(b.push(vec![5; 300]).dropped, 1);
+        let aside: Vec<u8> = b
+            .take_evicted(usize::MAX)
+            .iter()
+            .map(|e| e.json[0])
+            .collect();
+        assert_eq!(aside, vec![0, 1, 2]);
+        assert!(!b.has_evicted());
+        assert_eq!(b.take_evicted(usize::MAX).len(), 0);
+    }
+
+    #[test]
     fn concurrent_pushes_lose_nothing_below_capacity() {
-        let b = Arc::new(Buffer::new(80_000, usize::MAX));
+        let b = Arc::new(Buffer::new(80_000, usize::MAX, false));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let b = Arc::clone(&b);
-                std::thread::spawn(move || (0..10_000).map(|_| b.push(vec![1])).sum::<u64>())
+                std::thread::spawn(move || {
+                    (0..10_000).map(|_| b.push(vec![1]).dropped).sum::<u64>()
+                })
             })
             .collect();
         let dropped: u64 = threads.into_iter().map(|t| t.join().unwrap_or(1)).sum();

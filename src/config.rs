@@ -35,6 +35,10 @@ pub struct Settings {
     pub max_metadata_bytes: i64,
     /// A PEM file of CA certificates to trust instead of the system's; empty: none.
     pub ca_file: String,
+    /// The directory of the disk spool; empty: no spool. Relative paths are taken
+    /// from the working directory at construction.
+    pub spool_dir: String,
+    pub max_spool_bytes: i64,
     pub protocol: Protocol,
     /// Extra request headers, as given.
     pub headers: Vec<(String, String)>,
@@ -62,6 +66,8 @@ impl Default for Settings {
             max_message_bytes: 64 * 1024,
             max_metadata_bytes: 64 * 1024,
             ca_file: String::new(),
+            spool_dir: String::new(),
+            max_spool_bytes: 256 * 1024 * 1024,
             protocol: Protocol::Logwell,
             headers: Vec::new(),
             resource: Vec::new(),
@@ -93,6 +99,16 @@ pub struct Config {
     pub limits: Limits,
     /// CA certificates to trust instead of the platform's; `None`: the platform's.
     pub ca_certs: Option<Vec<ureq::tls::Certificate<'static>>>,
+    pub spool: Option<SpoolConfig>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SpoolConfig {
+    pub dir: std::path::PathBuf,
+    pub max_bytes: u64,
+    /// Names where the entries go (protocol, URL, credentials) without revealing the key:
+    /// a directory shared by shippers to several servers sends each entry to its own.
+    pub destination: String,
 }
 
 // Hand-written so the key can never reach a log line through `{:?}`.
@@ -123,6 +139,7 @@ impl std::fmt::Debug for Config {
                     .as_ref()
                     .map(|c| format!("{} certificates", c.len())),
             )
+            .field("spool", &self.spool)
             // `resource_attributes`: encoded bytes, of no use in a debug line.
             .finish_non_exhaustive()
     }
@@ -202,6 +219,39 @@ fn ca_certs(path: &str) -> Result<Option<Vec<ureq::tls::Certificate<'static>>>, 
 
 /// Whether `url` (a request URL built here) sends to a host other than loopback in the
 /// clear.
+fn spool_config(s: &Settings, protocol: Protocol) -> Result<Option<SpoolConfig>, Error> {
+    let max_bytes = int_in("max_spool_bytes", s.max_spool_bytes, 1 << 20, 1 << 40)? as u64;
+    if s.spool_dir.is_empty() {
+        return Ok(None);
+    }
+    let dir = std::path::PathBuf::from(&s.spool_dir);
+    if dir.exists() && !dir.is_dir() {
+        return Err(invalid(
+            "spool_dir",
+            format!("must be a directory, and '{}' is a file", dir.display()),
+        ));
+    }
+    // FNV-1a, written out so that the name stays the same across versions and builds.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes.iter().chain(b"\n") {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(protocol.name().as_bytes());
+    feed(request_url(&s.endpoint, protocol)?.as_bytes());
+    feed(s.api_key.as_bytes());
+    for (name, value) in &s.headers {
+        feed(name.to_ascii_lowercase().as_bytes());
+        feed(value.as_bytes());
+    }
+    Ok(Some(SpoolConfig {
+        dir,
+        max_bytes,
+        destination: format!("{hash:016x}"),
+    }))
+}
+
 pub fn sends_key_in_clear(url: &str) -> bool {
     let Ok(url) = url::Url::parse(url) else {
         return false;
@@ -399,6 +449,7 @@ impl Config {
                 )? as usize,
             },
             ca_certs: ca_certs(&s.ca_file)?,
+            spool: spool_config(s, protocol)?,
         })
     }
 }

@@ -12,6 +12,8 @@ pub enum ErrorCode {
     ServerError,
     QueueOverflow,
     InvalidConfig,
+    /// Ours, not the official SDKs': they have no spool.
+    SpoolError,
 }
 
 impl ErrorCode {
@@ -24,6 +26,7 @@ impl ErrorCode {
             ErrorCode::ServerError => "SERVER_ERROR",
             ErrorCode::QueueOverflow => "QUEUE_OVERFLOW",
             ErrorCode::InvalidConfig => "INVALID_CONFIG",
+            ErrorCode::SpoolError => "SPOOL_ERROR",
         }
     }
 }
@@ -102,6 +105,10 @@ pub enum Error {
     #[error("{count} log entries could not be delivered before the shutdown deadline")]
     Undelivered { count: u64 },
 
+    /// The spool could not be written or read; memory does its work meanwhile.
+    #[error("spool {0}")]
+    Spool(String),
+
     /// A panic caught at the edge: a bug of ours, reported instead of crossing into Python.
     #[error("internal error in {what}: {detail} (please report it)")]
     Internal { what: &'static str, detail: String },
@@ -124,6 +131,7 @@ impl Error {
             }
             Error::BadReply(_) => ErrorCode::ServerError,
             Error::QueueOverflow { .. } => ErrorCode::QueueOverflow,
+            Error::Spool(_) => ErrorCode::SpoolError,
         }
     }
 

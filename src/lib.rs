@@ -14,6 +14,7 @@ mod protocol;
 mod python;
 mod record;
 mod resolver;
+mod spool;
 mod stats;
 mod transport;
 mod worker;

@@ -1,7 +1,9 @@
 //! Counters every caller can read without stopping the flush thread.
 //!
 //! Every entry pushed ends in exactly one of `sent`, `dropped_overflow`,
-//! `dropped_at_close`, `failed` or `rejected_by_server`; until then it is `queued`.
+//! `dropped_at_close`, `failed`, `rejected_by_server` or `spooled`; until then it is
+//! `queued`. An entry of the spool, whoever wrote it, ends in `replayed`,
+//! `replay_failed`, `dropped_spool_full` or `spool_corrupt`, or waits on disk.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,6 +42,20 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
     /// Entries logged after close, ignored.
     pub after_close: AtomicU64,
+    /// Entries written to the spool instead of dropped or held in memory.
+    pub spooled: AtomicU64,
+    /// Entries of the spool the server took.
+    pub replayed: AtomicU64,
+    /// Entries of the spool the server refused for good.
+    pub replay_failed: AtomicU64,
+    /// Bytes in the spool directory, as last seen (a gauge).
+    pub spool_bytes: AtomicU64,
+    /// Spooled entries dropped, oldest first, to stay within `max_spool_bytes`.
+    pub dropped_spool_full: AtomicU64,
+    /// Damaged stretches of spool files skipped (a torn write, a flipped byte).
+    pub spool_corrupt: AtomicU64,
+    /// Disk faults (full, read-only, missing, no permission); memory took over.
+    pub spool_errors: AtomicU64,
     pub last_error: Mutex<Option<LastError>>,
 }
 
@@ -67,6 +83,13 @@ pub struct Snapshot {
     pub batches: u64,
     pub bytes_sent: u64,
     pub after_close: u64,
+    pub spooled: u64,
+    pub replayed: u64,
+    pub replay_failed: u64,
+    pub spool_bytes: u64,
+    pub dropped_spool_full: u64,
+    pub spool_corrupt: u64,
+    pub spool_errors: u64,
     pub last_error: Option<LastError>,
 }
 
@@ -78,7 +101,8 @@ impl Snapshot {
                 + self.dropped_overflow
                 + self.dropped_at_close
                 + self.failed
-                + self.rejected_by_server,
+                + self.rejected_by_server
+                + self.spooled,
         )
     }
 }
@@ -98,6 +122,7 @@ impl Stats {
             + get(&self.dropped_at_close)
             + get(&self.failed)
             + get(&self.rejected_by_server)
+            + get(&self.spooled)
     }
 
     pub fn set_last_error(&self, error: &Error) {
@@ -124,6 +149,13 @@ impl Stats {
             batches: get(&self.batches),
             bytes_sent: get(&self.bytes_sent),
             after_close: get(&self.after_close),
+            spooled: get(&self.spooled),
+            replayed: get(&self.replayed),
+            replay_failed: get(&self.replay_failed),
+            spool_bytes: get(&self.spool_bytes),
+            dropped_spool_full: get(&self.dropped_spool_full),
+            spool_corrupt: get(&self.spool_corrupt),
+            spool_errors: get(&self.spool_errors),
             last_error: self.last_error.lock().clone(),
         }
     }

@@ -16,6 +16,8 @@ class ErrorCode(str, Enum):
     SERVER_ERROR = "SERVER_ERROR"
     QUEUE_OVERFLOW = "QUEUE_OVERFLOW"
     INVALID_CONFIG = "INVALID_CONFIG"
+    #: The disk spool could not be written or read (ours: the official SDKs have no spool).
+    SPOOL_ERROR = "SPOOL_ERROR"
 
     def __str__(self) -> str:
         return self.value

@@ -110,6 +110,10 @@ class Defaults:
     max_message_bytes: int = 64 * 1024
     max_metadata_bytes: int = 64 * 1024
     ca_file: Optional[Union[str, os.PathLike[str]]] = None
+    # Off unless given: where to put it is the user's call (a volume that outlives the
+    # container; see docs/spool.md).
+    spool_dir: Optional[Union[str, os.PathLike[str]]] = None
+    max_spool_bytes: int = 256 * 1024 * 1024
     source_path: str = "relative"
     on_error: Optional[Callable[[LogwellError], None]] = None
     on_flush: Optional[Callable[[int], None]] = None
@@ -124,6 +128,7 @@ ENVIRONMENT = {
     "endpoint": "LOGWELL_ENDPOINT",
     "service": "LOGWELL_SERVICE",
     "max_requests_per_minute": "LOGWELL_MAX_REQUESTS_PER_MINUTE",
+    "spool_dir": "LOGWELL_SPOOL_DIR",
 }
 # What the handler's `client=` leaves to each handler; the client's settings apply.
 PER_HANDLER = ("service", "source_path")
@@ -169,6 +174,10 @@ def core_args(settings: Mapping[str, Any]) -> dict[str, Any]:
         settings["protocol"], settings["service_version"], settings["environment"]
     )
     args["cwd"] = os.getcwd()
+    spool_dir = args["spool_dir"]
+    if isinstance(spool_dir, (str, os.PathLike)) and os.fspath(spool_dir):
+        # Taken from the working directory now, as a later chdir() must not move it.
+        args["spool_dir"] = os.path.abspath(spool_dir)
     return args
 
 

@@ -105,6 +105,8 @@ class _ClientBase:
         max_message_bytes: int = DEFAULTS.max_message_bytes,
         max_metadata_bytes: int = DEFAULTS.max_metadata_bytes,
         ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        spool_dir: Optional[Union[str, os.PathLike[str]]] = None,
+        max_spool_bytes: int = DEFAULTS.max_spool_bytes,
         capture_source_location: bool = False,
         source_path: str = DEFAULTS.source_path,
         on_error: Optional[Callable[[LogwellError], None]] = None,

@@ -74,6 +74,12 @@ class LogwellHandler(logging.Handler):
         max_metadata_bytes: Largest encoded metadata; fields past it are left out and
             named in a ``_truncated`` field.
         ca_file: PEM file of CA certificates to trust instead of the system's.
+        spool_dir: A directory for the disk spool (default: ``LOGWELL_SPOOL_DIR``, else
+            none): what the server cannot take in time (an outage, a full queue, an
+            exit) is written there and sent again, by this process or the next one
+            started with the same directory. See ``docs/spool.md``.
+        max_spool_bytes: Bytes the spool directory may hold (default 256 MiB); past
+            it, the oldest spooled entries are dropped and counted.
         metadata: Fields added to every entry's metadata.
         source_path: How ``sourceFile`` is written: ``"relative"`` to the working
             directory at construction, ``"absolute"``, or ``"filename"`` only.
@@ -110,6 +116,8 @@ class LogwellHandler(logging.Handler):
         max_message_bytes: int = DEFAULTS.max_message_bytes,
         max_metadata_bytes: int = DEFAULTS.max_metadata_bytes,
         ca_file: Optional[Union[str, os.PathLike[str]]] = None,
+        spool_dir: Optional[Union[str, os.PathLike[str]]] = None,
+        max_spool_bytes: int = DEFAULTS.max_spool_bytes,
         metadata: Optional[dict[str, Any]] = None,
         source_path: str = DEFAULTS.source_path,
         on_error: Optional[ErrorCallback] = None,

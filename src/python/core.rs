@@ -333,6 +333,8 @@ impl Core {
                 max_message_bytes: given.int("max_message_bytes")?,
                 max_metadata_bytes: given.int("max_metadata_bytes")?,
                 ca_file: path_setting("ca_file", given.take("ca_file").as_ref())?,
+                spool_dir: path_setting("spool_dir", given.take("spool_dir").as_ref())?,
+                max_spool_bytes: given.int("max_spool_bytes")?,
                 protocol,
                 headers: headers_setting(given.take("headers").as_ref())?,
                 resource: given.fields("resource", style)?,
@@ -624,6 +626,13 @@ impl Core {
         d.set_item("batches", s.batches)?;
         d.set_item("bytes_sent", s.bytes_sent)?;
         d.set_item("ignored_after_close", s.after_close)?;
+        d.set_item("spooled", s.spooled)?;
+        d.set_item("replayed", s.replayed)?;
+        d.set_item("replay_failed", s.replay_failed)?;
+        d.set_item("spool_bytes", s.spool_bytes)?;
+        d.set_item("dropped_spool_full", s.dropped_spool_full)?;
+        d.set_item("spool_corrupt", s.spool_corrupt)?;
+        d.set_item("spool_errors", s.spool_errors)?;
         match s.last_error {
             Some(e) => {
                 let last = PyDict::new(py);

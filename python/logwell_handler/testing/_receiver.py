@@ -45,6 +45,7 @@ class LogwellReceiver:
         api_key: Optional[str] = None,
         host: str = "127.0.0.1",
         *,
+        port: int = 0,
         ssl_context: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.api_key = api_key or "lw_" + secrets.token_hex(16)
@@ -79,7 +80,8 @@ class LogwellReceiver:
         self._bucket: Optional[_TokenBucket] = None
         self._faults: deque[Fault] = deque()
         self._cond = threading.Condition()
-        self._server = _QuietServer((host, 0), _make_handler(self))
+        # A given port: the server coming back where a client saw it go down.
+        self._server = _QuietServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._scheme = "http"
         if ssl_context is not None:

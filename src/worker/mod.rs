@@ -4,6 +4,9 @@
 //! Callers never wait on the thread except in `flush` and `close`, which take a deadline.
 //! The thread wakes when a batch is full, at each `flush_interval`, on `flush` and on
 //! `close`; between those it sleeps in `park_timeout`, so an idle shipper costs nothing.
+//! With a spool it also writes down and sends again what memory cannot keep (`spill`).
+
+mod spill;
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,6 +55,8 @@ struct Shared {
     /// Set while a wake-up is already on its way (or not wanted), so that pushes
     /// do not unpark the thread once per entry.
     wake_pending: AtomicBool,
+    /// The same for entries the full buffer set aside for the spool.
+    spill_pending: AtomicBool,
     thread: OnceLock<Thread>,
     /// Oldest `seq` the thread holds outside the buffer (`u64::MAX`: none).
     inflight_min_seq: AtomicU64,
@@ -110,8 +115,12 @@ impl Shipper {
     /// and never used there starts its own thread in the child. `lifecycle`: the
     /// shipper's state, which `events` may read too.
     pub fn new(config: Config, events: Box<dyn Events>, lifecycle: Arc<Lifecycle>) -> Shipper {
-        let buffer = Buffer::new(config.max_queue_size, config.max_queue_bytes);
-        Shipper {
+        let buffer = Buffer::new(
+            config.max_queue_size,
+            config.max_queue_bytes,
+            config.spool.is_some(),
+        );
+        let shipper = Shipper {
             shared: Arc::new(Shared {
                 config,
                 buffer,
@@ -122,6 +131,7 @@ impl Shipper {
                 lifecycle,
                 close_deadline: Mutex::new(None),
                 wake_pending: AtomicBool::new(false),
+                spill_pending: AtomicBool::new(false),
                 thread: OnceLock::new(),
                 inflight_min_seq: AtomicU64::new(u64::MAX),
                 stopped: AtomicBool::new(false),
@@ -131,7 +141,13 @@ impl Shipper {
             handle: Mutex::new(None),
             started: AtomicBool::new(false),
             worker_id: OnceLock::new(),
+        };
+        // A spool may hold what an earlier process left: send it without waiting for a
+        // first record.
+        if shipper.shared.config.spool.is_some() {
+            shipper.start();
         }
+        shipper
     }
 
     pub fn config(&self) -> &Config {
@@ -148,11 +164,14 @@ impl Shipper {
         if !self.started.load(Ordering::Acquire) {
             self.start();
         }
-        let dropped = s.buffer.push(json);
+        let pushed = s.buffer.push(json);
         s.stats.enqueued.fetch_add(1, Ordering::Release);
-        if dropped > 0 {
-            Stats::add(&s.stats.dropped_overflow, dropped);
-            Stats::add(&s.overflowed, dropped);
+        if pushed.dropped > 0 {
+            Stats::add(&s.stats.dropped_overflow, pushed.dropped);
+            Stats::add(&s.overflowed, pushed.dropped);
+        }
+        if pushed.evicted && !s.spill_pending.swap(true, Ordering::AcqRel) {
+            s.wake();
         }
         if s.batch_waiting(0, 0) && !s.wake_pending.swap(true, Ordering::AcqRel) {
             s.wake();
@@ -356,6 +375,10 @@ struct Worker {
     /// many records had been logged then. If none were logged since, the burst is over.
     burst_tail: Option<(Instant, u64)>,
     overflow_reported: u64,
+    /// Where what memory cannot keep goes (`spool_dir`).
+    spool: spill::SpoolSlot,
+    /// `pending` holds entries read back from the spool: counted as replayed, not sent.
+    replaying: bool,
 }
 
 impl Worker {
@@ -376,6 +399,8 @@ impl Worker {
             paced: per_minute > 0,
             burst_tail: None,
             overflow_reported: 0,
+            spool: spill::SpoolSlot::default(),
+            replaying: false,
         }
     }
 
@@ -383,8 +408,10 @@ impl Worker {
         let interval = self.shared.config.flush_interval;
         let mut next_tick = Instant::now() + interval;
         let mut flushes_seen = 0;
+        self.open_spool();
         while self.shared.lifecycle.is_open() {
             let now = Instant::now();
+            self.tend_spool(now);
             let held = self.hold_until.filter(|&t| t > now);
             // A wait the server asked for is over: carry on with what it held up.
             let resume = held.is_none() && self.hold_until.take().is_some();
@@ -396,7 +423,13 @@ impl Worker {
                     .shared
                     .batch_waiting(self.pending.len(), self.pending_bytes);
             let tail = self.burst_over(now);
-            if held.is_some() || !(flush_wanted || tick || full || tail) {
+            let send = flush_wanted || tick || full || tail;
+            // While the server fails, a replay is a probe, at the tick.
+            let replay = held.is_none()
+                && self.pending.is_empty()
+                && (!self.failing || tick)
+                && self.spool_backlog();
+            if held.is_some() || !(send || replay) {
                 // While held or failing, a full buffer is no reason to wake: leave the
                 // flag set so pushes do not unpark us for nothing.
                 let quiet = held.is_some() || self.failing;
@@ -409,13 +442,19 @@ impl Worker {
                     if let Some((look, _)) = self.burst_tail {
                         until = until.min(look);
                     }
+                    if let Some(spill_at) = self.next_spill(now) {
+                        until = until.min(spill_at);
+                    }
                     thread::park_timeout(until.saturating_duration_since(now));
                 }
                 continue;
             }
             flushes_seen = flushes;
-            self.send_cycle();
+            let probed = send && self.send_cycle();
             self.report_overflow();
+            if replay && self.pending.is_empty() && !(self.failing && probed) {
+                self.replay_one();
+            }
             if full && !self.failing && self.waiting() {
                 let logged = self.shared.stats.enqueued.load(Ordering::Acquire);
                 self.burst_tail = Some((Instant::now() + BURST_QUIET, logged));
@@ -460,20 +499,26 @@ impl Worker {
     /// Sends what the buffer held when the cycle began, in requests as large as the
     /// server takes, until that is done or a delivery fails. A burst goes out whole,
     /// its last partial request too, while a steady stream of new entries cannot keep a
-    /// cycle going forever.
-    fn send_cycle(&mut self) {
+    /// cycle going forever. Returns whether it made a request.
+    fn send_cycle(&mut self) -> bool {
         let mut budget = self.shared.buffer.len() + self.pending.len();
+        let mut sent = false;
         while budget > 0 {
             self.fill_pending();
             if self.pending.is_empty() {
-                return;
+                break;
             }
             let n = self.pending.len();
-            match self.deliver(None) {
+            sent = true;
+            let outcome = self.deliver(None);
+            // What the full buffer set aside meanwhile goes to disk between requests.
+            self.spill_evicted();
+            match outcome {
                 Outcome::Done => budget = budget.saturating_sub(n),
-                Outcome::Retained => return,
+                Outcome::Retained => break,
             }
         }
+        sent
     }
 
     fn fill_pending(&mut self) {
@@ -491,7 +536,10 @@ impl Worker {
 
     /// Publishes the oldest entry the thread holds, for `flush`.
     fn note_inflight(&self) {
-        let min = self.pending.first().map_or(u64::MAX, |e| e.seq);
+        let min = match self.pending.first() {
+            Some(e) if !self.replaying => e.seq,
+            _ => u64::MAX,
+        };
         self.shared.inflight_min_seq.store(min, Ordering::Release);
     }
 
@@ -583,7 +631,7 @@ impl Worker {
             match self.send(i..i + 1, deadline, true) {
                 Sent::Done => {}
                 Sent::ServerFault(error) => {
-                    Stats::add(&self.shared.stats.failed, 1);
+                    Stats::add(self.refused(), 1);
                     self.shared.report(&error);
                 }
                 Sent::Split | Sent::Retained => {
@@ -667,14 +715,14 @@ impl Worker {
                 e @ Error::BadReply(_) => {
                     // The server took the batch with 2xx; resending could duplicate it.
                     let s = &self.shared;
-                    Stats::add(&s.stats.sent, n);
+                    Stats::add(self.taken(), n);
                     Stats::add(&s.stats.batches, 1);
                     Stats::add(&s.stats.bytes_sent, body.len() as u64);
                     s.report(&e);
                     return Sent::Done;
                 }
                 e => {
-                    Stats::add(&self.shared.stats.failed, n);
+                    Stats::add(self.refused(), n);
                     self.shared.report(&e);
                     return Sent::Done;
                 }
@@ -752,8 +800,13 @@ impl Worker {
     fn record_reply(&mut self, reply: &Reply, n: u64, bytes: usize) {
         self.failing = false;
         let s = &self.shared;
-        Stats::add(&s.stats.sent, reply.accepted);
-        Stats::add(&s.stats.rejected_by_server, reply.rejected);
+        Stats::add(self.taken(), reply.accepted);
+        let rejected = if self.replaying {
+            &s.stats.replay_failed
+        } else {
+            &s.stats.rejected_by_server
+        };
+        Stats::add(rejected, reply.rejected);
         Stats::add(&s.stats.batches, 1);
         Stats::add(&s.stats.bytes_sent, bytes as u64);
         if reply.rejected > 0 {
@@ -765,6 +818,26 @@ impl Worker {
         }
         if reply.accepted > 0 {
             s.events.delivered(reply.accepted);
+        }
+    }
+
+    /// The counter of entries the server took: `sent`, or `replayed` for the spool's.
+    fn taken(&self) -> &AtomicU64 {
+        let stats = &self.shared.stats;
+        if self.replaying {
+            &stats.replayed
+        } else {
+            &stats.sent
+        }
+    }
+
+    /// The counter of entries the server refused for good: `failed`, or `replay_failed`.
+    fn refused(&self) -> &AtomicU64 {
+        let stats = &self.shared.stats;
+        if self.replaying {
+            &stats.replay_failed
+        } else {
+            &stats.failed
         }
     }
 
@@ -839,9 +912,10 @@ impl Worker {
     }
 
     /// Delivers what it can before the close deadline, waiting out a 429 if the wait ends
-    /// in time, then counts the rest as dropped.
+    /// in time, then writes the rest to the spool, or counts it as dropped.
     fn drain_for_close(&mut self) {
         let deadline = self.shared.deadline().unwrap_or_else(Instant::now);
+        let deadline = self.sending_deadline(deadline);
         self.failing = false;
         loop {
             if let Some(hold) = self.hold_until.take() {
@@ -860,6 +934,9 @@ impl Worker {
                 }
             }
         }
+        self.spill_evicted();
+        self.spill_backlog();
+        self.close_spool();
         self.report_overflow();
         let mut lost = self.pending.len() as u64;
         self.clear_pending();

@@ -1,0 +1,698 @@
+//! The disk spool: entries the server could not take in time (an outage, a full memory
+//! queue, an exit) are written to files in `spool_dir`, and sent again, oldest first, by
+//! this process or by the next one that starts with the same directory.
+//!
+//! Files: `{owner}.lock`, which the process that made it keeps locked as long as it lives,
+//! and that owner's segments, `{destination}.{owner}.{seq}.lws` (format in `frame`). Only
+//! the holder of an owner's lock reads or deletes that owner's segments: the owner itself,
+//! or, once the owner is gone (its lock died with it), the one process that took its lock
+//! (adoption). `destination` names where the entries were meant to go (protocol, URL,
+//! credentials), so a directory shared by handlers of several servers sends each entry to
+//! its own. Only the flush thread touches the spool; a log call never does.
+
+mod frame;
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::buffer::Entry;
+
+/// How often the directory is looked at again for the files of owners that have gone.
+const SCAN_EVERY: Duration = Duration::from_secs(10);
+/// A lock file with no segments is removed once it is this old: its owner has long had
+/// the time to lock it, so a lock taken is its owner's death, not a race with its birth.
+const ORPHAN_LOCK_AGE: Duration = Duration::from_secs(60);
+const SEGMENT_EXT: &str = "lws";
+const LOCK_EXT: &str = "lock";
+
+/// Why entries could not be written.
+#[derive(Debug)]
+pub enum SpoolError {
+    /// `max_spool_bytes` is reached and nothing of ours is left to drop for room.
+    Full,
+    Io(io::Error),
+}
+
+impl From<io::Error> for SpoolError {
+    fn from(e: io::Error) -> Self {
+        SpoolError::Io(e)
+    }
+}
+
+/// Entries read back for one request: `seq` is each one's offset in its segment, and
+/// `end` where the request's last frame ends, to acknowledge once it is taken.
+pub struct Batch {
+    pub entries: Vec<Entry>,
+    pub end: usize,
+}
+
+pub struct Spool {
+    dir: PathBuf,
+    destination: String,
+    owner: String,
+    /// Our own lock, held for life: while we live, nobody adopts our files.
+    _own_lock: Lock,
+    max_bytes: u64,
+    segment_bytes: u64,
+    /// Our segment being appended to.
+    writer: Option<Writer>,
+    next_seq: u64,
+    /// Closed segments waiting to be sent, oldest first: ours and adopted ones.
+    queue: VecDeque<Segment>,
+    /// Owners whose files we adopted, each with its lock, released with its last segment.
+    adopted: Vec<(String, Lock)>,
+    reading: Option<Reading>,
+    /// Every segment in the directory, anyone's, as last counted, plus our changes since.
+    dir_bytes: u64,
+    next_scan: Instant,
+    /// Damaged stretches met while reading, not yet taken by `take_damaged`.
+    damaged: u64,
+}
+
+#[derive(Debug)]
+struct Segment {
+    path: PathBuf,
+    owner: String,
+    seq: u64,
+    bytes: u64,
+    modified: SystemTime,
+}
+
+struct Writer {
+    file: File,
+    segment: Segment,
+}
+
+struct Reading {
+    segment: Segment,
+    file: File,
+    data: Vec<u8>,
+    pos: usize,
+}
+
+/// An exclusive lock on a file, held until dropped (or until the process dies).
+struct Lock {
+    _file: File,
+    #[cfg(unix)]
+    token: Option<usize>,
+}
+
+impl Lock {
+    /// The lock on `path`, made if missing; `None` while another holds it.
+    fn try_take(path: &Path) -> io::Result<Option<Lock>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lock {
+                #[cfg(unix)]
+                token: crate::fork::close_in_child(&file),
+                _file: file,
+            })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(token) = self.token {
+            crate::fork::forget(token);
+        }
+    }
+}
+
+/// `{destination}.{owner}.{seq}.lws` taken apart.
+fn parse_segment_name(name: &str) -> Option<(&str, &str, u64)> {
+    let stem = name.strip_suffix(SEGMENT_EXT)?.strip_suffix('.')?;
+    let mut parts = stem.split('.');
+    let (destination, owner, seq) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || owner.is_empty() {
+        return None;
+    }
+    Some((destination, owner, seq.parse().ok()?))
+}
+
+/// A name no other process will make: 64 bits from the OS's randomness, the pid and the
+/// clock.
+fn new_owner_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    if let Ok(t) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    format!("{:016x}", h.finish())
+}
+
+impl Spool {
+    /// Opens `dir` (made if missing) for entries meant for `destination`, and adopts the
+    /// files of owners that have gone.
+    pub fn open(dir: &Path, destination: &str, max_bytes: u64) -> io::Result<Spool> {
+        fs::create_dir_all(dir)?;
+        let owner = new_owner_id();
+        let own_lock = Lock::try_take(&dir.join(format!("{owner}.{LOCK_EXT}")))?
+            .ok_or_else(|| io::Error::other("a new spool lock was held already"))?;
+        let mut spool = Spool {
+            dir: dir.to_owned(),
+            destination: destination.to_owned(),
+            owner,
+            _own_lock: own_lock,
+            max_bytes,
+            // Small enough that dropping the oldest for room drops an eighth at most.
+            segment_bytes: (max_bytes / 8).clamp(64 << 10, 4 << 20),
+            writer: None,
+            next_seq: 0,
+            queue: VecDeque::new(),
+            adopted: Vec::new(),
+            reading: None,
+            dir_bytes: 0,
+            next_scan: Instant::now(),
+            damaged: 0,
+        };
+        spool.scan()?;
+        Ok(spool)
+    }
+
+    /// Bytes of every segment in the directory, as far as this process knows.
+    pub fn bytes(&self) -> u64 {
+        self.dir_bytes
+    }
+
+    /// Whether entries wait on disk for this process to send.
+    pub fn has_backlog(&self) -> bool {
+        self.reading.is_some()
+            || !self.queue.is_empty()
+            || self.writer.as_ref().is_some_and(Writer::has_frames)
+    }
+
+    /// Damaged stretches met since the last call.
+    pub fn take_damaged(&mut self) -> u64 {
+        std::mem::take(&mut self.damaged)
+    }
+
+    /// Looks at the directory again if it is time: counts its bytes, and adopts the
+    /// segments of owners that have gone.
+    pub fn scan_if_due(&mut self, now: Instant) -> io::Result<()> {
+        if now < self.next_scan {
+            return Ok(());
+        }
+        self.scan()
+    }
+
+    fn scan(&mut self) -> io::Result<()> {
+        self.next_scan = Instant::now() + SCAN_EVERY;
+        let mut total = 0;
+        let mut found: Vec<Segment> = Vec::new();
+        let mut locks: Vec<(PathBuf, SystemTime)> = Vec::new();
+        for item in fs::read_dir(&self.dir)? {
+            let Ok(item) = item else { continue };
+            let Ok(meta) = item.metadata() else { continue };
+            let name = item.file_name();
+            let name = name.to_string_lossy();
+            let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            if name.ends_with(LOCK_EXT) {
+                locks.push((item.path(), modified));
+                continue;
+            }
+            let Some((destination, owner, seq)) = parse_segment_name(&name) else {
+                continue;
+            };
+            total += meta.len();
+            if destination == self.destination && owner != self.owner && !self.adopts(owner) {
+                found.push(Segment {
+                    path: item.path(),
+                    owner: owner.to_owned(),
+                    seq,
+                    bytes: meta.len(),
+                    modified,
+                });
+            }
+        }
+        self.dir_bytes = total;
+        for segment in found {
+            if !self.adopts(&segment.owner) {
+                let path = self.lock_path(&segment.owner);
+                match Lock::try_take(&path)? {
+                    Some(lock) => self.adopted.push((segment.owner.clone(), lock)),
+                    None => continue,
+                }
+            }
+            self.queue.push_back(segment);
+        }
+        self.queue
+            .make_contiguous()
+            .sort_by(|a, b| (a.modified, &a.owner, a.seq).cmp(&(b.modified, &b.owner, b.seq)));
+        self.remove_orphan_locks(&locks);
+        Ok(())
+    }
+
+    /// Removes the lock files of owners that left no segment, once they are old.
+    fn remove_orphan_locks(&self, locks: &[(PathBuf, SystemTime)]) {
+        let old = SystemTime::now() - ORPHAN_LOCK_AGE;
+        for (path, modified) in locks {
+            let owner = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            let Some(owner) = owner else { continue };
+            if *modified > old || owner == self.owner || self.adopts(&owner) {
+                continue;
+            }
+            let has_segments = fs::read_dir(&self.dir).is_ok_and(|items| {
+                items.flatten().any(|i| {
+                    parse_segment_name(&i.file_name().to_string_lossy())
+                        .is_some_and(|(_, o, _)| o == owner)
+                })
+            });
+            if !has_segments {
+                if let Ok(Some(_lock)) = Lock::try_take(path) {
+                    let _ = fs::remove_file(path);
+                }
+            }
+        }
+    }
+
+    fn adopts(&self, owner: &str) -> bool {
+        self.adopted.iter().any(|(o, _)| o == owner)
+    }
+
+    fn lock_path(&self, owner: &str) -> PathBuf {
+        self.dir.join(format!("{owner}.{LOCK_EXT}"))
+    }
+
+    /// Appends `entries`, oldest first. Past `max_spool_bytes`, the oldest segments go
+    /// first; returns how many entries went with them.
+    pub fn write(&mut self, entries: &[Entry]) -> Result<u64, SpoolError> {
+        let need: usize = entries.iter().map(|e| frame::size(e.json.len())).sum();
+        let dropped = self.make_room(need as u64)?;
+        let mut out = Vec::with_capacity(need.min(self.segment_bytes as usize));
+        for e in entries {
+            let full = self.writer.as_ref().is_some_and(|w| {
+                w.has_frames()
+                    && w.segment.bytes + (out.len() + frame::size(e.json.len())) as u64
+                        > self.segment_bytes
+            });
+            if full {
+                self.append(&out)?;
+                out.clear();
+                self.rotate()?;
+            }
+            if self.writer.is_none() {
+                self.writer = Some(self.new_writer()?);
+            }
+            frame::push(&mut out, &e.json);
+        }
+        self.append(&out)?;
+        Ok(dropped)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        if let Err(e) = w.file.write_all(bytes) {
+            // Take back a torn write, so the frames after it start clean; a reader would
+            // skip it as damage anyway.
+            let _ = w.file.set_len(w.segment.bytes);
+            let _ = w.file.seek(SeekFrom::Start(w.segment.bytes));
+            return Err(e);
+        }
+        w.segment.bytes += bytes.len() as u64;
+        self.dir_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn new_writer(&mut self) -> io::Result<Writer> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let name = format!(
+            "{}.{}.{seq:010}.{SEGMENT_EXT}",
+            self.destination, self.owner
+        );
+        let path = self.dir.join(name);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.write_all(&frame::header())?;
+        self.dir_bytes += frame::HEADER_BYTES as u64;
+        Ok(Writer {
+            file,
+            segment: Segment {
+                path,
+                owner: self.owner.clone(),
+                seq,
+                bytes: frame::HEADER_BYTES as u64,
+                modified: SystemTime::now(),
+            },
+        })
+    }
+
+    /// Closes our segment and queues it to be sent (or removes it, empty).
+    fn rotate(&mut self) -> io::Result<()> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        if w.has_frames() {
+            w.file.sync_data()?;
+            self.queue.push_back(w.segment);
+        } else {
+            self.remove(&w.segment);
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest segments until `need` more bytes fit; returns their entries' count.
+    fn make_room(&mut self, need: u64) -> Result<u64, SpoolError> {
+        let mut dropped = 0;
+        while self.dir_bytes + need > self.max_bytes {
+            if let Some(r) = self.reading.take() {
+                let mut rest = frame::Frames::new(&r.data, r.pos);
+                dropped += rest.by_ref().count() as u64;
+                self.damaged += rest.damaged;
+                self.finish(&r.segment);
+            } else if let Some(s) = self.queue.pop_front() {
+                dropped += self.count_entries(&s);
+                self.finish(&s);
+            } else if self.writer.as_ref().is_some_and(Writer::has_frames) {
+                self.rotate()?;
+            } else {
+                return Err(SpoolError::Full);
+            }
+        }
+        Ok(dropped)
+    }
+
+    fn count_entries(&mut self, s: &Segment) -> u64 {
+        let Ok(data) = fs::read(&s.path) else {
+            return 0;
+        };
+        let mut frames = frame::Frames::new(&data, frame::acked(&data).unwrap_or(data.len()));
+        let n = frames.by_ref().count() as u64;
+        self.damaged += frames.damaged;
+        n
+    }
+
+    /// The next entries to send, oldest first, at most `max_entries` and about
+    /// `max_bytes` (one at least); `None` when nothing waits.
+    pub fn next_batch(
+        &mut self,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> io::Result<Option<Batch>> {
+        loop {
+            if self.reading.is_none() && !self.open_next()? {
+                return Ok(None);
+            }
+            let Some(r) = self.reading.as_ref() else {
+                return Ok(None);
+            };
+            let mut frames = frame::Frames::new(&r.data, r.pos);
+            let mut entries = Vec::new();
+            let mut bytes = 0;
+            // The end of the segment, unless the batch fills before it: damage at the tail
+            // is then acknowledged with the last entries, not met twice.
+            let mut end = r.data.len();
+            for f in frames.by_ref() {
+                entries.push(Entry {
+                    seq: f.start as u64,
+                    json: f.entry.into(),
+                });
+                bytes += f.entry.len() + 1;
+                if entries.len() >= max_entries || bytes >= max_bytes {
+                    end = f.end;
+                    break;
+                }
+            }
+            self.damaged += frames.damaged;
+            if !entries.is_empty() {
+                return Ok(Some(Batch { entries, end }));
+            }
+            // Nothing sound left in this segment.
+            if let Some(r) = self.reading.take() {
+                self.finish(&r.segment);
+            }
+        }
+    }
+
+    /// Starts reading the oldest segment; false when there is none. Our own open segment
+    /// is closed for it when nothing older waits.
+    fn open_next(&mut self) -> io::Result<bool> {
+        if self.queue.is_empty() {
+            self.rotate()?;
+        }
+        while let Some(segment) = self.queue.pop_front() {
+            let mut file = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&segment.path)
+            {
+                Ok(f) => f,
+                // Removed by hand, or by `finish` after a crash between two removals.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.finish(&segment);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut data = Vec::new();
+            file.read_to_end(&mut data)?;
+            let Some(pos) = frame::acked(&data) else {
+                // Not a segment of ours (a torn header): nothing in it can be read.
+                self.damaged += 1;
+                self.finish(&segment);
+                continue;
+            };
+            self.reading = Some(Reading {
+                segment,
+                file,
+                data,
+                pos,
+            });
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Records that the server took the frames of the segment being read up to `end`:
+    /// after a crash, reading resumes there. The segment goes once it is all taken.
+    pub fn acknowledge(&mut self, end: usize) -> io::Result<()> {
+        let Some(r) = self.reading.as_mut() else {
+            return Ok(());
+        };
+        r.pos = end.max(r.pos);
+        if r.pos < r.data.len() {
+            r.file.seek(SeekFrom::Start(frame::ACKED_AT))?;
+            return r.file.write_all(&(r.pos as u64).to_le_bytes());
+        }
+        if let Some(r) = self.reading.take() {
+            self.finish(&r.segment);
+        }
+        Ok(())
+    }
+
+    /// Removes a segment that is done with (sent, dropped or unreadable), and releases
+    /// its owner's lock with its last segment.
+    fn finish(&mut self, segment: &Segment) {
+        self.remove(segment);
+        let owner = &segment.owner;
+        if *owner == self.owner
+            || self.queue.iter().any(|s| s.owner == *owner)
+            || self
+                .reading
+                .as_ref()
+                .is_some_and(|r| r.segment.owner == *owner)
+        {
+            return;
+        }
+        if let Some(i) = self.adopted.iter().position(|(o, _)| o == owner) {
+            let _ = fs::remove_file(self.lock_path(owner));
+            self.adopted.swap_remove(i);
+        }
+    }
+
+    fn remove(&mut self, segment: &Segment) {
+        if fs::remove_file(&segment.path).is_ok() {
+            self.dir_bytes = self.dir_bytes.saturating_sub(segment.bytes);
+        }
+    }
+
+    /// At close: makes what we wrote durable, and removes our lock file when nothing of
+    /// ours is left (otherwise the next process adopts the rest).
+    pub fn close(&mut self) -> io::Result<()> {
+        if let Some(w) = self.writer.take() {
+            if w.has_frames() {
+                w.file.sync_data()?;
+                // Left for the next process; `bytes` and order stay right if we go on.
+                self.queue.push_back(w.segment);
+            } else {
+                self.remove(&w.segment);
+            }
+        }
+        if !self.queue.iter().any(|s| s.owner == self.owner)
+            && self
+                .reading
+                .as_ref()
+                .is_none_or(|r| r.segment.owner != self.owner)
+        {
+            let _ = fs::remove_file(self.lock_path(&self.owner));
+        }
+        Ok(())
+    }
+}
+
+impl Writer {
+    fn has_frames(&self) -> bool {
+        self.segment.bytes > frame::HEADER_BYTES as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temp dir, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!("lw-spool-{name}-{}", new_owner_id()));
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn entries(range: std::ops::Range<u64>, size: usize) -> Vec<Entry> {
+        range
+            .map(|i| {
+                let mut json = format!("{{\"i\":{i},\"pad\":\"").into_bytes();
+                json.resize(size.saturating_sub(2).max(json.len()), b'x');
+                json.extend_from_slice(b"\"}");
+                Entry {
+                    seq: i,
+                    json: json.into(),
+                }
+            })
+            .collect()
+    }
+
+    fn index(e: &Entry) -> u64 {
+        let v: serde_json::Value = serde_json::from_slice(&e.json).unwrap_or_default();
+        v["i"].as_u64().unwrap_or(u64::MAX)
+    }
+
+    /// Reads everything `spool` sends, acknowledging each batch.
+    fn drain(spool: &mut Spool) -> Vec<u64> {
+        let mut seen = Vec::new();
+        while let Ok(Some(batch)) = spool.next_batch(100, 256 << 10) {
+            seen.extend(batch.entries.iter().map(index));
+            spool.acknowledge(batch.end).expect("acknowledge");
+        }
+        seen
+    }
+
+    fn segments(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .map(|items| {
+                items
+                    .flatten()
+                    .filter(|i| i.file_name().to_string_lossy().ends_with(".lws"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn entries_come_back_in_order_across_segments_and_leave_no_file() {
+        let dir = TempDir::new("order");
+        let mut spool = Spool::open(&dir.0, "d", 1 << 20).expect("open");
+        for chunk in 0..10 {
+            assert_eq!(spool.write(&entries(chunk * 100..(chunk + 1) * 100, 200)).ok(), Some(0));
+        }
+        assert!(segments(&dir.0) > 1, "200 KB in 128 KiB segments");
+        assert!(spool.has_backlog());
+        assert_eq!(drain(&mut spool), (0..1000).collect::<Vec<_>>());
+        assert!(!spool.has_backlog());
+        assert_eq!(segments(&dir.0), 0);
+        assert_eq!(spool.bytes(), 0);
+        spool.close().expect("close");
+        assert_eq!(fs::read_dir(&dir.0).map(Iterator::count).ok(), Some(0));
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_go_and_are_counted() {
+        let dir = TempDir::new("bound");
+        let mut spool = Spool::open(&dir.0, "d", 1 << 20).expect("open");
+        let mut dropped = 0;
+        for chunk in 0..40 {
+            dropped += spool
+                .write(&entries(chunk * 100..(chunk + 1) * 100, 500))
+                .expect("room is made");
+        }
+        assert!(spool.bytes() <= 1 << 20, "{}", spool.bytes());
+        let left = drain(&mut spool);
+        assert_eq!(left.len() as u64 + dropped, 4000);
+        // What is left is the newest, in order, without a gap.
+        let first = left[0];
+        assert_eq!(left, (first..4000).collect::<Vec<_>>());
+        // An entry bigger than the bound cannot be written at all.
+        assert!(matches!(
+            spool.write(&entries(0..1, 2 << 20)),
+            Err(SpoolError::Full)
+        ));
+    }
+
+    #[test]
+    fn a_gone_owners_files_are_adopted_by_one_process_and_resume_after_the_acknowledged() {
+        let dir = TempDir::new("adopt");
+        let mut first = Spool::open(&dir.0, "d", 1 << 20).expect("open");
+        first.write(&entries(0..300, 100)).expect("write");
+        let mut reader = Spool::open(&dir.0, "d", 1 << 20).expect("open");
+        assert!(!reader.has_backlog(), "a living owner's files are its own");
+        // The first takes 100 entries, then dies (its lock goes with it).
+        let batch = first.next_batch(100, 1 << 20).ok().flatten().expect("batch");
+        first.acknowledge(batch.end).expect("acknowledge");
+        drop(first);
+        let mut other_destination = Spool::open(&dir.0, "e", 1 << 20).expect("open");
+        assert!(!other_destination.has_backlog(), "entries go where they were meant to");
+        reader.scan().expect("scan");
+        let mut late = Spool::open(&dir.0, "d", 1 << 20).expect("open");
+        assert!(!late.has_backlog(), "adopted by the reader, not by both");
+        assert_eq!(drain(&mut reader), (100..300).collect::<Vec<_>>());
+        assert_eq!(segments(&dir.0), 0);
+        assert!(drain(&mut late).is_empty());
+        drop((reader, late, other_destination));
+    }
+
+    #[test]
+    fn a_torn_tail_and_a_flipped_byte_cost_their_entries_only() {
+        let dir = TempDir::new("damage");
+        let mut writer = Spool::open(&dir.0, "d", 1 << 20).expect("open");
+        writer.write(&entries(0..10, 100)).expect("write");
+        writer.close().expect("close");
+        drop(writer);
+        let path = fs::read_dir(&dir.0)
+            .expect("dir")
+            .flatten()
+            .map(|i| i.path())
+            .find(|p| p.extension().is_some_and(|e| e == "lws"))
+            .expect("a segment");
+        let mut data = fs::read(&path).expect("read");
+        data[frame::HEADER_BYTES + frame::size(100) * 3 + 40] ^= 1;
+        data.truncate(data.len() - 30);
+        fs::write(&path, &data).expect("write");
+        let mut reader = Spool::open(&dir.0, "d", 1 << 20).expect("open");
+        assert_eq!(drain(&mut reader), vec![0, 1, 2, 4, 5, 6, 7, 8]);
+        assert_eq!(reader.take_damaged(), 2);
+    }
+}
