@@ -617,7 +617,12 @@ mod tests {
         let dir = TempDir::new("order");
         let mut spool = Spool::open(&dir.0, "d", 1 << 20).expect("open");
         for chunk in 0..10 {
-            assert_eq!(spool.write(&entries(chunk * 100..(chunk + 1) * 100, 200)).ok(), Some(0));
+            assert_eq!(
+                spool
+                    .write(&entries(chunk * 100..(chunk + 1) * 100, 200))
+                    .ok(),
+                Some(0)
+            );
         }
         assert!(segments(&dir.0) > 1, "200 KB in 128 KiB segments");
         assert!(spool.has_backlog());
@@ -660,11 +665,18 @@ mod tests {
         let mut reader = Spool::open(&dir.0, "d", 1 << 20).expect("open");
         assert!(!reader.has_backlog(), "a living owner's files are its own");
         // The first takes 100 entries, then dies (its lock goes with it).
-        let batch = first.next_batch(100, 1 << 20).ok().flatten().expect("batch");
+        let batch = first
+            .next_batch(100, 1 << 20)
+            .ok()
+            .flatten()
+            .expect("batch");
         first.acknowledge(batch.end).expect("acknowledge");
         drop(first);
         let mut other_destination = Spool::open(&dir.0, "e", 1 << 20).expect("open");
-        assert!(!other_destination.has_backlog(), "entries go where they were meant to");
+        assert!(
+            !other_destination.has_backlog(),
+            "entries go where they were meant to"
+        );
         reader.scan().expect("scan");
         let mut late = Spool::open(&dir.0, "d", 1 << 20).expect("open");
         assert!(!late.has_backlog(), "adopted by the reader, not by both");
