@@ -105,6 +105,13 @@ pub enum Error {
     #[error("{count} log entries could not be delivered before the shutdown deadline")]
     Undelivered { count: u64 },
 
+    /// A close deadline passed with a request still out: not lost yet, not delivered.
+    #[error(
+        "{count} log entries were in a request still unanswered at the shutdown deadline: \
+         they are lost unless the server answers before the process exits"
+    )]
+    Unanswered { count: u64 },
+
     /// The spool could not be written or read; memory does its work meanwhile.
     #[error("spool {0}")]
     Spool(String),
@@ -118,7 +125,9 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::InvalidConfig { .. } => ErrorCode::InvalidConfig,
-            Error::Network(_) | Error::Undelivered { .. } => ErrorCode::NetworkError,
+            Error::Network(_) | Error::Undelivered { .. } | Error::Unanswered { .. } => {
+                ErrorCode::NetworkError
+            }
             Error::Http { status, .. } => match status {
                 401 | 403 => ErrorCode::Unauthorized,
                 429 => ErrorCode::RateLimited,

@@ -85,11 +85,7 @@ impl Transport {
                 let words = value.split_whitespace().map(str::to_owned);
                 std::iter::once(value.clone()).chain(words)
             })
-            .chain(
-                url::Url::parse(url)
-                    .ok()
-                    .and_then(|u| u.password().map(str::to_owned)),
-            )
+            .chain(url_credentials(url))
             .filter(|s| s.len() >= MIN_SECRET_CHARS)
             .collect();
         // Longest first, so that a value is taken out whole before a word of it.
@@ -227,6 +223,24 @@ fn html_title(text: &str) -> Option<&str> {
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// `text` with every `lw_` + 32 key characters (a Logwell key, ours or not) replaced.
+/// The secrets a URL's user info carries: the password, and the `Authorization: Basic`
+/// credentials ureq makes of it (user and password as the URL writes them).
+fn url_credentials(url: &str) -> Vec<String> {
+    use base64::Engine;
+    let Ok(u) = url::Url::parse(url) else {
+        return Vec::new();
+    };
+    if u.username().is_empty() && u.password().is_none() {
+        return Vec::new();
+    }
+    let password = u.password().unwrap_or_default();
+    let basic = format!("{}:{password}", u.username());
+    vec![
+        password.to_owned(),
+        base64::prelude::BASE64_STANDARD.encode(basic),
+    ]
+}
+
 fn redact_keys(text: &str) -> String {
     let is_key_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
     let bytes = text.as_bytes();
@@ -592,6 +606,14 @@ mod tests {
         assert_eq!(
             t.redact("echo: tok-s3cr3t-value and lw_short"),
             "echo: [redacted] and lw_short"
+        );
+
+        // Credentials in the URL go as `Basic base64("user:s3cr3tPW9")`.
+        let with_user = "http://user:s3cr3tPW9@127.0.0.1:9/v1/logs";
+        let t = Transport::new(with_user, Protocol::Otlp, Vec::new(), None);
+        assert_eq!(
+            t.redact("Invalid credentials: Basic dXNlcjpzM2NyM3RQVzk= (s3cr3tPW9)"),
+            "Invalid credentials: Basic [redacted] ([redacted])"
         );
     }
 }

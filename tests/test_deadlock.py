@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from logwell_handler import LogwellHandler
+from logwell_handler import LogwellError, LogwellHandler
 from logwell_handler.testing import LogwellReceiver
 
 from conftest import MakeHandler, receiver_env
@@ -179,7 +179,8 @@ def test_close_with_a_request_still_out_is_bounded_and_then_returns_at_once(
     make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
 ) -> None:
     logwell_receiver.delay = 30
-    handler = make_handler(shutdown_timeout=0.5)
+    errors: list[LogwellError] = []
+    handler = make_handler(shutdown_timeout=0.5, on_error=errors.append)
     logger.addHandler(handler)
     logger.info("never answered")
     # The request goes out before any close deadline exists, and outlives the one
@@ -189,6 +190,10 @@ def test_close_with_a_request_still_out_is_bounded_and_then_returns_at_once(
     handler.close()
     assert time.monotonic() - start < 0.5 + 0.2 + 0.3
     assert handler.stats()["queued"] == 1
+    assert [e.message for e in errors] == [
+        "1 log entries were in a request still unanswered at the shutdown deadline: "
+        "they are lost unless the server answers before the process exits"
+    ]
     # Closed: nothing left to wait for, as logging.shutdown finds it at exit.
     start = time.monotonic()
     assert handler.flush(timeout=5) is False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import pickle
 import ssl
@@ -185,3 +186,26 @@ def test_a_password_in_the_endpoint_is_never_shown() -> None:
         LogwellHandler(api_key="lw_" + "k" * 32, endpoint="https://ops:s3cr3t@h:notaport")
     assert "s3cr3t" not in str(info.value)
     assert "port" in str(info.value)
+
+
+def test_basic_credentials_from_the_endpoint_are_redacted_when_echoed(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    # No key, OTLP: the endpoint's user info goes as `Authorization: Basic <base64>`.
+    basic = base64.b64encode(b"ops:s3cr3tPW9").decode()
+    logwell_receiver.authorization = ""
+    logwell_receiver.fail_next(1, status=401, body={"error": f"Invalid credentials: Basic {basic}"})
+    errors: list[LogwellError] = []
+    endpoint = logwell_receiver.endpoint.replace("http://", "http://ops:s3cr3tPW9@")
+    handler = LogwellHandler(
+        endpoint=endpoint, protocol="otlp", max_retries=0, on_error=errors.append
+    )
+    log = logging.getLogger("echo-basic")
+    log.propagate = False
+    log.addHandler(handler)
+    log.error("one entry alone")
+    handler.flush(timeout=5)
+    handler.close()
+    texts = [str(e) for e in errors] + [str(handler.stats()["last_error"])]
+    assert any("Invalid credentials: Basic [redacted]" in t for t in texts), texts
+    assert all(basic not in t and "s3cr3tPW9" not in t for t in texts), texts

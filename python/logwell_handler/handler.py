@@ -141,7 +141,7 @@ class LogwellHandler(logging.Handler):
             self.service = service
             self.shutdown_timeout = client._shared.shutdown_timeout
             self._source = _ClientCore(client, service, metadata, source_path)
-        self._reported: set[ErrorCode] = set()
+        self._reported: set[Union[ErrorCode, str]] = set()
         self._core = self._source.make()
         warn_if_key_in_clear(self._core)
         super().__init__(level)
@@ -153,9 +153,11 @@ class LogwellHandler(logging.Handler):
             with contextlib.suppress(Exception):
                 self.on_error(error)
             return
-        # No callback: say it once per kind on stderr, as logging's handleError would.
-        if error.code not in self._reported and logging.raiseExceptions:
-            self._reported.add(error.code)
+        # No callback: say it once per kind on stderr, as logging's handleError would. A
+        # loss at close is said whatever was said before: it is the last word.
+        kind = "at close" if "shutdown deadline" in error.message else error.code
+        if kind not in self._reported and logging.raiseExceptions:
+            self._reported.add(kind)
             sys.stderr.write(
                 f"logwell_handler: {error} [{error.code.value}]; "
                 "later errors of this kind are only counted in stats()\n"
@@ -235,10 +237,12 @@ class LogwellHandler(logging.Handler):
         """Counters; each is described in ``docs/behaviour.md``.
 
         Every record ends in one of ``sent``, ``dropped_overflow``, ``dropped_at_close``,
-        ``failed`` or ``rejected_by_server``; until then it is ``queued``. Also:
-        ``enqueued``, ``retries``, ``rate_limited_waits``, ``rate_limited_wait_ms``,
+        ``failed``, ``rejected_by_server`` or ``spooled``; until then it is ``queued``.
+        Also: ``enqueued``, ``retries``, ``rate_limited_waits``, ``rate_limited_wait_ms``,
         ``paced_waits``, ``paced_wait_ms``, ``batches``, ``bytes_sent``,
-        ``ignored_after_close``, and ``last_error``
+        ``ignored_after_close``, the spool's ``replayed``, ``replay_failed``,
+        ``spool_bytes``, ``dropped_spool_full``, ``spool_corrupt`` and ``spool_errors``
+        (``docs/spool.md``), and ``last_error``
         (``{"code", "message"}`` of the latest problem, or None)."""
         return self._core.stats()
 

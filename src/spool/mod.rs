@@ -602,14 +602,12 @@ mod tests {
     }
 
     fn segments(dir: &Path) -> usize {
-        fs::read_dir(dir)
-            .map(|items| {
-                items
-                    .flatten()
-                    .filter(|i| i.file_name().to_string_lossy().ends_with(".lws"))
-                    .count()
-            })
-            .unwrap_or(0)
+        fs::read_dir(dir).map_or(0, |items| {
+            items
+                .flatten()
+                .filter(|i| i.file_name().to_string_lossy().ends_with(".lws"))
+                .count()
+        })
     }
 
     #[test]
@@ -672,7 +670,7 @@ mod tests {
             .expect("batch");
         first.acknowledge(batch.end).expect("acknowledge");
         drop(first);
-        let mut other_destination = Spool::open(&dir.0, "e", 1 << 20).expect("open");
+        let other_destination = Spool::open(&dir.0, "e", 1 << 20).expect("open");
         assert!(
             !other_destination.has_backlog(),
             "entries go where they were meant to"

@@ -275,9 +275,16 @@ impl Shipper {
                 if let Some(h) = self.handle.lock().take() {
                     let _ = h.join();
                 }
+            } else {
+                // The thread is in a request that outlived the deadline; it exits on its
+                // own when that returns, and never calls the owner after close. What the
+                // request holds is not lost yet, but the owner must hear of it now: at
+                // interpreter exit, now is the last chance.
+                let count = s.stats.snapshot().queued();
+                if count > 0 {
+                    s.report(&Error::Unanswered { count });
+                }
             }
-            // Otherwise the thread is in a request that outlived the deadline; it exits
-            // on its own when that returns, and never calls the owner after close.
         }
         // Entries pushed in the instant between the last drain and `closing`.
         let mut late = 0;

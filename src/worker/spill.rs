@@ -97,9 +97,7 @@ impl Worker {
         while self.shared.buffer.has_evicted() {
             let entries = self.shared.buffer.take_evicted(SOFT_MAX_REQUEST_BYTES);
             if !self.spool_write(&entries) {
-                let n = entries.len() as u64;
-                Stats::add(&self.shared.stats.dropped_overflow, n);
-                Stats::add(&self.shared.overflowed, n);
+                self.drop_evicted(entries.len());
             }
         }
     }
@@ -109,17 +107,32 @@ impl Worker {
     pub(super) fn spill_backlog(&mut self) {
         while self.spool.open.is_some() {
             self.fill_pending();
-            if self.pending.is_empty() {
+            // What the full buffer pushed out meanwhile is older than some of what was
+            // just taken from its front: both are written in the order they were logged.
+            let aside = self.shared.buffer.take_evicted(SOFT_MAX_REQUEST_BYTES);
+            if self.pending.is_empty() && aside.is_empty() {
                 return;
             }
-            let pending = std::mem::take(&mut self.pending);
-            let written = self.spool_write(&pending);
-            self.pending = pending;
-            if !written {
+            let mut chunk = std::mem::take(&mut self.pending);
+            let aside_seqs: Vec<u64> = aside.iter().map(|e| e.seq).collect();
+            chunk.extend(aside);
+            chunk.sort_unstable_by_key(|e| e.seq);
+            if !self.spool_write(&chunk) {
+                let (aside, held): (Vec<Entry>, Vec<Entry>) =
+                    chunk.into_iter().partition(|e| aside_seqs.contains(&e.seq));
+                self.pending = held;
+                self.drop_evicted(aside.len());
                 return;
             }
             self.clear_pending();
         }
+    }
+
+    /// Counts entries the full buffer pushed out, that the spool could not take.
+    fn drop_evicted(&self, n: usize) {
+        let n = n as u64;
+        Stats::add(&self.shared.stats.dropped_overflow, n);
+        Stats::add(&self.shared.overflowed, n);
     }
 
     /// Appends `entries` to the spool and counts them; false when it could not.
