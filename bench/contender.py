@@ -12,6 +12,7 @@ bench/instructions.py to count under callgrind. SHAPE is a key of ``SHAPES``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import logging.handlers
@@ -19,6 +20,7 @@ import os
 import queue
 import resource
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -30,6 +32,7 @@ KINDS = [
     "format-only",
     "logwell-handler",
     "logwell-handler-otlp",
+    "logwell-handler-spool",
     "official-sdk-handler",
     "logwell-client",
     "official-sdk-client",
@@ -171,16 +174,25 @@ def nothing() -> None:
     pass
 
 
+@functools.cache
+def spool_dir() -> tempfile.TemporaryDirectory[str]:
+    """A directory for the spool contender, removed at exit (after the handlers' exit
+    drain, which is registered later and so runs first)."""
+    return tempfile.TemporaryDirectory(prefix="bench-spool-")
+
+
 def make(kind: str, sink: str, shape: Shape = standard) -> Contender:
     if kind == "null":
         return Contender(logger_calls(logging.NullHandler(), shape), nothing, nothing)
     if kind == "format-only":
         return Contender(logger_calls(FormatOnly(), shape), nothing, nothing)
-    if kind in ("logwell-handler", "logwell-handler-otlp"):
+    if kind.startswith("logwell-handler"):
         from logwell_handler import LogwellHandler
 
         protocol = "otlp" if kind.endswith("otlp") else "logwell"
-        ours = LogwellHandler(API_KEY, sink, "bench", protocol=protocol)
+        # With a spool: a healthy server never makes it write, and a log call never does.
+        spool = spool_dir().name if kind.endswith("spool") else None
+        ours = LogwellHandler(API_KEY, sink, "bench", protocol=protocol, spool_dir=spool)
 
         def flush() -> None:
             if not ours.flush(timeout=300):
