@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,6 +176,50 @@ def test_a_torn_tail_and_a_flipped_byte_cost_only_their_records(
     assert "damaged 0" not in seen
     assert f"damaged {count - 1}" not in seen
     assert stats["spool_corrupt"] == 2
+
+
+def wait_for_all(receiver: LogwellReceiver, messages: set[str], timeout: float) -> bool:
+    """Waits until every one of `messages` has arrived, however many times."""
+    deadline = time.monotonic() + timeout
+    while not messages <= set(receiver.messages()):
+        left = deadline - time.monotonic()
+        if left <= 0 or not receiver.wait_for(len(receiver.messages()) + 1, timeout=left):
+            return False
+    return True
+
+
+def test_a_replaying_process_killed_mid_way_resends_at_most_one_request(
+    tmp_path: Path, outage: Outage
+) -> None:
+    count = 20_000
+    assert outage.spool(tmp_path, count, "crash", "exit").returncode == 0
+    receiver = outage.back()
+    receiver.delay = 0.005
+    first = subprocess.Popen(
+        [sys.executable, "-c", REPLAYER],
+        env={**os.environ, **outage.env(tmp_path)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert receiver.wait_for(count // 4, timeout=60)
+    finally:
+        first.kill()
+        first.communicate(timeout=30)
+    arrived_before = len(receiver.messages())
+    assert arrived_before < count, "killed mid-way"
+    handler = LogwellHandler(
+        api_key=KEY, endpoint=outage.endpoint, spool_dir=tmp_path, max_requests_per_minute=0
+    )
+    try:
+        assert wait_for_all(receiver, {f"crash {i}" for i in range(count)}, timeout=120)
+    finally:
+        handler.close()
+    seen = outage.received()
+    # At least once: the request out at the kill may come again, nothing more.
+    assert sum(seen.values()) - count <= 100, sum(seen.values()) - count
+    assert segments(tmp_path) == {}
 
 
 def test_two_processes_replaying_one_directory_send_each_record_once(
