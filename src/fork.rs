@@ -3,7 +3,7 @@
 //! `os.register_at_fork` hooks never see. A core made in another generation belongs to
 //! the parent: its thread does not exist here.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -13,6 +13,39 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 #[cfg(unix)]
 static CLOSED_IN_CHILD: [std::sync::atomic::AtomicI32; 64] =
     [const { std::sync::atomic::AtomicI32::new(-1) }; 64];
+
+/// Held while a descriptor is opened and registered, or forgotten and closed, and by
+/// `fork()` itself, from before it to after it on both sides: a child never inherits a
+/// lock taken but not yet registered.
+static OPENING: AtomicBool = AtomicBool::new(false);
+
+fn hold_opening() {
+    while OPENING
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::hint::spin_loop();
+    }
+}
+
+/// Runs `f`, which opens and registers (or forgets and closes) a descriptor, with no
+/// fork in between. `f` only makes system calls: it neither panics nor blocks for long.
+pub fn without_fork<T>(f: impl FnOnce() -> T) -> T {
+    hold_opening();
+    let out = f();
+    OPENING.store(false, Ordering::Release);
+    out
+}
+
+#[cfg(unix)]
+extern "C" fn before_fork() {
+    hold_opening();
+}
+
+#[cfg(unix)]
+extern "C" fn in_parent() {
+    OPENING.store(false, Ordering::Release);
+}
 
 /// The current generation: one load, cheap enough for every log call.
 pub fn generation() -> u64 {
@@ -31,11 +64,12 @@ extern "C" fn in_child() {
             unsafe { libc::close(fd) };
         }
     }
+    OPENING.store(false, Ordering::Release);
 }
 
-/// Closes `file`'s descriptor in forked children. Returns a token for `keep_in_child`
-/// when the file is closed; `None` when every slot is taken (the lock then lives on in
-/// children, and adoption waits for them too).
+/// Closes `file`'s descriptor in forked children (call it inside `without_fork`).
+/// Returns a token for `forget`; `None` when every slot is taken (the lock then lives on
+/// in children, and adoption waits for them too).
 #[cfg(unix)]
 pub fn close_in_child(file: &std::fs::File) -> Option<usize> {
     use std::os::fd::AsRawFd;
@@ -47,7 +81,8 @@ pub fn close_in_child(file: &std::fs::File) -> Option<usize> {
     })
 }
 
-/// Forgets a descriptor `close_in_child` registered, before it is closed.
+/// Forgets a descriptor `close_in_child` registered, before it is closed (inside
+/// `without_fork`).
 #[cfg(unix)]
 pub fn forget(token: usize) {
     if let Some(slot) = CLOSED_IN_CHILD.get(token) {
@@ -61,9 +96,11 @@ pub fn watch() {
     {
         static WATCHING: std::sync::Once = std::sync::Once::new();
         WATCHING.call_once(|| {
-            // SAFETY: registers a handler that only touches an atomic; pthread_atfork
-            // keeps the function pointer, which lives as long as the program.
-            let _ = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+            // SAFETY: registers handlers that only touch atomics and close descriptors
+            // (async-signal-safe); pthread_atfork keeps the function pointers, which live
+            // as long as the program.
+            let _ =
+                unsafe { libc::pthread_atfork(Some(before_fork), Some(in_parent), Some(in_child)) };
         });
     }
 }

@@ -420,3 +420,33 @@ def test_the_example_in_the_docs_ships_and_writes_nothing_while_the_server_is_up
     assert logwell_receiver.messages() == ["payment provider timed out"]
     assert (tmp_path / "log-spool").is_dir()
     assert segments(tmp_path / "log-spool") == {}
+
+
+def test_while_a_failed_request_waits_for_its_retries_what_is_queued_goes_to_disk(
+    tmp_path: Path, outage: Outage
+) -> None:
+    # Ten retries wait about 40 s in all; what is queued behind the request may not.
+    handler = LogwellHandler(
+        api_key=KEY,
+        endpoint=outage.endpoint,
+        spool_dir=tmp_path,
+        max_retries=10,
+        shutdown_timeout=1,
+        on_error=lambda error: None,
+    )
+    log = logging.getLogger("retrying")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        for i in range(2000):
+            log.info("queued %d", i)
+        deadline = time.monotonic() + 5
+        while handler.stats()["spooled"] < 1900 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stats = handler.stats()
+    finally:
+        handler.close()
+    # All but the request still being retried (at most 100 entries).
+    assert stats["spooled"] >= 1900, stats
+    assert stats["retries"] < 10, "still retrying: the spool did not wait for it"

@@ -27,16 +27,39 @@ pub fn header() -> [u8; HEADER_BYTES] {
     h
 }
 
-/// The acknowledged offset of a segment's `data`; `None` when the header is not ours.
-pub fn acked(data: &[u8]) -> Option<usize> {
+/// Where reading a segment's `data` resumes: its acknowledged offset, or its first frame
+/// when the offset is damaged (it does not fall on a frame, and reading from the start
+/// resends rather than skips). `None` when the header is not ours.
+pub fn resume_at(data: &[u8]) -> Option<Resume> {
     let head = data.get(..HEADER_BYTES)?;
     if &head[..8] != MAGIC {
         return None;
     }
     let mut offset = [0; 8];
     offset.copy_from_slice(&head[8..]);
-    let offset = usize::try_from(u64::from_le_bytes(offset)).ok()?;
-    Some(offset.clamp(HEADER_BYTES, data.len()))
+    let offset = usize::try_from(u64::from_le_bytes(offset)).unwrap_or(usize::MAX);
+    Some(if offset <= data.len() && is_boundary(data, offset) {
+        Resume::At(offset)
+    } else {
+        Resume::Damaged
+    })
+}
+
+/// Where a segment's reading starts.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resume {
+    At(usize),
+    /// The acknowledged offset is damaged: read from the first frame.
+    Damaged,
+}
+
+impl Resume {
+    pub fn offset(&self) -> usize {
+        match self {
+            Resume::At(offset) => *offset,
+            Resume::Damaged => HEADER_BYTES,
+        }
+    }
 }
 
 /// Appends `entry` to `out` as one frame.
@@ -72,6 +95,12 @@ fn frame_at(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
     let start = pos + FRAME_HEAD;
     let entry = data.get(start..start.checked_add(n).filter(|_| n <= MAX_ENTRY)?)?;
     (checksum(len, entry) == sum).then_some((entry, start + n))
+}
+
+/// Whether `pos` is where a frame may start: the first frame, a sound frame, or the end.
+/// An acknowledged offset anywhere else is damage.
+pub fn is_boundary(data: &[u8], pos: usize) -> bool {
+    pos == HEADER_BYTES || pos == data.len() || frame_at(data, pos).is_some()
 }
 
 /// The frames of a segment from an offset on, skipping damage.
@@ -147,7 +176,8 @@ mod tests {
     }
 
     fn read(data: &[u8]) -> (Vec<Vec<u8>>, u64) {
-        let mut frames = Frames::new(data, acked(data).unwrap_or(HEADER_BYTES));
+        let from = resume_at(data).map_or(HEADER_BYTES, |r| r.offset());
+        let mut frames = Frames::new(data, from);
         let entries = frames.by_ref().map(|f| f.entry.to_vec()).collect();
         (entries, frames.damaged)
     }
@@ -197,9 +227,14 @@ mod tests {
         let after_two = HEADER_BYTES + size(7) + size(0);
         data[8..16].copy_from_slice(&(after_two as u64).to_le_bytes());
         assert_eq!(read(&data).0, [ENTRIES[2], ENTRIES[3]].map(<[u8]>::to_vec));
-        // An offset past the end (a damaged header) reads nothing rather than panicking.
-        data[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(read(&data), (vec![], 0));
-        assert_eq!(acked(b"NOTSPOOL00000000"), None);
+        assert_eq!(resume_at(&data), Some(Resume::At(after_two)));
+        // A damaged offset (past the end, or off a frame) reads from the first frame:
+        // entries may be sent twice, none is skipped.
+        for bad in [u64::MAX, data.len() as u64 + 1, after_two as u64 + 1] {
+            data[8..16].copy_from_slice(&bad.to_le_bytes());
+            assert_eq!(resume_at(&data), Some(Resume::Damaged));
+            assert_eq!(read(&data).0.len(), 4);
+        }
+        assert_eq!(resume_at(b"NOTSPOOL00000000"), None);
     }
 }

@@ -8,7 +8,8 @@
 //! or, once the owner is gone (its lock died with it), the one process that took its lock
 //! (adoption). `destination` names where the entries were meant to go (protocol, URL,
 //! credentials), so a directory shared by handlers of several servers sends each entry to
-//! its own. Only the flush thread touches the spool; a log call never does.
+//! its own; `max_spool_bytes` bounds each destination's segments. Only the flush thread
+//! touches the spool; a log call never does.
 
 mod frame;
 
@@ -27,11 +28,14 @@ const SCAN_EVERY: Duration = Duration::from_secs(10);
 const ORPHAN_LOCK_AGE: Duration = Duration::from_secs(60);
 const SEGMENT_EXT: &str = "lws";
 const LOCK_EXT: &str = "lock";
+/// Owners adopted at once: each holds a descriptor. A directory left with thousands of
+/// dead owners (a cron job through a long outage) is taken on this many at a time.
+const MAX_ADOPTED: usize = 16;
 
 /// Why entries could not be written.
 #[derive(Debug)]
 pub enum SpoolError {
-    /// `max_spool_bytes` is reached and nothing of ours is left to drop for room.
+    /// `max_spool_bytes` would be passed, and what we hold is not enough to drop for room.
     Full,
     Io(io::Error),
 }
@@ -40,6 +44,13 @@ impl From<io::Error> for SpoolError {
     fn from(e: io::Error) -> Self {
         SpoolError::Io(e)
     }
+}
+
+/// A write that stopped part way: the first `written` entries are on disk.
+#[derive(Debug)]
+pub struct WriteError {
+    pub written: usize,
+    pub error: SpoolError,
 }
 
 /// Entries read back for one request: `seq` is each one's offset in its segment, and
@@ -65,11 +76,14 @@ pub struct Spool {
     /// Owners whose files we adopted, each with its lock, released with its last segment.
     adopted: Vec<(String, Lock)>,
     reading: Option<Reading>,
-    /// Every segment in the directory, anyone's, as last counted, plus our changes since.
+    /// Our destination's segments in the directory, anyone's, as last counted, plus our
+    /// changes since: what `max_bytes` bounds.
     dir_bytes: u64,
     next_scan: Instant,
     /// Damaged stretches met while reading, not yet taken by `take_damaged`.
     damaged: u64,
+    /// Entries dropped for room, not yet taken by `take_dropped`.
+    dropped: u64,
 }
 
 #[derive(Debug)]
@@ -93,39 +107,61 @@ struct Reading {
     pos: usize,
 }
 
+/// What `Spool::list` found in the directory.
+struct Listing {
+    /// Our destination's segments, anyone's.
+    bytes: u64,
+    /// Segments of our destination whose owner is neither us nor adopted yet.
+    others: Vec<Segment>,
+    locks: Vec<(PathBuf, SystemTime)>,
+}
+
 /// An exclusive lock on a file, held until dropped (or until the process dies).
 struct Lock {
-    _file: File,
+    file: Option<File>,
     #[cfg(unix)]
     token: Option<usize>,
 }
 
 impl Lock {
-    /// The lock on `path`, made if missing; `None` while another holds it.
-    fn try_take(path: &Path) -> io::Result<Option<Lock>> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Lock {
-                #[cfg(unix)]
-                token: crate::fork::close_in_child(&file),
-                _file: file,
-            })),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(e),
-        }
+    /// The lock on `path`; `None` while another holds it. Our own is made; another
+    /// owner's is opened to read only (a lock needs no more), and made only if missing.
+    fn try_take(path: &Path, own: bool) -> io::Result<Option<Lock>> {
+        crate::fork::without_fork(|| {
+            let make = || {
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(path)
+            };
+            let file = match File::open(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => make()?,
+                _ if own => make()?,
+                other => other?,
+            };
+            match file.try_lock() {
+                Ok(()) => Ok(Some(Lock {
+                    #[cfg(unix)]
+                    token: crate::fork::close_in_child(&file),
+                    file: Some(file),
+                })),
+                Err(TryLockError::WouldBlock) => Ok(None),
+                Err(TryLockError::Error(e)) => Err(e),
+            }
+        })
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        #[cfg(unix)]
-        if let Some(token) = self.token {
-            crate::fork::forget(token);
-        }
+        crate::fork::without_fork(|| {
+            #[cfg(unix)]
+            if let Some(token) = self.token {
+                crate::fork::forget(token);
+            }
+            drop(self.file.take());
+        });
     }
 }
 
@@ -158,7 +194,7 @@ impl Spool {
     pub fn open(dir: &Path, destination: &str, max_bytes: u64) -> io::Result<Spool> {
         fs::create_dir_all(dir)?;
         let owner = new_owner_id();
-        let own_lock = Lock::try_take(&dir.join(format!("{owner}.{LOCK_EXT}")))?
+        let own_lock = Lock::try_take(&dir.join(format!("{owner}.{LOCK_EXT}")), true)?
             .ok_or_else(|| io::Error::other("a new spool lock was held already"))?;
         let mut spool = Spool {
             dir: dir.to_owned(),
@@ -176,12 +212,13 @@ impl Spool {
             dir_bytes: 0,
             next_scan: Instant::now(),
             damaged: 0,
+            dropped: 0,
         };
         spool.scan()?;
         Ok(spool)
     }
 
-    /// Bytes of every segment in the directory, as far as this process knows.
+    /// Bytes of our destination's segments in the directory, as far as we know.
     pub fn bytes(&self) -> u64 {
         self.dir_bytes
     }
@@ -198,6 +235,11 @@ impl Spool {
         std::mem::take(&mut self.damaged)
     }
 
+    /// Entries dropped for room since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
     /// Looks at the directory again if it is time: counts its bytes, and adopts the
     /// segments of owners that have gone.
     pub fn scan_if_due(&mut self, now: Instant) -> io::Result<()> {
@@ -209,25 +251,56 @@ impl Spool {
 
     fn scan(&mut self) -> io::Result<()> {
         self.next_scan = Instant::now() + SCAN_EVERY;
-        let mut total = 0;
-        let mut found: Vec<Segment> = Vec::new();
-        let mut locks: Vec<(PathBuf, SystemTime)> = Vec::new();
-        for item in fs::read_dir(&self.dir)? {
-            let Ok(item) = item else { continue };
+        let listing = self.list()?;
+        self.dir_bytes = listing.bytes;
+        // Owners found alive (or not ours to touch) in this scan: asked once.
+        let mut passed: Vec<String> = Vec::new();
+        for segment in listing.others {
+            if !self.adopts(&segment.owner) {
+                if passed.contains(&segment.owner) || self.adopted.len() >= MAX_ADOPTED {
+                    continue;
+                }
+                // Alive; or a file we may not open (another user's): left alone.
+                let Ok(Some(lock)) = Lock::try_take(&self.lock_path(&segment.owner), false) else {
+                    passed.push(segment.owner);
+                    continue;
+                };
+                self.adopted.push((segment.owner.clone(), lock));
+            }
+            self.queue.push_back(segment);
+        }
+        self.queue
+            .make_contiguous()
+            .sort_by(|a, b| (a.modified, &a.owner, a.seq).cmp(&(b.modified, &b.owner, b.seq)));
+        self.remove_orphan_locks(&listing.locks);
+        Ok(())
+    }
+
+    /// The directory as it is. A file that cannot be read is passed over.
+    fn list(&self) -> io::Result<Listing> {
+        let mut listing = Listing {
+            bytes: 0,
+            others: Vec::new(),
+            locks: Vec::new(),
+        };
+        for item in fs::read_dir(&self.dir)?.flatten() {
             let Ok(meta) = item.metadata() else { continue };
             let name = item.file_name();
             let name = name.to_string_lossy();
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             if name.ends_with(LOCK_EXT) {
-                locks.push((item.path(), modified));
+                listing.locks.push((item.path(), modified));
                 continue;
             }
             let Some((destination, owner, seq)) = parse_segment_name(&name) else {
                 continue;
             };
-            total += meta.len();
-            if destination == self.destination && owner != self.owner && !self.adopts(owner) {
-                found.push(Segment {
+            if destination != self.destination {
+                continue;
+            }
+            listing.bytes += meta.len();
+            if owner != self.owner && !self.adopts(owner) {
+                listing.others.push(Segment {
                     path: item.path(),
                     owner: owner.to_owned(),
                     seq,
@@ -236,22 +309,7 @@ impl Spool {
                 });
             }
         }
-        self.dir_bytes = total;
-        for segment in found {
-            if !self.adopts(&segment.owner) {
-                let path = self.lock_path(&segment.owner);
-                match Lock::try_take(&path)? {
-                    Some(lock) => self.adopted.push((segment.owner.clone(), lock)),
-                    None => continue,
-                }
-            }
-            self.queue.push_back(segment);
-        }
-        self.queue
-            .make_contiguous()
-            .sort_by(|a, b| (a.modified, &a.owner, a.seq).cmp(&(b.modified, &b.owner, b.seq)));
-        self.remove_orphan_locks(&locks);
-        Ok(())
+        Ok(listing)
     }
 
     /// Removes the lock files of owners that left no segment, once they are old.
@@ -270,7 +328,7 @@ impl Spool {
                 })
             });
             if !has_segments {
-                if let Ok(Some(_lock)) = Lock::try_take(path) {
+                if let Ok(Some(_lock)) = Lock::try_take(path, false) {
                     let _ = fs::remove_file(path);
                 }
             }
@@ -286,29 +344,34 @@ impl Spool {
     }
 
     /// Appends `entries`, oldest first. Past `max_spool_bytes`, the oldest segments go
-    /// first; returns how many entries went with them.
-    pub fn write(&mut self, entries: &[Entry]) -> Result<u64, SpoolError> {
+    /// first (`take_dropped` counts their entries). On an error, the entries before
+    /// `written` are on disk and the rest are not.
+    pub fn write(&mut self, entries: &[Entry]) -> Result<(), WriteError> {
         let need: usize = entries.iter().map(|e| frame::size(e.json.len())).sum();
-        let dropped = self.make_room(need as u64)?;
+        let failed = |written, error| WriteError { written, error };
+        self.make_room(need as u64).map_err(|e| failed(0, e))?;
         let mut out = Vec::with_capacity(need.min(self.segment_bytes as usize));
-        for e in entries {
+        // Entries on disk: those before the ones in `out`.
+        let mut written = 0;
+        for (i, e) in entries.iter().enumerate() {
             let full = self.writer.as_ref().is_some_and(|w| {
                 w.has_frames()
                     && w.segment.bytes + (out.len() + frame::size(e.json.len())) as u64
                         > self.segment_bytes
             });
             if full {
-                self.append(&out)?;
+                self.append(&out).map_err(|e| failed(written, e.into()))?;
+                written = i;
                 out.clear();
-                self.rotate()?;
+                self.rotate().map_err(|e| failed(written, e.into()))?;
             }
             if self.writer.is_none() {
-                self.writer = Some(self.new_writer()?);
+                let writer = self.new_writer().map_err(|e| failed(written, e.into()))?;
+                self.writer = Some(writer);
             }
             frame::push(&mut out, &e.json);
         }
-        self.append(&out)?;
-        Ok(dropped)
+        self.append(&out).map_err(|e| failed(written, e.into()))
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -361,38 +424,52 @@ impl Spool {
         if w.has_frames() {
             w.file.sync_data()?;
             self.queue.push_back(w.segment);
+            Ok(())
         } else {
-            self.remove(&w.segment);
+            self.remove(&w.segment)
         }
-        Ok(())
     }
 
-    /// Drops the oldest segments until `need` more bytes fit; returns their entries' count.
-    fn make_room(&mut self, need: u64) -> Result<u64, SpoolError> {
-        let mut dropped = 0;
+    /// Drops the oldest segments we hold until `need` more bytes fit, counting their
+    /// entries; nothing is dropped when even all we hold would not make the room.
+    fn make_room(&mut self, need: u64) -> Result<(), SpoolError> {
+        if self.dir_bytes + need <= self.max_bytes {
+            return Ok(());
+        }
+        // Others may have sent or dropped since we last looked.
+        if let Ok(listing) = self.list() {
+            self.dir_bytes = listing.bytes;
+        }
+        let ours = self.reading.as_ref().map_or(0, |r| r.segment.bytes)
+            + self.queue.iter().map(|s| s.bytes).sum::<u64>()
+            + self.writer.as_ref().map_or(0, |w| w.segment.bytes);
+        if self.dir_bytes.saturating_sub(ours) + need > self.max_bytes {
+            return Err(SpoolError::Full);
+        }
         while self.dir_bytes + need > self.max_bytes {
             if let Some(r) = self.reading.take() {
                 let mut rest = frame::Frames::new(&r.data, r.pos);
-                dropped += rest.by_ref().count() as u64;
+                self.dropped += rest.by_ref().count() as u64;
                 self.damaged += rest.damaged;
-                self.finish(&r.segment);
+                self.finish(&r.segment)?;
             } else if let Some(s) = self.queue.pop_front() {
-                dropped += self.count_entries(&s);
-                self.finish(&s);
-            } else if self.writer.as_ref().is_some_and(Writer::has_frames) {
+                self.dropped += self.count_entries(&s);
+                self.finish(&s)?;
+            } else if self.writer.is_some() {
                 self.rotate()?;
             } else {
                 return Err(SpoolError::Full);
             }
         }
-        Ok(dropped)
+        Ok(())
     }
 
     fn count_entries(&mut self, s: &Segment) -> u64 {
         let Ok(data) = fs::read(&s.path) else {
             return 0;
         };
-        let mut frames = frame::Frames::new(&data, frame::acked(&data).unwrap_or(data.len()));
+        let from = frame::resume_at(&data).map_or(data.len(), |r| r.offset());
+        let mut frames = frame::Frames::new(&data, from);
         let n = frames.by_ref().count() as u64;
         self.damaged += frames.damaged;
         n
@@ -435,7 +512,7 @@ impl Spool {
             }
             // Nothing sound left in this segment.
             if let Some(r) = self.reading.take() {
-                self.finish(&r.segment);
+                self.finish(&r.segment)?;
             }
         }
     }
@@ -447,26 +524,38 @@ impl Spool {
             self.rotate()?;
         }
         while let Some(segment) = self.queue.pop_front() {
-            let mut file = match OpenOptions::new()
+            let opened = OpenOptions::new()
                 .read(true)
                 .write(true)
-                .open(&segment.path)
-            {
+                .open(&segment.path);
+            let mut file = match opened {
                 Ok(f) => f,
                 // Removed by hand, or by `finish` after a crash between two removals.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.finish(&segment);
+                    self.finish(&segment)?;
+                    continue;
+                }
+                // Not ours to read (another user's): passed over, not a fault of ours.
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    self.release_if_done(&segment.owner);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             let mut data = Vec::new();
             file.read_to_end(&mut data)?;
-            let Some(pos) = frame::acked(&data) else {
-                // Not a segment of ours (a torn header): nothing in it can be read.
-                self.damaged += 1;
-                self.finish(&segment);
-                continue;
+            let pos = match frame::resume_at(&data) {
+                Some(frame::Resume::At(pos)) => pos,
+                Some(frame::Resume::Damaged) => {
+                    self.damaged += 1;
+                    frame::HEADER_BYTES
+                }
+                None => {
+                    // Not a segment of ours (a torn header): nothing in it can be read.
+                    self.damaged += 1;
+                    self.finish(&segment)?;
+                    continue;
+                }
             };
             self.reading = Some(Reading {
                 segment,
@@ -485,28 +574,40 @@ impl Spool {
         let Some(r) = self.reading.as_mut() else {
             return Ok(());
         };
-        r.pos = end.max(r.pos);
+        if end <= r.pos {
+            return Ok(());
+        }
+        r.pos = end;
+        // Written even for a segment about to go: one that cannot be removed is then
+        // read as done, not sent again.
+        r.file.seek(SeekFrom::Start(frame::ACKED_AT))?;
+        r.file.write_all(&(r.pos as u64).to_le_bytes())?;
         if r.pos < r.data.len() {
-            r.file.seek(SeekFrom::Start(frame::ACKED_AT))?;
-            return r.file.write_all(&(r.pos as u64).to_le_bytes());
+            return Ok(());
         }
-        if let Some(r) = self.reading.take() {
-            self.finish(&r.segment);
+        match self.reading.take() {
+            Some(r) => self.finish(&r.segment),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Removes a segment that is done with (sent, dropped or unreadable), and releases
     /// its owner's lock with its last segment.
-    fn finish(&mut self, segment: &Segment) {
-        self.remove(segment);
-        let owner = &segment.owner;
-        if *owner == self.owner
-            || self.queue.iter().any(|s| s.owner == *owner)
+    fn finish(&mut self, segment: &Segment) -> io::Result<()> {
+        self.remove(segment)?;
+        self.release_if_done(&segment.owner);
+        Ok(())
+    }
+
+    /// Releases an adopted owner's lock, and removes its lock file, once none of its
+    /// segments is left to us.
+    fn release_if_done(&mut self, owner: &str) {
+        if owner == self.owner
+            || self.queue.iter().any(|s| s.owner == owner)
             || self
                 .reading
                 .as_ref()
-                .is_some_and(|r| r.segment.owner == *owner)
+                .is_some_and(|r| r.segment.owner == owner)
         {
             return;
         }
@@ -516,10 +617,13 @@ impl Spool {
         }
     }
 
-    fn remove(&mut self, segment: &Segment) {
-        if fs::remove_file(&segment.path).is_ok() {
-            self.dir_bytes = self.dir_bytes.saturating_sub(segment.bytes);
+    fn remove(&mut self, segment: &Segment) -> io::Result<()> {
+        match fs::remove_file(&segment.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
+        self.dir_bytes = self.dir_bytes.saturating_sub(segment.bytes);
+        Ok(())
     }
 
     /// At close: makes what we wrote durable, and removes our lock file when nothing of
@@ -531,7 +635,7 @@ impl Spool {
                 // Left for the next process; `bytes` and order stay right if we go on.
                 self.queue.push_back(w.segment);
             } else {
-                self.remove(&w.segment);
+                self.remove(&w.segment)?;
             }
         }
         if !self.queue.iter().any(|s| s.owner == self.owner)
@@ -615,12 +719,10 @@ mod tests {
         let dir = TempDir::new("order");
         let mut spool = Spool::open(&dir.0, "d", 1 << 20).expect("open");
         for chunk in 0..10 {
-            assert_eq!(
-                spool
-                    .write(&entries(chunk * 100..(chunk + 1) * 100, 200))
-                    .ok(),
-                Some(0)
-            );
+            spool
+                .write(&entries(chunk * 100..(chunk + 1) * 100, 200))
+                .expect("write");
+            assert_eq!(spool.take_dropped(), 0);
         }
         assert!(segments(&dir.0) > 1, "200 KB in 128 KiB segments");
         assert!(spool.has_backlog());
@@ -638,9 +740,10 @@ mod tests {
         let mut spool = Spool::open(&dir.0, "d", 1 << 20).expect("open");
         let mut dropped = 0;
         for chunk in 0..40 {
-            dropped += spool
+            spool
                 .write(&entries(chunk * 100..(chunk + 1) * 100, 500))
                 .expect("room is made");
+            dropped += spool.take_dropped();
         }
         assert!(spool.bytes() <= 1 << 20, "{}", spool.bytes());
         let left = drain(&mut spool);
@@ -648,11 +751,33 @@ mod tests {
         // What is left is the newest, in order, without a gap.
         let first = left[0];
         assert_eq!(left, (first..4000).collect::<Vec<_>>());
-        // An entry bigger than the bound cannot be written at all.
+        // An entry bigger than the bound cannot be written at all, and nothing is
+        // dropped for it.
+        spool.write(&entries(0..300, 500)).expect("write");
+        let before = spool.bytes();
         assert!(matches!(
             spool.write(&entries(0..1, 2 << 20)),
-            Err(SpoolError::Full)
+            Err(WriteError {
+                written: 0,
+                error: SpoolError::Full
+            })
         ));
+        assert_eq!((spool.take_dropped(), spool.bytes()), (0, before));
+    }
+
+    #[test]
+    fn another_destinations_files_neither_count_nor_block() {
+        let dir = TempDir::new("destinations");
+        let mut stale = Spool::open(&dir.0, "old", 1 << 20).expect("open");
+        stale.write(&entries(0..3000, 300)).expect("write");
+        drop(stale);
+        let mut spool = Spool::open(&dir.0, "new", 1 << 20).expect("open");
+        assert_eq!(spool.bytes(), 0);
+        spool
+            .write(&entries(0..2000, 300))
+            .expect("within its own bound");
+        assert_eq!(spool.take_dropped(), 0);
+        assert_eq!(drain(&mut spool), (0..2000).collect::<Vec<_>>());
     }
 
     #[test]

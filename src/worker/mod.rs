@@ -292,6 +292,7 @@ impl Shipper {
             while s.buffer.pop().is_some() {
                 late += 1;
             }
+            late += s.buffer.take_evicted(usize::MAX).len() as u64;
         }
         if late > 0 {
             Stats::add(&s.stats.dropped_at_close, late);
@@ -755,10 +756,10 @@ impl Worker {
         let Some(at) = self.pacer.ready_at(now).filter(|&at| at > now) else {
             return true;
         };
-        let stats = &self.shared.stats;
-        Stats::add(&stats.paced_waits, 1);
-        let slept = self.sleep(at - now);
-        Stats::add(&stats.paced_wait_ms, now.elapsed().as_millis() as u64);
+        Stats::add(&self.shared.stats.paced_waits, 1);
+        let slept = self.sleep(at - now, false);
+        let waited = now.elapsed().as_millis() as u64;
+        Stats::add(&self.shared.stats.paced_wait_ms, waited);
         slept
     }
 
@@ -875,7 +876,7 @@ impl Worker {
             .shared
             .deadline()
             .is_some_and(|d| Instant::now() + delay > d);
-        attempt < max_retries && !past_deadline && self.sleep(delay)
+        attempt < max_retries && !past_deadline && self.sleep(delay, true)
     }
 
     /// A delivery failed and is given up on for this cycle: the next waits for a tick or
@@ -889,7 +890,9 @@ impl Worker {
     }
 
     /// Sleeps `d` unless a close deadline falls before its end; returns whether it slept.
-    fn sleep(&self, d: Duration) -> bool {
+    /// While waiting, what memory cannot keep is written to the spool every second; with
+    /// `retrying` (a failed request waits for its retry), what is queued behind it too.
+    fn sleep(&mut self, d: Duration, retrying: bool) -> bool {
         let end = Instant::now() + d;
         // Pushes need not wake us while we wait.
         self.shared.wake_pending.store(true, Ordering::Release);
@@ -905,7 +908,8 @@ impl Worker {
             if now >= end {
                 return true;
             }
-            thread::park_timeout(end - now);
+            thread::park_timeout((end - now).min(self.wait_slice()));
+            self.spill_while_waiting(retrying);
         }
     }
 
@@ -927,7 +931,7 @@ impl Worker {
         loop {
             if let Some(hold) = self.hold_until.take() {
                 let now = Instant::now();
-                if hold > now && (hold >= deadline || !self.sleep(hold - now)) {
+                if hold > now && (hold >= deadline || !self.sleep(hold - now, false)) {
                     break;
                 }
             }

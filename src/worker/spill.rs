@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Outcome, Worker, SOFT_MAX_REQUEST_BYTES};
 use crate::buffer::Entry;
 use crate::errors::Error;
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{Batch, Spool, SpoolError};
 use crate::stats::Stats;
 
 /// While the server fails, what waits in memory is written down this often, so that a
@@ -30,6 +30,8 @@ pub(super) struct SpoolSlot {
     rests_until: Option<Instant>,
     /// Whether the current spool trouble was reported (once per run of trouble).
     fault_reported: bool,
+    /// Entries of a replayed request the server did not take, kept for the next try.
+    held: Option<Batch>,
 }
 
 impl Worker {
@@ -76,7 +78,31 @@ impl Worker {
 
     /// Whether entries wait on disk for this process to send.
     pub(super) fn spool_backlog(&self) -> bool {
-        self.spool.open.as_ref().is_some_and(Spool::has_backlog)
+        self.spool
+            .open
+            .as_ref()
+            .is_some_and(|s| self.spool.held.is_some() || s.has_backlog())
+    }
+
+    /// Between the slices of a wait: writes down what the full buffer set aside, and,
+    /// while a failed request waits for its retry, what is queued behind it.
+    pub(super) fn spill_while_waiting(&mut self, retrying: bool) {
+        if self.spool.open.is_none() {
+            return;
+        }
+        self.spill_evicted();
+        if retrying {
+            self.spill_queued();
+        }
+    }
+
+    /// How long a wait may last before `spill_while_waiting`.
+    pub(super) fn wait_slice(&self) -> Duration {
+        if self.spool.open.is_some() {
+            SPILL_EVERY
+        } else {
+            Duration::MAX
+        }
     }
 
     /// The close deadline less the time kept for writing to the spool.
@@ -96,9 +122,8 @@ impl Worker {
         self.shared.spill_pending.store(false, Ordering::Release);
         while self.shared.buffer.has_evicted() {
             let entries = self.shared.buffer.take_evicted(SOFT_MAX_REQUEST_BYTES);
-            if !self.spool_write(&entries) {
-                self.drop_evicted(entries.len());
-            }
+            let written = self.spool_write(&entries);
+            self.drop_evicted(entries.len() - written);
         }
     }
 
@@ -107,25 +132,63 @@ impl Worker {
     pub(super) fn spill_backlog(&mut self) {
         while self.spool.open.is_some() {
             self.fill_pending();
-            // What the full buffer pushed out meanwhile is older than some of what was
-            // just taken from its front: both are written in the order they were logged.
-            let aside = self.shared.buffer.take_evicted(SOFT_MAX_REQUEST_BYTES);
-            if self.pending.is_empty() && aside.is_empty() {
-                return;
+            let chunk = std::mem::take(&mut self.pending);
+            match self.spill_with_evicted(chunk) {
+                None => return,
+                Some(rest) if rest.is_empty() => self.clear_pending(),
+                Some(rest) => {
+                    self.pending_bytes = rest.iter().map(|e| e.json.len() + 1).sum();
+                    self.pending = rest;
+                    self.note_inflight();
+                    return;
+                }
             }
-            let mut chunk = std::mem::take(&mut self.pending);
-            let aside_seqs: Vec<u64> = aside.iter().map(|e| e.seq).collect();
-            chunk.extend(aside);
-            chunk.sort_unstable_by_key(|e| e.seq);
-            if !self.spool_write(&chunk) {
-                let (aside, held): (Vec<Entry>, Vec<Entry>) =
-                    chunk.into_iter().partition(|e| aside_seqs.contains(&e.seq));
-                self.pending = held;
-                self.drop_evicted(aside.len());
-                return;
-            }
-            self.clear_pending();
         }
+    }
+
+    /// While a failed request waits for its retry: writes down what is queued behind it
+    /// (not the request itself, still in flight), so that a crash loses at most a second.
+    fn spill_queued(&mut self) {
+        while self.spool.open.is_some() {
+            let mut queued = Vec::new();
+            let mut bytes = 0;
+            while queued.len() < self.shared.config.max_request_entries
+                && bytes < SOFT_MAX_REQUEST_BYTES
+            {
+                let Some(e) = self.shared.buffer.pop() else {
+                    break;
+                };
+                bytes += e.json.len() + 1;
+                queued.push(e);
+            }
+            match self.spill_with_evicted(queued) {
+                None => return,
+                Some(rest) if rest.is_empty() => {}
+                // The disk failed under them: with the request in flight there is no
+                // place in memory to put them back.
+                Some(rest) => return self.drop_evicted(rest.len()),
+            }
+        }
+    }
+
+    /// Writes `chunk` with what the full buffer pushed out meanwhile, which is older than
+    /// some of what was just taken from its front: both in the order they were logged.
+    /// Returns what of `chunk` the spool did not take (empty: all of it), and drops and
+    /// counts what of the pushed out it did not; `None` when there was nothing to write.
+    fn spill_with_evicted(&mut self, mut chunk: Vec<Entry>) -> Option<Vec<Entry>> {
+        let aside = self.shared.buffer.take_evicted(SOFT_MAX_REQUEST_BYTES);
+        if chunk.is_empty() && aside.is_empty() {
+            return None;
+        }
+        let aside_seqs: Vec<u64> = aside.iter().map(|e| e.seq).collect();
+        chunk.extend(aside);
+        chunk.sort_unstable_by_key(|e| e.seq);
+        let written = self.spool_write(&chunk);
+        let (aside, rest): (Vec<Entry>, Vec<Entry>) = chunk
+            .drain(written..)
+            .partition(|e| aside_seqs.contains(&e.seq));
+        self.drop_evicted(aside.len());
+        Some(rest)
     }
 
     /// Counts entries the full buffer pushed out, that the spool could not take.
@@ -135,25 +198,23 @@ impl Worker {
         Stats::add(&self.shared.overflowed, n);
     }
 
-    /// Appends `entries` to the spool and counts them; false when it could not.
-    fn spool_write(&mut self, entries: &[Entry]) -> bool {
+    /// Appends `entries` to the spool and counts them; returns how many of the first
+    /// ones are on disk (all, or fewer after a fault).
+    fn spool_write(&mut self, entries: &[Entry]) -> usize {
         let Some(spool) = self.spool.open.as_mut() else {
-            return false;
+            return 0;
         };
-        match spool.write(entries) {
-            Ok(dropped) => {
-                let stats = &self.shared.stats;
-                Stats::add(&stats.spooled, entries.len() as u64);
-                Stats::add(&stats.dropped_spool_full, dropped);
-                self.spool.fault_reported = false;
-                self.note_spool_bytes();
-                true
-            }
-            Err(e) => {
-                self.spool_fault(&e);
-                false
-            }
+        let result = spool.write(entries);
+        let written = result
+            .as_ref()
+            .map_or_else(|e| e.written, |()| entries.len());
+        Stats::add(&self.shared.stats.spooled, written as u64);
+        self.note_spool_bytes();
+        match result {
+            Ok(()) => self.spool.fault_reported = false,
+            Err(e) => self.spool_fault(&e.error),
         }
+        written
     }
 
     /// Sends one request's worth from the spool, oldest first, and acknowledges what
@@ -164,25 +225,35 @@ impl Worker {
         let Some(spool) = self.spool.open.as_mut() else {
             return;
         };
-        let batch = match spool.next_batch(max_entries, max_bytes) {
-            Ok(Some(batch)) => batch,
-            Ok(None) => return,
-            Err(e) => return self.spool_fault(&SpoolError::Io(e)),
+        // What a failed replay left unresolved goes first, from memory: read again from
+        // disk, the entries after it that the server took would go twice.
+        let batch = match self.spool.held.take() {
+            Some(held) => held,
+            None => match spool.next_batch(max_entries, max_bytes) {
+                Ok(Some(batch)) => batch,
+                Ok(None) => return,
+                Err(e) => return self.spool_fault(&SpoolError::Io(e)),
+            },
         };
         self.pending_bytes = batch.entries.iter().map(|e| e.json.len() + 1).sum();
         self.pending = batch.entries;
         self.replaying = true;
         let outcome = self.deliver(None);
-        // What was not resolved is read again later, from the first of it on.
-        let taken_to = match outcome {
-            Outcome::Done => batch.end,
-            Outcome::Retained => self.pending.first().map_or(batch.end, |e| e.seq as usize),
-        };
+        let left = std::mem::take(&mut self.pending);
         self.clear_pending();
         self.replaying = false;
-        if let Some(spool) = self.spool.open.as_mut() {
-            if let Err(e) = spool.acknowledge(taken_to) {
-                self.spool_fault(&SpoolError::Io(e));
+        match outcome {
+            Outcome::Done => {
+                let acknowledged = self.spool.open.as_mut().map(|s| s.acknowledge(batch.end));
+                if let Some(Err(e)) = acknowledged {
+                    self.spool_fault(&SpoolError::Io(e));
+                }
+            }
+            Outcome::Retained => {
+                self.spool.held = Some(Batch {
+                    entries: left,
+                    end: batch.end,
+                });
             }
         }
         self.note_spool_bytes();
@@ -197,6 +268,8 @@ impl Worker {
                 .to_owned(),
             SpoolError::Io(e) => {
                 Stats::add(&self.shared.stats.spool_errors, 1);
+                // Still on disk, unacknowledged: sent by whoever adopts the files.
+                self.spool.held = None;
                 if let Some(mut spool) = self.spool.open.take() {
                     let _ = spool.close();
                 }
@@ -221,6 +294,7 @@ impl Worker {
         };
         let stats = &self.shared.stats;
         Stats::add(&stats.spool_corrupt, spool.take_damaged());
+        Stats::add(&stats.dropped_spool_full, spool.take_dropped());
         stats.spool_bytes.store(spool.bytes(), Ordering::Relaxed);
     }
 
