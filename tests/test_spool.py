@@ -127,6 +127,15 @@ def outage() -> Iterator[Outage]:
         o.receiver.stop()
 
 
+def logger_for(handler: logging.Handler, name: str) -> logging.Logger:
+    """A logger of its own at INFO, not propagating, with `handler` only."""
+    log = logging.getLogger(f"spool.{name}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.handlers[:] = [handler]
+    return log
+
+
 def segments(spool_dir: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(spool_dir.glob("*.lws"))}
 
@@ -387,10 +396,7 @@ def test_new_records_go_out_while_a_backlog_drains(tmp_path: Path, outage: Outag
     handler = LogwellHandler(
         api_key=KEY, endpoint=outage.endpoint, spool_dir=tmp_path, flush_interval=0.5
     )
-    log = logging.getLogger("fresh")
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    log.addHandler(handler)
+    log = logger_for(handler, "fresh")
     try:
         assert receiver.wait_for(1000, timeout=30), "the backlog started"
         log.info("new")
@@ -434,10 +440,7 @@ def test_while_a_failed_request_waits_for_its_retries_what_is_queued_goes_to_dis
         shutdown_timeout=1,
         on_error=lambda error: None,
     )
-    log = logging.getLogger("retrying")
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    log.addHandler(handler)
+    log = logger_for(handler, "retrying")
     try:
         for i in range(2000):
             log.info("queued %d", i)
