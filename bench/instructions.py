@@ -72,8 +72,19 @@ def interpreter(version: str, scratch: Path) -> Path:
     subprocess.run([str(base), "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     print(f"installing the project and the peers for Python {version}", file=sys.stderr)
+    # Dependency groups need pip 25.1 or later; a new venv has the one its Python came with.
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", f"{ROOT}[bench]"],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            str(ROOT),
+            "--group",
+            f"{ROOT / 'pyproject.toml'}:bench",
+        ],
         check=True,
         env={**os.environ, "CARGO_TARGET_DIR": str(scratch / "target")},
     )

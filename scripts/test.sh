@@ -10,7 +10,8 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+# The test dependency group (pyproject.toml); pip reads groups from 25.1 on.
+.venv/bin/python -m pip install --quiet -e . --group test
 
 # Build the Rust tests against the same interpreter the extension was built for.
 export PYO3_PYTHON="$PWD/.venv/bin/python"
