@@ -78,8 +78,9 @@ class LogwellHandler(logging.Handler):
             none): what the server cannot take in time (an outage, a full queue, an
             exit) is written there and sent again, by this process or the next one
             started with the same directory. See ``docs/spool.md``.
-        max_spool_bytes: Bytes the spool directory may hold (default 256 MiB); past
-            it, the oldest spooled entries are dropped and counted.
+        max_spool_bytes: Bytes the spool directory may hold for this endpoint and key
+            (default 256 MiB); past it, the oldest spooled entries are dropped and
+            counted.
         metadata: Fields added to every entry's metadata.
         source_path: How ``sourceFile`` is written: ``"relative"`` to the working
             directory at construction, ``"absolute"``, or ``"filename"`` only.
