@@ -112,8 +112,8 @@ pub struct Shipper {
 
 impl Shipper {
     /// The thread starts on the first push, so a handler built before `fork()`
-    /// and never used there starts its own thread in the child. `lifecycle`: the
-    /// shipper's state, which `events` may read too.
+    /// and never used there starts its own thread in the child; with a spool, at once.
+    /// `lifecycle`: the shipper's state, which `events` may read too.
     pub fn new(config: Config, events: Box<dyn Events>, lifecycle: Arc<Lifecycle>) -> Shipper {
         let buffer = Buffer::new(
             config.max_queue_size,
@@ -201,8 +201,9 @@ impl Shipper {
         }
     }
 
-    /// Waits until every entry queued before the call is delivered or given up on
-    /// (refused by the server, or dropped), or until `timeout` passes.
+    /// Waits until every entry queued before the call is delivered, given up on
+    /// (refused by the server, or dropped) or written to the spool, or until `timeout`
+    /// passes.
     /// Returns whether it got there. Called from the flush thread itself (inside an
     /// error callback) it returns false at once instead of waiting on itself.
     pub fn flush(&self, timeout: Duration) -> bool {
