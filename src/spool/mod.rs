@@ -13,7 +13,7 @@
 
 mod frame;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -114,6 +114,8 @@ struct Listing {
     /// Segments of our destination whose owner is neither us nor adopted yet.
     others: Vec<Segment>,
     locks: Vec<(PathBuf, SystemTime)>,
+    /// Owners with a segment of any destination.
+    owners: HashSet<String>,
 }
 
 /// An exclusive lock on a file, held until dropped (or until the process dies).
@@ -253,6 +255,7 @@ impl Spool {
         self.next_scan = Instant::now() + SCAN_EVERY;
         let listing = self.list()?;
         self.dir_bytes = listing.bytes;
+        self.remove_orphan_locks(&listing);
         // Owners found alive (or not ours to touch) in this scan: asked once.
         let mut passed: Vec<String> = Vec::new();
         for segment in listing.others {
@@ -272,7 +275,6 @@ impl Spool {
         self.queue
             .make_contiguous()
             .sort_by(|a, b| (a.modified, &a.owner, a.seq).cmp(&(b.modified, &b.owner, b.seq)));
-        self.remove_orphan_locks(&listing.locks);
         Ok(())
     }
 
@@ -282,6 +284,7 @@ impl Spool {
             bytes: 0,
             others: Vec::new(),
             locks: Vec::new(),
+            owners: HashSet::new(),
         };
         for item in fs::read_dir(&self.dir)?.flatten() {
             let Ok(meta) = item.metadata() else { continue };
@@ -295,6 +298,7 @@ impl Spool {
             let Some((destination, owner, seq)) = parse_segment_name(&name) else {
                 continue;
             };
+            listing.owners.insert(owner.to_owned());
             if destination != self.destination {
                 continue;
             }
@@ -313,24 +317,20 @@ impl Spool {
     }
 
     /// Removes the lock files of owners that left no segment, once they are old.
-    fn remove_orphan_locks(&self, locks: &[(PathBuf, SystemTime)]) {
+    fn remove_orphan_locks(&self, listing: &Listing) {
         let old = SystemTime::now() - ORPHAN_LOCK_AGE;
-        for (path, modified) in locks {
+        for (path, modified) in &listing.locks {
             let owner = path.file_stem().map(|s| s.to_string_lossy().into_owned());
             let Some(owner) = owner else { continue };
-            if *modified > old || owner == self.owner || self.adopts(&owner) {
+            if *modified > old
+                || owner == self.owner
+                || self.adopts(&owner)
+                || listing.owners.contains(&owner)
+            {
                 continue;
             }
-            let has_segments = fs::read_dir(&self.dir).is_ok_and(|items| {
-                items.flatten().any(|i| {
-                    parse_segment_name(&i.file_name().to_string_lossy())
-                        .is_some_and(|(_, o, _)| o == owner)
-                })
-            });
-            if !has_segments {
-                if let Ok(Some(_lock)) = Lock::try_take(path, false) {
-                    let _ = fs::remove_file(path);
-                }
+            if let Ok(Some(_lock)) = Lock::try_take(path, false) {
+                let _ = fs::remove_file(path);
             }
         }
     }
