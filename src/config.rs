@@ -391,11 +391,18 @@ impl Config {
             // A collector may want no key, or a token of its own.
             check_bearer_token(&s.api_key)?;
         } else if s.api_key.is_empty() {
-            return Err(invalid(
-                "api_key",
-                "is required: pass api_key= or set LOGWELL_API_KEY",
-            ));
-        } else if !is_valid_api_key(&s.api_key) {
+            return Err(Error::MissingConfig {
+                field: "api_key",
+                hint: "pass api_key= or set LOGWELL_API_KEY",
+            });
+        }
+        if s.endpoint.is_empty() {
+            return Err(Error::MissingConfig {
+                field: "endpoint",
+                hint: "pass endpoint= or set LOGWELL_ENDPOINT",
+            });
+        }
+        if protocol == Protocol::Logwell && !is_valid_api_key(&s.api_key) {
             // Never echo the key itself: it may be a real secret with a typo.
             return Err(invalid(
                 "api_key",
@@ -406,18 +413,14 @@ impl Config {
                 ),
             ));
         }
-        if s.endpoint.is_empty() {
-            return Err(invalid(
-                "endpoint",
-                "is required: pass endpoint= or set LOGWELL_ENDPOINT",
-            ));
-        }
+        // The order of the official SDKs' checks: key, endpoint, then the numbers.
+        let url = request_url(&s.endpoint, protocol)?;
         check_headers(&s.headers)?;
         let max_batch_size = i64::try_from(protocol.max_batch_size()).unwrap_or(i64::MAX);
         let batch_size = int_in("batch_size", s.batch_size, 1, max_batch_size)? as usize;
         Ok(Config {
             protocol,
-            url: request_url(&s.endpoint, protocol)?,
+            url,
             api_key: s.api_key.clone(),
             headers: s.headers.clone(),
             resource_attributes: match protocol {
@@ -468,7 +471,7 @@ mod tests {
 
     fn field_of(e: Error) -> &'static str {
         match e {
-            Error::InvalidConfig { field, .. } => field,
+            Error::InvalidConfig { field, .. } | Error::MissingConfig { field, .. } => field,
             other => panic!("not a config error: {other:?}"),
         }
     }

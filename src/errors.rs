@@ -60,12 +60,28 @@ pub fn one_line(s: &str, max_chars: usize) -> String {
     out
 }
 
+fn config_heading(field: &str) -> String {
+    match field {
+        "api_key" => "Invalid API key format".to_owned(),
+        "endpoint" => "Invalid endpoint URL".to_owned(),
+        other => format!("Invalid {other}"),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
-    #[error("invalid configuration: {field} {problem}")]
+    /// Worded as the official SDKs word it, so that code matching on it moves over:
+    /// "Invalid API key format: ...", "Invalid endpoint URL: ...", "Invalid {field}: ...".
+    #[error("{}: {problem}", config_heading(field))]
     InvalidConfig {
         field: &'static str,
         problem: String,
+    },
+
+    #[error("Configuration missing '{field}': {hint}")]
+    MissingConfig {
+        field: &'static str,
+        hint: &'static str,
     },
 
     /// A log call with an argument the server would refuse (client API only; records
@@ -124,7 +140,7 @@ pub enum Error {
 impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::InvalidConfig { .. } => ErrorCode::InvalidConfig,
+            Error::InvalidConfig { .. } | Error::MissingConfig { .. } => ErrorCode::InvalidConfig,
             Error::Network(_) | Error::Undelivered { .. } | Error::Unanswered { .. } => {
                 ErrorCode::NetworkError
             }

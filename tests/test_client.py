@@ -227,5 +227,5 @@ def test_handler_and_client_share_one_queue(
 
 
 def test_handler_with_client_refuses_its_own_connection_settings(client: Logwell) -> None:
-    with pytest.raises(LogwellError, match="api_key cannot be given with client="):
+    with pytest.raises(LogwellError, match="Invalid api_key: cannot be given with client="):
         LogwellHandler(api_key="lw_" + "k" * 32, client=client)

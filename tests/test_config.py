@@ -29,7 +29,8 @@ OK: dict[str, Any] = {"api_key": KEY, "endpoint": "http://127.0.0.1:9"}
         ({"batch_size": True}, "batch_size", "must be an int"),
         ({"flush_interval": 0.01}, "flush_interval", "from 0.1 to 60"),
         ({"flush_interval": 61}, "flush_interval", "from 0.1 to 60"),
-        ({"flush_interval": "5"}, "flush_interval", "must be a number"),
+        ({"flush_interval": "soon"}, "flush_interval", "must be a number, got 'soon'"),
+        ({"flush_interval": [5]}, "flush_interval", "must be a number"),
         ({"max_queue_size": 0}, "max_queue_size", "from 1 to 1000000"),
         ({"max_queue_size": 1_000_001}, "max_queue_size", "from 1 to 1000000"),
         ({"max_queue_size": 2**70}, "max_queue_size", "from 1 to 1000000"),
@@ -44,7 +45,7 @@ OK: dict[str, Any] = {"api_key": KEY, "endpoint": "http://127.0.0.1:9"}
         ({"endpoint": "https://h:notaport"}, "endpoint", "port that is not a number"),
         ({"endpoint": "https://h/#frag"}, "endpoint", "#fragment"),
         ({"endpoint": 8080}, "endpoint", "must be a str"),
-        ({"api_key": "lw_short"}, "api_key", "'lw_' followed by 32 characters"),
+        ({"api_key": "lw_short"}, "Invalid API key format", "'lw_' followed by 32 characters"),
         ({"metadata": ["not", "a", "dict"]}, "metadata", "must be a dict"),
         ({"source_path": "full"}, "source_path", "'relative', 'absolute', 'filename'"),
         ({"service": 7}, "service", "must be a str"),
@@ -52,7 +53,7 @@ OK: dict[str, Any] = {"api_key": KEY, "endpoint": "http://127.0.0.1:9"}
         ({"level": "VERBOSE"}, "level", "a level name: CRITICAL, ERROR"),
         ({"level": "info"}, "level", "got 'info'"),
         ({"level": 2.5}, "level", "must be an int or a level name, got float"),
-        ({"level": None}, "level", "must be an int or a level name, got NoneType"),
+        ({"level": [20]}, "level", "must be an int or a level name, got list"),
     ],
 )
 def test_invalid_value_raises_invalid_config(
@@ -120,7 +121,8 @@ def test_error_is_picklable_with_its_fields() -> None:
         True,
         60.0,
     )
-    assert str(back) == "boom"
+    assert back.message == "boom"
+    assert str(back) == "[RATE_LIMITED] boom (HTTP 429)", "the official SDKs' form"
 
 
 def test_the_request_budget_comes_from_the_environment(
@@ -144,7 +146,7 @@ def test_a_bad_request_budget_in_the_environment_names_the_variable(
     with pytest.raises(LogwellError) as info:
         LogwellHandler(**OK)
     assert info.value.code is ErrorCode.INVALID_CONFIG
-    assert "LOGWELL_MAX_REQUESTS_PER_MINUTE must be an integer, got 'lots'" in str(info.value)
+    assert "Invalid LOGWELL_MAX_REQUESTS_PER_MINUTE: must be an integer, got 'lots'" in str(info.value)
 
 
 def test_a_query_in_the_endpoint_is_kept_after_the_path() -> None:
@@ -155,11 +157,8 @@ def test_a_query_in_the_endpoint_is_kept_after_the_path() -> None:
         handler.close()
 
 
-def _shown(name: str, value: object) -> str:
+def _shown(value: object) -> str:
     """A default as docs/configuration.md's table writes it."""
-    variable = ENVIRONMENT.get(name)
-    if variable:
-        return f"`{variable}`" + ("" if value is None else f", else {value}")
     if value is None:
         return "None"
     if isinstance(value, str):
@@ -173,18 +172,21 @@ def _shown(name: str, value: object) -> str:
     return str(value)
 
 
-def _documented_defaults() -> dict[str, str]:
-    """docs/configuration.md's table: argument -> default cell."""
+def _documented() -> dict[str, tuple[str, str]]:
+    """docs/configuration.md's table: argument -> (default cell, variable cell)."""
     text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
-    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \|", text, flags=re.MULTILINE)
-    return {name: default.strip() for name, default in rows}
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]*) \|", text, flags=re.MULTILINE)
+    return {name: (default.strip(), variable.strip()) for name, default, variable in rows}
 
 
-def test_the_docs_name_every_setting_with_its_default() -> None:
-    documented = _documented_defaults()
-    per_handler = {"level": "`NOTSET`", "metadata": "None"}
-    expected = {name: _shown(name, getattr(DEFAULTS, name)) for name in SHARED}
-    assert documented == {**expected, **per_handler}
+def test_the_docs_name_every_setting_with_its_default_and_variable() -> None:
+    own = {"level": "`NOTSET`", "metadata": "None", "use_formatter": "False"}
+    defaults = {name: _shown(getattr(DEFAULTS, name)) for name in SHARED}
+    expected = {
+        name: (default, f"`{ENVIRONMENT[name]}`" if name in ENVIRONMENT else "-")
+        for name, default in {**defaults, **own}.items()
+    }
+    assert _documented() == expected
 
 
 @pytest.mark.parametrize("owner", [LogwellHandler, Logwell])
@@ -193,14 +195,13 @@ def test_the_handler_and_the_client_take_the_shared_settings_with_their_defaults
 ) -> None:
     parameters = inspect.signature(owner).parameters
     for name in SHARED:
-        default = None if name in ENVIRONMENT else getattr(DEFAULTS, name)
-        assert parameters[name].default == default, name
+        assert parameters[name].default is None, f"{name}: None stands for not given"
 
 
 def test_a_client_setting_given_to_an_attached_handler_is_refused() -> None:
     client = Logwell(**OK)
     try:
-        with pytest.raises(LogwellError, match="batch_size cannot be given with client="):
+        with pytest.raises(LogwellError, match="Invalid batch_size: cannot be given with client="):
             LogwellHandler(client=client, batch_size=10)
     finally:
         client.shutdown(0)

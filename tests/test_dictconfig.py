@@ -50,7 +50,7 @@ def test_handler_from_dictconfig_keywords(
     configured_logger.info("order %s placed", 17)
     assert handler.flush(timeout=10)
     (entry,) = logwell_receiver.entries
-    assert entry["message"] == "INFO order 17 placed"
+    assert entry["message"] == "order 17 placed", "the formatter is not the message"
     assert entry["service"] == "shop"
     assert entry["metadata"]["env"] == "test"
 

@@ -85,7 +85,7 @@ SCRIPT = textwrap.dedent(
     log.handle(made)
     logged += 1
 
-    formatted = LogwellHandler(protocol=protocol)
+    formatted = LogwellHandler(protocol=protocol, use_formatter=True)
     formatted.setFormatter(BadFormatter())
     formatted.handleError = handle_errors.append
     log.addHandler(formatted)

@@ -37,7 +37,7 @@ def test_unreachable_server_overflow_is_counted_and_reported_once_per_cycle(
     overflow = [e for e in errors if e.code is ErrorCode.QUEUE_OVERFLOW]
     assert overflow, errors
     assert len(overflow) < 10, "one report per cycle, not one per entry"
-    assert sum(int(str(e).split()[0]) for e in overflow) == stats["dropped_overflow"]
+    assert sum(int(e.message.split()[0]) for e in overflow) == stats["dropped_overflow"]
     assert any(e.code is ErrorCode.NETWORK_ERROR for e in errors)
     handler.close()
     final = handler.stats()

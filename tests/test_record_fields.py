@@ -195,17 +195,6 @@ def test_broken_format_args_still_deliver(
     assert entry["metadata"]["args"] == "('many',)"
 
 
-def test_formatter_output_is_the_message(
-    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
-) -> None:
-    handler = make_handler()
-    handler.setFormatter(logging.Formatter("[%(levelname)s] %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.warning("formatted %s", "text")
-    assert handler.flush(timeout=10)
-    assert logwell_receiver.messages() == [f"[WARNING] {logger.name}: formatted text"]
-
-
 def test_metadata_precedence_static_then_logger_then_extra(
     make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
 ) -> None:

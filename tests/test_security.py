@@ -68,7 +68,7 @@ def test_a_ca_file_makes_a_private_ca_trusted(
 def test_a_ca_file_that_is_not_pem_fails_at_construction(tmp_path: Path) -> None:
     bad = tmp_path / "ca.pem"
     bad.write_text("not a certificate")
-    with pytest.raises(LogwellError, match="ca_file must be a PEM file"):
+    with pytest.raises(LogwellError, match="Invalid ca_file: must be a PEM file"):
         LogwellHandler(api_key="lw_" + "k" * 32, endpoint="https://logs.example", ca_file=bad)
 
 

@@ -54,5 +54,18 @@ class LogwellError(Exception):
             (self.message, self.code.value, self.status_code, self.retryable, self.retry_after),
         )
 
+    def __str__(self) -> str:
+        # The official SDKs' form, so that code and logs reading it move over.
+        status = f" (HTTP {self.status_code})" if self.status_code is not None else ""
+        return f"[{self.code.value}] {self.message}{status}"
+
     def __repr__(self) -> str:
-        return f"LogwellError({self.message!r}, code={self.code.value})"
+        return (
+            f"LogwellError(message={self.message!r}, code={self.code!r}, "
+            f"status_code={self.status_code!r}, retryable={self.retryable!r})"
+        )
+
+
+def invalid_config(name: str, problem: str) -> LogwellError:
+    """The error for a bad setting, worded as the core and the official SDKs word it."""
+    return LogwellError(f"Invalid {name}: {problem}", ErrorCode.INVALID_CONFIG)

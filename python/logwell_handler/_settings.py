@@ -9,9 +9,10 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Optional, Union
+from urllib.parse import unquote
 
 from . import _core
-from ._errors import ErrorCode, LogwellError
+from ._errors import LogwellError, invalid_config
 
 # No lock: one taken by another thread at fork() would stay taken in the child. Two
 # threads racing here may both warn, which is harmless.
@@ -21,26 +22,20 @@ _warned_in_clear: set[str] = set()
 def _check_callbacks(**callbacks: Optional[object]) -> None:
     for name, callback in callbacks.items():
         if callback is not None and not callable(callback):
-            raise LogwellError(
-                f"invalid configuration: {name} must be callable, got {type(callback).__name__}",
-                ErrorCode.INVALID_CONFIG,
-            )
-
-
-def _invalid(message: str) -> LogwellError:
-    return LogwellError(f"invalid configuration: {message}", ErrorCode.INVALID_CONFIG)
+            raise invalid_config(name, f"must be callable, got {type(callback).__name__}")
 
 
 def check_level(level: object) -> None:
     """Refuses what ``logging.Handler`` would refuse with a bare ValueError or TypeError:
     a level is an int or the name of one known to ``logging``."""
     if isinstance(level, bool) or not isinstance(level, (int, str)):
-        raise _invalid(f"level must be an int or a level name, got {type(level).__name__}")
+        raise invalid_config("level", f"must be an int or a level name, got {type(level).__name__}")
     # getLevelName maps a known name to its number, and anything else to a str.
     if isinstance(level, str) and not isinstance(logging.getLevelName(level), int):
-        raise _invalid(
-            "level must be an int or a level name: CRITICAL, ERROR, WARNING, INFO, DEBUG, "
-            f"NOTSET or one added with logging.addLevelName(); got {level[:40]!r}"
+        raise invalid_config(
+            "level",
+            "must be an int or a level name: CRITICAL, ERROR, WARNING, INFO, DEBUG, "
+            f"NOTSET or one added with logging.addLevelName(); got {level[:40]!r}",
         )
 
 
@@ -52,32 +47,34 @@ def otlp_resource(
     named = (("service_version", service_version), ("environment", environment))
     for name, value in named:
         if value is not None and not isinstance(value, str):
-            raise _invalid(f"{name} must be a str, got {type(value).__name__}")
+            raise invalid_config(name, f"must be a str, got {type(value).__name__}")
     if protocol != "otlp":
         given = [name for name, value in named if value]
         if given:
-            raise _invalid(
-                f"{', '.join(given)} applies to protocol='otlp' only (resource attributes); "
-                "with protocol='logwell' put it in metadata="
+            raise invalid_config(
+                ", ".join(given),
+                "applies to protocol='otlp' only (resource attributes); "
+                "with protocol='logwell' put it in metadata=",
             )
         return None
     from . import __version__
 
-    resource: dict[str, Any] = {}
+    resource: dict[str, Any] = {
+        "host.name": socket.gethostname(),
+        "telemetry.sdk.name": "logwell-handler",
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.version": __version__,
+    }
+    # OpenTelemetry's variable overrides what was detected, and arguments override it;
+    # its service.name is the `service` setting's (see `resolve`).
+    resource.update(resource_attributes())
+    resource.pop("service.name", None)
     if service_version:
         resource["service.version"] = service_version
     if environment:
         # The name Logwell and older collectors read, and the current convention's.
         resource["deployment.environment"] = environment
         resource["deployment.environment.name"] = environment
-    resource.update(
-        {
-            "host.name": socket.gethostname(),
-            "telemetry.sdk.name": "logwell-handler",
-            "telemetry.sdk.language": "python",
-            "telemetry.sdk.version": __version__,
-        }
-    )
     return resource
 
 
@@ -122,41 +119,132 @@ class Defaults:
 DEFAULTS = Defaults()
 # The shared settings' names, in the order of the signatures and the docs.
 SHARED = tuple(f.name for f in fields(Defaults))
-# Settings read from the environment when not given.
-ENVIRONMENT = {
-    "api_key": "LOGWELL_API_KEY",
-    "endpoint": "LOGWELL_ENDPOINT",
-    "service": "LOGWELL_SERVICE",
-    "max_requests_per_minute": "LOGWELL_MAX_REQUESTS_PER_MINUTE",
-    "spool_dir": "LOGWELL_SPOOL_DIR",
-}
+# Settings no text can give: no environment variable, no string form.
+_CALLBACKS = ("on_error", "on_flush")
 # What the handler's `client=` leaves to each handler; the client's settings apply.
 PER_HANDLER = ("service", "source_path")
+# Handler-only and client-only settings that may come from the environment too.
+_OWN = ("level", "metadata", "use_formatter", "capture_source_location")
 
 
-def _from_environment(name: str) -> Optional[Any]:
-    """The value of setting `name` from its environment variable; None when unset or empty."""
-    variable = ENVIRONMENT.get(name)
-    raw = os.environ.get(variable, "") if variable else ""
-    if not raw.strip():
-        return None
-    if not isinstance(getattr(DEFAULTS, name), int):
-        return raw
+def variable(name: str) -> str:
+    """The environment variable of setting `name`."""
+    return f"LOGWELL_{name.upper()}"
+
+
+# Settings read from the environment when not given: every one but the callbacks.
+ENVIRONMENT = {name: variable(name) for name in (*SHARED, *_OWN) if name not in _CALLBACKS}
+
+# The kind of each setting that text (the environment, fileConfig's kwargs, YAML with
+# substituted variables) may give; the others are str, or taken as given.
+_INTS = frozenset(n for n in SHARED if type(getattr(DEFAULTS, n)) is int)
+_FLOATS = frozenset(n for n in SHARED if type(getattr(DEFAULTS, n)) is float)
+_FLAGS = frozenset({"use_formatter", "capture_source_location"})
+_PAIRS = frozenset({"headers", "metadata"})
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def parse_pairs(text: str, source: str) -> dict[str, str]:
+    """``key=value,key2=value2`` with %-escapes in either, as OpenTelemetry's
+    ``OTEL_EXPORTER_OTLP_HEADERS`` and ``OTEL_RESOURCE_ATTRIBUTES`` write them."""
+    pairs = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise invalid_config(
+                source, f"must be key=value pairs separated by commas, got {item.strip()[:40]!r}"
+            )
+        pairs[unquote(key.strip())] = unquote(value.strip())
+    return pairs
+
+
+def from_text(name: str, value: Any, source: str) -> Any:
+    """`value` of setting `name` read as its kind when it is text; anything else as
+    given. `source` names where it came from in the error."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if name == "level" and text.isdigit():
+        return int(text)
     try:
-        return int(raw.strip())
+        if name in _INTS:
+            return int(text)
+        if name in _FLOATS:
+            return float(text)
     except ValueError:
-        raise _invalid(f"{variable} must be an integer, got {raw.strip()[:40]!r}") from None
+        kind = "an integer" if name in _INTS else "a number"
+        raise invalid_config(source, f"must be {kind}, got {text[:40]!r}") from None
+    if name in _FLAGS:
+        if text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        raise invalid_config(source, f"must be true or false (or 1/0), got {text[:40]!r}")
+    if name in _PAIRS:
+        return parse_pairs(text, source)
+    return value
+
+
+def own_setting(name: str, value: Any) -> Any:
+    """A handler's or client's own setting (`_OWN`): as given, else from its environment
+    variable, read from text either way; None when neither."""
+    if value is not None:
+        return from_text(name, value, name)
+    raw = os.environ.get(variable(name), "")
+    return from_text(name, raw, variable(name)) if raw.strip() else None
+
+
+def _otlp_environment() -> dict[str, Any]:
+    """The settings OpenTelemetry's standard variables give an OTLP exporter."""
+    found: dict[str, Any] = {}
+    environ = os.environ
+    logs_endpoint = environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip()
+    base_endpoint = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if logs_endpoint or base_endpoint:
+        # The logs one is the full URL, the other the base: the core adds /v1/logs to
+        # a path not already ending in it.
+        found["endpoint"] = logs_endpoint or base_endpoint
+    for headers in ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
+        if environ.get(headers, "").strip():
+            found["headers"] = parse_pairs(environ[headers], headers)
+            break
+    for timeout in ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        if environ.get(timeout, "").strip():
+            found["timeout"] = from_text("timeout", environ[timeout], timeout) / 1000
+            break
+    attributes = resource_attributes()
+    service = environ.get("OTEL_SERVICE_NAME", "").strip() or attributes.get("service.name")
+    if service:
+        found["service"] = service
+    return found
+
+
+def resource_attributes() -> dict[str, str]:
+    """``OTEL_RESOURCE_ATTRIBUTES``, read."""
+    text = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    return parse_pairs(text, "OTEL_RESOURCE_ATTRIBUTES") if text.strip() else {}
 
 
 def resolve(given: Mapping[str, Any]) -> dict[str, Any]:
-    """Every shared setting's value: as given, else from the environment, else the
-    default. `given` holds the shared settings by name (a signature's ``locals()``)."""
+    """Every shared setting's value: as given, else from its ``LOGWELL_*`` variable, else
+    (with protocol="otlp") from OpenTelemetry's, else the default. `given` holds the
+    shared settings by name (a signature's ``locals()``); text is read as the setting's
+    kind."""
     settings = {}
     for name in SHARED:
-        value = given[name]
+        value, source = given[name], name
+        if value is None and name in ENVIRONMENT:
+            raw = os.environ.get(ENVIRONMENT[name], "")
+            value, source = (raw, ENVIRONMENT[name]) if raw.strip() else (None, name)
+        settings[name] = from_text(name, value, source)
+    if (settings["protocol"] or DEFAULTS.protocol) == "otlp":
+        for name, value in _otlp_environment().items():
+            if settings[name] is None:
+                settings[name] = value
+    for name, value in settings.items():
         if value is None:
-            value = _from_environment(name)
-        settings[name] = getattr(DEFAULTS, name) if value is None else value
+            settings[name] = getattr(DEFAULTS, name)
     _check_callbacks(on_error=settings["on_error"], on_flush=settings["on_flush"])
     return settings
 

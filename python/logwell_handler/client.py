@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar, Union
 
 if TYPE_CHECKING:
     import asyncio
 
 from . import _core, _lifecycle
-from ._errors import ErrorCode, LogwellError
-from ._settings import DEFAULTS, SHARED, core_args, resolve, warn_if_key_in_clear
+from ._errors import ErrorCode, LogwellError, invalid_config
+from ._settings import SHARED, core_args, own_setting, resolve, warn_if_key_in_clear
 from .context import _fields
+from .types import (
+    ErrorCallback,
+    FlushCallback,
+    IngestResponse,
+    LogEntry,
+    PathSetting,
+    ProtocolName,
+    SourcePath,
+    Stats,
+)
 
 __all__ = ["AsyncLogwell", "IngestResponse", "Logwell"]
 
@@ -26,18 +35,6 @@ _MAX_LINE = 2**63 - 1  # the core's i64
 
 # The keys of the official SDKs' dict form: every setting of the constructor.
 _CONFIG_KEYS = frozenset(SHARED) | {"capture_source_location"}
-
-
-class _IngestResponseBase(TypedDict):
-    accepted: int
-
-
-class IngestResponse(_IngestResponseBase, total=False):
-    """What a flush delivered: ``accepted``, and ``rejected``/``errors`` when the server
-    refused some entries."""
-
-    rejected: int
-    errors: list[str]
 
 
 class _Shared:
@@ -90,42 +87,38 @@ class _ClientBase:
         endpoint: Optional[str] = None,
         service: Optional[str] = None,
         *,
-        protocol: str = DEFAULTS.protocol,
+        protocol: Optional[ProtocolName] = None,
         headers: Optional[dict[str, str]] = None,
         service_version: Optional[str] = None,
         environment: Optional[str] = None,
-        batch_size: int = DEFAULTS.batch_size,
-        flush_interval: float = DEFAULTS.flush_interval,
-        max_queue_size: int = DEFAULTS.max_queue_size,
-        max_queue_bytes: int = DEFAULTS.max_queue_bytes,
+        batch_size: Optional[int] = None,
+        flush_interval: Optional[float] = None,
+        max_queue_size: Optional[int] = None,
+        max_queue_bytes: Optional[int] = None,
         max_requests_per_minute: Optional[int] = None,
-        max_retries: int = DEFAULTS.max_retries,
-        timeout: float = DEFAULTS.timeout,
-        shutdown_timeout: float = DEFAULTS.shutdown_timeout,
-        max_message_bytes: int = DEFAULTS.max_message_bytes,
-        max_metadata_bytes: int = DEFAULTS.max_metadata_bytes,
-        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
-        spool_dir: Optional[Union[str, os.PathLike[str]]] = None,
-        max_spool_bytes: int = DEFAULTS.max_spool_bytes,
-        capture_source_location: bool = False,
-        source_path: str = DEFAULTS.source_path,
-        on_error: Optional[Callable[[LogwellError], None]] = None,
-        on_flush: Optional[Callable[[int], None]] = None,
+        max_retries: Optional[int] = None,
+        timeout: Optional[float] = None,
+        shutdown_timeout: Optional[float] = None,
+        max_message_bytes: Optional[int] = None,
+        max_metadata_bytes: Optional[int] = None,
+        ca_file: Optional[PathSetting] = None,
+        spool_dir: Optional[PathSetting] = None,
+        max_spool_bytes: Optional[int] = None,
+        capture_source_location: Optional[bool] = None,
+        source_path: Optional[SourcePath] = None,
+        on_error: Optional[ErrorCallback] = None,
+        on_flush: Optional[FlushCallback] = None,
     ) -> None:
         if isinstance(api_key, Mapping):
             config = dict(api_key)
             unknown = sorted(set(config) - _CONFIG_KEYS)
             if unknown:
-                raise LogwellError(
-                    f"invalid configuration: unknown key(s) {unknown}; "
-                    f"allowed: {sorted(_CONFIG_KEYS)}",
-                    ErrorCode.INVALID_CONFIG,
+                raise invalid_config(
+                    "configuration", f"unknown key(s) {unknown}; allowed: {sorted(_CONFIG_KEYS)}"
                 )
             if endpoint is not None or service is not None:
-                raise LogwellError(
-                    "invalid configuration: pass settings either as a dict or as "
-                    "arguments, not both",
-                    ErrorCode.INVALID_CONFIG,
+                raise invalid_config(
+                    "configuration", "pass settings either as a dict or as arguments, not both"
                 )
             type(self).__init__(self, **config)
             return
@@ -140,7 +133,7 @@ class _ClientBase:
         self._otlp = self._shared.core.protocol == "otlp"
         self._metadata = None
         self._service = None  # the core carries the client's own service
-        self._capture = bool(capture_source_location)
+        self._capture = bool(own_setting("capture_source_location", capture_source_location))
         self._stopped = False
         self._is_root = True
         _lifecycle.register(self._shared)
@@ -231,7 +224,7 @@ class _ClientBase:
     def fatal(self, message: str, metadata: Optional[dict[str, Any]] = None) -> None:
         self._log("fatal", message, metadata, 2)
 
-    def log(self, entry: Mapping[str, Any]) -> None:
+    def log(self, entry: LogEntry) -> None:
         """Logs an entry given as a dict: ``level`` and ``message`` (required),
         ``metadata``, ``service``, ``timestamp`` (ISO 8601), ``sourceFile``, ``lineNumber``."""
         if not isinstance(entry, Mapping):
@@ -264,7 +257,7 @@ class _ClientBase:
         """Entries waiting to be delivered."""
         return self._shared.current().queue_size
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         """The same counters as :meth:`LogwellHandler.stats`."""
         return self._shared.current().stats()
 
@@ -273,15 +266,19 @@ class _ClientBase:
         before = core.stats()
         if before["queued"] == 0:
             return None
+        errors_before, _ = core.server_errors(0)
         core.flush(self._shared.shutdown_timeout if timeout is None else float(timeout))
         after = core.stats()
+        if after["batches"] == before["batches"]:
+            return None  # no request was answered: the official SDKs' None
+        # What the server said, summed over the requests answered meanwhile.
         response: IngestResponse = {"accepted": after["sent"] - before["sent"]}
-        refused = ("failed", "rejected_by_server")
-        rejected = sum(after[k] - before[k] for k in refused)
+        rejected = after["rejected_by_server"] - before["rejected_by_server"]
         if rejected:
             response["rejected"] = rejected
-            if after["last_error"]:
-                response["errors"] = [after["last_error"]["message"]]
+        _, errors = core.server_errors(errors_before)
+        if errors:
+            response["errors"] = errors
         return response
 
     def _shutdown_blocking(self, timeout: Optional[float]) -> None:

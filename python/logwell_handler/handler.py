@@ -8,21 +8,22 @@ import os
 import sys
 import time
 import weakref
-from typing import Any, Callable, Optional, Protocol, Union
+from typing import Any, Optional, Protocol, Union
 
 from . import _core, _lifecycle
-from ._errors import ErrorCode, LogwellError
+from ._errors import ErrorCode, LogwellError, invalid_config
 from ._settings import (
-    DEFAULTS,
     PER_HANDLER,
     SHARED,
     check_level,
     core_args,
+    own_setting,
     resolve,
     warn_if_key_in_clear,
 )
 from .client import AsyncLogwell, Logwell, _ClientBase
 from .context import _fields
+from .types import ErrorCallback, FlushCallback, PathSetting, ProtocolName, SourcePath, Stats
 
 # Every attribute a plain LogRecord has, plus those formatters add, plus what structlog's
 # ProcessorFormatter.wrap_for_formatter passes along: all else is `extra`.
@@ -32,9 +33,6 @@ _RESERVED_ATTRS = frozenset(
 )
 # Keys structlog adds to an event dict for its own formatter's use.
 _STRUCTLOG_META = frozenset({"event", "_record", "_from_structlog"})
-
-ErrorCallback = Callable[[LogwellError], None]
-FlushCallback = Callable[[int], None]
 
 
 class LogwellHandler(logging.Handler):
@@ -82,6 +80,11 @@ class LogwellHandler(logging.Handler):
             (default 256 MiB); past it, the oldest spooled entries are dropped and
             counted.
         metadata: Fields added to every entry's metadata.
+        use_formatter: Whether the handler's formatter (``setFormatter``, basicConfig's
+            ``format=``, a dictConfig ``formatter``) makes the entry's message. Off by
+            default: the message is the record's own (``getMessage()``), as Logwell
+            groups and searches it, and level, logger, time and traceback travel as
+            fields of their own. See ``docs/records.md``.
         source_path: How ``sourceFile`` is written: ``"relative"`` to the working
             directory at construction, ``"absolute"``, or ``"filename"`` only.
         on_error: Called with a :class:`LogwellError` for each delivery problem, on
@@ -101,31 +104,34 @@ class LogwellHandler(logging.Handler):
         endpoint: Optional[str] = None,
         service: Optional[str] = None,
         *,
-        level: Union[int, str] = logging.NOTSET,
-        protocol: str = DEFAULTS.protocol,
+        level: Union[int, str, None] = None,
+        protocol: Optional[ProtocolName] = None,
         headers: Optional[dict[str, str]] = None,
         service_version: Optional[str] = None,
         environment: Optional[str] = None,
-        batch_size: int = DEFAULTS.batch_size,
-        flush_interval: float = DEFAULTS.flush_interval,
-        max_queue_size: int = DEFAULTS.max_queue_size,
-        max_queue_bytes: int = DEFAULTS.max_queue_bytes,
+        batch_size: Optional[int] = None,
+        flush_interval: Optional[float] = None,
+        max_queue_size: Optional[int] = None,
+        max_queue_bytes: Optional[int] = None,
         max_requests_per_minute: Optional[int] = None,
-        max_retries: int = DEFAULTS.max_retries,
-        timeout: float = DEFAULTS.timeout,
-        shutdown_timeout: float = DEFAULTS.shutdown_timeout,
-        max_message_bytes: int = DEFAULTS.max_message_bytes,
-        max_metadata_bytes: int = DEFAULTS.max_metadata_bytes,
-        ca_file: Optional[Union[str, os.PathLike[str]]] = None,
-        spool_dir: Optional[Union[str, os.PathLike[str]]] = None,
-        max_spool_bytes: int = DEFAULTS.max_spool_bytes,
+        max_retries: Optional[int] = None,
+        timeout: Optional[float] = None,
+        shutdown_timeout: Optional[float] = None,
+        max_message_bytes: Optional[int] = None,
+        max_metadata_bytes: Optional[int] = None,
+        ca_file: Optional[PathSetting] = None,
+        spool_dir: Optional[PathSetting] = None,
+        max_spool_bytes: Optional[int] = None,
         metadata: Optional[dict[str, Any]] = None,
-        source_path: str = DEFAULTS.source_path,
+        use_formatter: Optional[bool] = None,
+        source_path: Optional[SourcePath] = None,
         on_error: Optional[ErrorCallback] = None,
         on_flush: Optional[FlushCallback] = None,
         client: Optional[Union[Logwell, AsyncLogwell]] = None,
     ) -> None:
-        check_level(level)
+        level = own_setting("level", level)
+        check_level(logging.NOTSET if level is None else level)
+        metadata = own_setting("metadata", metadata)
         given = locals()
         # Made before Handler.__init__ so a bad config leaves no half-made handler in
         # logging's registry for logging.shutdown() to trip over.
@@ -142,10 +148,11 @@ class LogwellHandler(logging.Handler):
             self.service = service
             self.shutdown_timeout = client._shared.shutdown_timeout
             self._source = _ClientCore(client, service, metadata, source_path)
+        self.use_formatter = bool(own_setting("use_formatter", use_formatter))
         self._reported: set[Union[ErrorCode, str]] = set()
         self._core = self._source.make()
         warn_if_key_in_clear(self._core)
-        super().__init__(level)
+        super().__init__(logging.NOTSET if level is None else level)
         _lifecycle.register(self)
 
     def _report_error(self, error: LogwellError) -> None:
@@ -160,8 +167,7 @@ class LogwellHandler(logging.Handler):
         if kind not in self._reported and logging.raiseExceptions:
             self._reported.add(kind)
             sys.stderr.write(
-                f"logwell_handler: {error} [{error.code.value}]; "
-                "later errors of this kind are only counted in stats()\n"
+                f"logwell_handler: {error}; later errors of this kind are only counted in stats()\n"
             )
 
     def handle(self, record: logging.LogRecord) -> Any:
@@ -182,10 +188,10 @@ class LogwellHandler(logging.Handler):
             msg = record.msg
             if type(msg) is dict and "event" in msg:
                 queued = self._emit_structlog(record, msg, context)
-            elif self.formatter is None:
-                queued = self._core.emit(record, None, context)
-            else:
+            elif self.use_formatter and self.formatter is not None:
                 queued = self._core.emit(record, self.format(record), context)
+            else:
+                queued = self._core.emit(record, None, context)
             if not queued:
                 # The core was made before a fork done in C (uWSGI forks its workers
                 # so), which runs no os.register_at_fork hook: this process needs its own.
@@ -234,7 +240,7 @@ class LogwellHandler(logging.Handler):
         self._core = self._source.after_fork(self._core)
         self._reported = set()
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         """Counters; each is described in ``docs/behaviour.md``.
 
         Every record ends in one of ``sent``, ``dropped_overflow``, ``dropped_at_close``,
@@ -260,18 +266,10 @@ class LogwellHandler(logging.Handler):
 def _check_only_per_handler_settings(given: dict[str, Any]) -> None:
     """With ``client=`` the client's settings apply: a handler takes only its level,
     metadata and the per-handler ones."""
-    ignored = [
-        name
-        for name in SHARED
-        if name not in PER_HANDLER
-        and given[name] is not None
-        and given[name] != getattr(DEFAULTS, name)
-    ]
+    ignored = [name for name in SHARED if name not in PER_HANDLER and given[name] is not None]
     if ignored:
-        raise LogwellError(
-            f"invalid configuration: {', '.join(ignored)} cannot be given with client=: "
-            "the client's settings apply",
-            ErrorCode.INVALID_CONFIG,
+        raise invalid_config(
+            ", ".join(ignored), "cannot be given with client=: the client's settings apply"
         )
 
 
@@ -334,7 +332,7 @@ class _ClientCore:
         client: _ClientBase,
         service: Optional[str],
         metadata: Optional[dict[str, Any]],
-        source_path: str,
+        source_path: Optional[str],
     ) -> None:
         self._client = client
         self._args: dict[str, Any] = dict(

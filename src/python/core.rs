@@ -560,6 +560,12 @@ impl Core {
         })
     }
 
+    /// `(total, errors)`: how many reasons the server has given for rejected entries,
+    /// and the latest of them from the `since`th on.
+    fn server_errors(&self, since: u64) -> (u64, Vec<String>) {
+        self.shipper.server_errors_since(since)
+    }
+
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         guarded("stats", || self.stats_dict(py))
     }

@@ -8,6 +8,7 @@
 
 mod spill;
 
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -42,6 +43,27 @@ pub trait Events: Send + Sync + 'static {
     fn delivered(&self, count: u64);
 }
 
+/// Reasons the server gave for rejected entries kept for `flush`'s answer.
+const MAX_SERVER_ERRORS: usize = 100;
+
+#[derive(Default)]
+struct ServerErrors {
+    total: u64,
+    recent: VecDeque<String>,
+}
+
+impl ServerErrors {
+    fn add(&mut self, errors: &[String]) {
+        for error in errors {
+            if self.recent.len() == MAX_SERVER_ERRORS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(error.clone());
+            self.total += 1;
+        }
+    }
+}
+
 struct Shared {
     config: Config,
     buffer: Buffer,
@@ -50,6 +72,11 @@ struct Shared {
     /// Entries dropped because the buffer was full; reported in one error per cycle.
     overflowed: AtomicU64,
     flush_requests: AtomicU64,
+    /// The latest flush request the thread could do no more for before its next try
+    /// (retries spent, or a wait the server asked for): that flush returns at once.
+    flushes_stalled: AtomicU64,
+    /// What the server said of entries it rejected, for `flush` to hand back.
+    server_errors: Mutex<ServerErrors>,
     lifecycle: Arc<Lifecycle>,
     close_deadline: Mutex<Option<Instant>>,
     /// Set while a wake-up is already on its way (or not wanted), so that pushes
@@ -128,6 +155,8 @@ impl Shipper {
                 events,
                 overflowed: AtomicU64::new(0),
                 flush_requests: AtomicU64::new(0),
+                flushes_stalled: AtomicU64::new(0),
+                server_errors: Mutex::new(ServerErrors::default()),
                 lifecycle,
                 close_deadline: Mutex::new(None),
                 wake_pending: AtomicBool::new(false),
@@ -217,9 +246,23 @@ impl Shipper {
         if self.on_worker() || !self.started() || s.lifecycle.state() == State::Closed {
             return false;
         }
-        s.flush_requests.fetch_add(1, Ordering::AcqRel);
+        let ticket = s.flush_requests.fetch_add(1, Ordering::AcqRel) + 1;
         s.wake();
-        self.wait_until(after(timeout), done)
+        let stalled = || s.flushes_stalled.load(Ordering::Acquire) >= ticket;
+        self.wait_until(after(timeout), || done() || stalled());
+        done()
+    }
+
+    /// How many reasons the server has given for rejected entries so far, and the
+    /// latest of those from the `since`th on (at most `MAX_SERVER_ERRORS`).
+    pub fn server_errors_since(&self, since: u64) -> (u64, Vec<String>) {
+        let errors = self.shared.server_errors.lock();
+        let first_kept = errors.total - errors.recent.len() as u64;
+        let skip = usize::try_from(since.saturating_sub(first_kept)).unwrap_or(usize::MAX);
+        (
+            errors.total,
+            errors.recent.iter().skip(skip).cloned().collect(),
+        )
     }
 
     fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
@@ -438,6 +481,10 @@ impl Worker {
                 && self.pending.is_empty()
                 && (!self.failing || tick)
                 && self.spool_backlog();
+            if held.is_some() && flush_wanted {
+                // Nothing can go before the wait the server asked for is over.
+                self.stall_flushes(flushes);
+            }
             if held.is_some() || !(send || replay) {
                 // While held or failing, a full buffer is no reason to wake: leave the
                 // flag set so pushes do not unpark us for nothing.
@@ -460,6 +507,10 @@ impl Worker {
             }
             flushes_seen = flushes;
             let probed = send && self.send_cycle();
+            if self.failing {
+                // Retries spent: what a flush waits for can only go at the next tick.
+                self.stall_flushes(flushes);
+            }
             self.report_overflow();
             if replay && self.pending.is_empty() && !(self.failing && probed) {
                 self.replay_one();
@@ -476,6 +527,17 @@ impl Worker {
         self.drain_for_close();
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.notify_progress();
+    }
+
+    fn stall_flushes(&self, upto: u64) {
+        if self
+            .shared
+            .flushes_stalled
+            .fetch_max(upto, Ordering::AcqRel)
+            < upto
+        {
+            self.shared.notify_progress();
+        }
     }
 
     /// Whether entries wait to be sent.
@@ -818,6 +880,9 @@ impl Worker {
         Stats::add(rejected, reply.rejected);
         Stats::add(&s.stats.batches, 1);
         Stats::add(&s.stats.bytes_sent, bytes as u64);
+        if !reply.errors.is_empty() {
+            s.server_errors.lock().add(&reply.errors);
+        }
         if reply.rejected > 0 {
             s.report(&Error::Rejected {
                 rejected: reply.rejected,
