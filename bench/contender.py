@@ -25,7 +25,10 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+if TYPE_CHECKING:
+    from logwell_handler.types import ProtocolName
 
 KINDS = [
     "null",
@@ -189,7 +192,7 @@ def make(kind: str, sink: str, shape: Shape = standard) -> Contender:
     if kind.startswith("logwell-handler"):
         from logwell_handler import LogwellHandler
 
-        protocol = "otlp" if kind.endswith("otlp") else "logwell"
+        protocol: ProtocolName = "otlp" if kind.endswith("otlp") else "logwell"
         # With a spool: a healthy server never makes it write, and a log call never does.
         spool = spool_dir().name if kind.endswith("spool") else None
         ours = LogwellHandler(API_KEY, sink, "bench", protocol=protocol, spool_dir=spool)

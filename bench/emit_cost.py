@@ -16,12 +16,16 @@ import subprocess
 import sys
 import timeit
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from logwell_handler.types import ProtocolName
 
 CASES = ("absent", "imported", "in a span")
 PROTOCOLS = ("logwell", "otlp")
 
 
-def measure(protocol: str, case: str, calls: int) -> float:
+def measure(protocol: ProtocolName, case: str, calls: int) -> float:
     """Seconds per `Core.emit` call, in this process."""
     from logwell_handler import LogwellHandler
     from logwell_handler.testing import LogwellReceiver

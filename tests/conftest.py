@@ -15,6 +15,7 @@ import pytest
 
 from logwell_handler import LogwellHandler
 from logwell_handler.testing import LogwellReceiver
+from logwell_handler.types import LastError, Stats
 
 MakeHandler = Callable[..., LogwellHandler]
 
@@ -109,6 +110,13 @@ def run_python(
         timeout=timeout,
     )
     return proc, time.monotonic() - start
+
+
+def last_error(stats: Stats) -> LastError:
+    """The latest problem of `stats`, which the test expects there is."""
+    error = stats["last_error"]
+    assert error is not None, stats
+    return error
 
 
 def receiver_env(receiver: LogwellReceiver) -> dict[str, str]:

@@ -6,6 +6,7 @@ import inspect
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -229,3 +230,87 @@ def test_handler_and_client_share_one_queue(
 def test_handler_with_client_refuses_its_own_connection_settings(client: Logwell) -> None:
     with pytest.raises(LogwellError, match="Invalid api_key: cannot be given with client="):
         LogwellHandler(api_key="lw_" + "k" * 32, client=client)
+
+
+def test_flush_answers_in_the_servers_words_summed_over_its_requests(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    # The 100th entry starts a request of 100, which the server holds for a second:
+    # the other 50 and the flush come meanwhile, and the flush waits for both requests.
+    logwell_receiver.fail_next(1, status=200, body={"accepted": 100, "rejected": 0}, delay=1)
+    logwell_receiver.fail_next(
+        1, status=200, body={"accepted": 49, "rejected": 1, "errors": ["Entry at index 3: bad"]}
+    )
+    with Logwell(
+        api_key=logwell_receiver.api_key,
+        endpoint=logwell_receiver.endpoint,
+        batch_size=100,
+        flush_interval=60,
+    ) as client:
+        for i in range(150):
+            client.info(f"m{i}")
+        assert client.flush(timeout=10) == {
+            "accepted": 149,
+            "rejected": 1,
+            "errors": ["Entry at index 3: bad"],
+        }
+
+
+def test_flush_adds_no_key_the_server_did_not_send(
+    client: Logwell, logwell_receiver: LogwellReceiver
+) -> None:
+    for i in range(3):
+        client.info(f"m{i}")
+    logwell_receiver.fail_next(1, status=200, body={"accepted": 1})
+    assert client.flush(timeout=10) == {"accepted": 1}
+    assert client.stats()["rejected_by_server"] == 2, "what was not accepted is still counted"
+
+
+@pytest.mark.parametrize("owner", ["client", "handler"])
+def test_a_flush_returns_as_soon_as_the_retries_are_spent(
+    logwell_receiver: LogwellReceiver, owner: str
+) -> None:
+    settings: dict[str, Any] = dict(
+        api_key=logwell_receiver.api_key,
+        endpoint=logwell_receiver.endpoint,
+        max_retries=1,
+        flush_interval=60,
+    )
+    logwell_receiver.fail_next(1000, status=503)
+    start = time.monotonic()
+    if owner == "client":
+        client = Logwell(**settings)
+        client.info("never taken")
+        assert client.flush(timeout=30) is None, "no request was answered"
+        assert client.stats()["queued"] == 1, "kept for the next try"
+        elapsed = time.monotonic() - start
+        with pytest.raises(LogwellError):
+            client.shutdown(timeout=0)
+    else:
+        handler = LogwellHandler(**settings)
+        handler.handle(logging.makeLogRecord({"msg": "never taken"}))
+        assert handler.flush(timeout=30) is False
+        elapsed = time.monotonic() - start
+        handler.close()
+    assert elapsed < 10, f"{elapsed:.1f} s: waited for a queue that could not drain"
+
+
+def test_a_flush_returns_at_once_while_the_server_asks_to_wait(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    client = Logwell(
+        api_key=logwell_receiver.api_key,
+        endpoint=logwell_receiver.endpoint,
+        max_requests_per_minute=0,  # so the server's Retry-After is what holds us
+        flush_interval=60,
+    )
+    try:
+        logwell_receiver.fail_next(1, status=429, retry_after=60)
+        client.info("held")
+        start = time.monotonic()
+        assert client.flush(timeout=30) is None
+        assert time.monotonic() - start < 10
+        assert client.stats()["rate_limited_waits"] == 1
+    finally:
+        with pytest.raises(LogwellError):
+            client.shutdown(timeout=0)

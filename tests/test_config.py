@@ -146,7 +146,9 @@ def test_a_bad_request_budget_in_the_environment_names_the_variable(
     with pytest.raises(LogwellError) as info:
         LogwellHandler(**OK)
     assert info.value.code is ErrorCode.INVALID_CONFIG
-    assert "Invalid LOGWELL_MAX_REQUESTS_PER_MINUTE: must be an integer, got 'lots'" in str(info.value)
+    assert "Invalid LOGWELL_MAX_REQUESTS_PER_MINUTE: must be an integer, got 'lots'" in str(
+        info.value
+    )
 
 
 def test_a_query_in_the_endpoint_is_kept_after_the_path() -> None:

@@ -8,12 +8,15 @@ import logging
 import logging.config
 from pathlib import Path
 
-from conftest import MakeHandler, receiver_env, run_python
-
+from logwell_handler import LogwellHandler
 from logwell_handler.testing import LogwellReceiver
 
+from conftest import MakeHandler, receiver_env, run_python
 
-def test_basicconfig_formatter_does_not_reach_the_message(logwell_receiver: LogwellReceiver) -> None:
+
+def test_basicconfig_formatter_does_not_reach_the_message(
+    logwell_receiver: LogwellReceiver,
+) -> None:
     # basicConfig gives every handler it is handed its own "LEVEL:name:message" formatter.
     code = """
 import logging
@@ -59,6 +62,7 @@ def test_a_dictconfig_formatter_does_not_reach_the_message(
     )
     log = logging.getLogger("message.dict")
     (handler,) = log.handlers
+    assert isinstance(handler, LogwellHandler)
     try:
         log.warning("disk %d%% full", 91)
         assert handler.flush(timeout=10)
@@ -77,7 +81,7 @@ def test_log_exception_keeps_the_traceback_out_of_the_message(
     handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
     logger.addHandler(handler)
     try:
-        {}["missing"]
+        {"present": 1}["missing"]
     except KeyError:
         logger.exception("lookup failed for %s", "missing")
     assert handler.flush(timeout=10)
@@ -106,9 +110,10 @@ def test_use_formatter_makes_the_formatters_output_the_message(
 def test_use_formatter_without_a_formatter_is_the_records_message(
     make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
 ) -> None:
-    logger.addHandler(make_handler(use_formatter=True))
+    handler = make_handler(use_formatter=True)
+    logger.addHandler(handler)
     logger.info("n=%d", 3)
-    assert logger.handlers[0].flush(timeout=10)
+    assert handler.flush(timeout=10)
     assert logwell_receiver.messages() == ["n=3"]
 
 

@@ -368,11 +368,17 @@ def test_a_collector_without_auth_needs_no_key(
         ({"protocol": "otlp", "headers": {"X-A": "a\nb"}}, 'value of "X-A"'),
         ({"protocol": "otlp", "headers": {"Content-Type": "text/plain"}}, "cannot set"),
         ({"protocol": "otlp", "headers": ["X-A"]}, "Invalid headers: must be a dict"),
-        ({"protocol": "otlp", "batch_size": 10_001}, "Invalid batch_size: must be an integer from 1"),
+        (
+            {"protocol": "otlp", "batch_size": 10_001},
+            "Invalid batch_size: must be an integer from 1",
+        ),
         ({"batch_size": 101}, "from 1 to 100"),
         ({"service_version": "1.0"}, "Invalid service_version: applies to protocol='otlp' only"),
         ({"protocol": "otlp", "environment": 3}, "Invalid environment: must be a str"),
-        ({"protocol": "otlp", "api_key": "two words"}, "Invalid API key format: must be visible ASCII"),
+        (
+            {"protocol": "otlp", "api_key": "two words"},
+            "Invalid API key format: must be visible ASCII",
+        ),
     ],
 )
 def test_bad_otlp_settings_fail_at_construction(

@@ -5,6 +5,8 @@ import socket
 
 from logwell_handler import ErrorCode, LogwellError, LogwellHandler
 
+from conftest import last_error
+
 
 def unused_port() -> int:
     with socket.socket() as s:
@@ -43,7 +45,7 @@ def test_unreachable_server_overflow_is_counted_and_reported_once_per_cycle(
     final = handler.stats()
     assert final["queued"] == 0
     assert final["dropped_overflow"] + final["dropped_at_close"] == 1000
-    assert final["last_error"]["code"] == "NETWORK_ERROR"
+    assert last_error(final)["code"] == "NETWORK_ERROR"
 
 
 def test_byte_bound_caps_a_flood_of_large_messages(logger: logging.Logger) -> None:

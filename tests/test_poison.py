@@ -8,7 +8,7 @@ import logging
 from logwell_handler import ErrorCode, LogwellError, LogwellHandler
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import MakeHandler
+from conftest import MakeHandler, last_error
 
 
 def test_a_batch_refused_for_one_entry_is_split_until_that_entry_is_alone(
@@ -28,8 +28,8 @@ def test_a_batch_refused_for_one_entry_is_split_until_that_entry_is_alone(
     refused = logwell_receiver.statuses().count(400)
     assert 2 <= refused <= 8, logwell_receiver.statuses()
     assert [e.code for e in errors] == [ErrorCode.VALIDATION_ERROR]
-    assert stats["last_error"]["code"] == "VALIDATION_ERROR"
-    assert "Entry at index 0 is refused" in stats["last_error"]["message"]
+    assert last_error(stats)["code"] == "VALIDATION_ERROR"
+    assert "Entry at index 0 is refused" in last_error(stats)["message"]
 
 
 def test_413_splits_and_only_the_oversized_entry_is_lost(
@@ -46,7 +46,7 @@ def test_413_splits_and_only_the_oversized_entry_is_lost(
     assert handler.flush(timeout=10)
     stats = handler.stats()
     assert (stats["sent"], stats["failed"]) == (19, 1), stats
-    assert "413" in stats["last_error"]["message"]
+    assert "413" in last_error(stats)["message"]
     assert len(logwell_receiver.entries) == 19
 
 
@@ -160,7 +160,7 @@ def test_an_entry_the_server_fails_with_500_costs_only_itself(
     assert logwell_receiver.messages() == [f"good {i}" for i in range(300) if i != 37], "in order"
     assert [e.code for e in errors] == [ErrorCode.SERVER_ERROR]
     assert errors[0].status_code == 500
-    assert "Internal server error" in stats["last_error"]["message"]
+    assert "Internal server error" in last_error(stats)["message"]
 
 
 def test_a_server_failing_everything_for_a_while_loses_nothing(

@@ -5,7 +5,7 @@ import logging
 from logwell_handler import ErrorCode, LogwellError
 from logwell_handler.testing import LogwellReceiver
 
-from conftest import MakeHandler
+from conftest import MakeHandler, last_error
 
 
 def test_retries_through_two_500s_without_loss(
@@ -93,7 +93,7 @@ def test_401_is_counted_as_failed_and_reported(
     assert not errors[0].retryable
     assert "Invalid API key" in str(errors[0])
     assert "x" * 32 not in str(errors[0])
-    assert stats["last_error"]["code"] == "UNAUTHORIZED"
+    assert last_error(stats)["code"] == "UNAUTHORIZED"
     assert "x" * 32 not in str(stats["last_error"])
 
 
@@ -182,7 +182,7 @@ def test_a_reply_that_is_not_json_is_quoted_short_on_one_line(
     assert handler.flush(timeout=10)
     (error,) = errors
     assert error.status_code == 404
-    message = handler.stats()["last_error"]["message"]
+    message = last_error(handler.stats())["message"]
     assert "404 Not Found" in message
     assert "\n" not in message, message
     assert "<" not in message, message

@@ -112,7 +112,7 @@ class Outage:
         finally:
             # Joins the shipping thread: its counters are final.
             handler.close()
-        return handler.stats()
+        return dict(handler.stats())
 
     def received(self) -> Counter[str]:
         assert self.receiver is not None

@@ -7,18 +7,24 @@ logging.getLogger().addHandler(LogwellHandler(api_key="lw_...", endpoint="https:
 """
 
 from . import _core
-from ._errors import ErrorCode, LogwellError
-from .client import AsyncLogwell, IngestResponse, Logwell
+from ._errors import ErrorCode, LogwellError, LogwellErrorCode
+from .client import AsyncLogwell, Logwell
 from .context import current_log_context, log_context
 from .handler import LogwellHandler
+from .types import IngestResponse, LogEntry, LogLevel, LogwellConfig, Stats
 
 __all__ = [
     "AsyncLogwell",
     "ErrorCode",
     "IngestResponse",
+    "LogEntry",
+    "LogLevel",
     "Logwell",
+    "LogwellConfig",
     "LogwellError",
+    "LogwellErrorCode",
     "LogwellHandler",
+    "Stats",
     "current_log_context",
     "log_context",
 ]

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
+
+#: A :class:`LogwellErrorCode` as its str value.
+ErrorCodeName = Literal[
+    "NETWORK_ERROR",
+    "UNAUTHORIZED",
+    "VALIDATION_ERROR",
+    "RATE_LIMITED",
+    "SERVER_ERROR",
+    "QUEUE_OVERFLOW",
+    "INVALID_CONFIG",
+    "SPOOL_ERROR",
+]
 
 
-class ErrorCode(str, Enum):
-    """What went wrong, as Logwell's official SDKs name it."""
+class LogwellErrorCode(str, Enum):
+    """What went wrong, as Logwell's official SDKs name it (``ErrorCode`` is the same
+    class by a shorter name)."""
 
     NETWORK_ERROR = "NETWORK_ERROR"
     UNAUTHORIZED = "UNAUTHORIZED"
@@ -23,6 +36,9 @@ class ErrorCode(str, Enum):
         return self.value
 
 
+ErrorCode = LogwellErrorCode
+
+
 class LogwellError(Exception):
     """Raised for bad configuration; passed to ``on_error`` for delivery problems.
 
@@ -36,7 +52,7 @@ class LogwellError(Exception):
     def __init__(
         self,
         message: str,
-        code: Union[ErrorCode, str] = ErrorCode.NETWORK_ERROR,
+        code: Union[LogwellErrorCode, ErrorCodeName] = LogwellErrorCode.NETWORK_ERROR,
         status_code: Optional[int] = None,
         retryable: bool = False,
         retry_after: Optional[float] = None,

@@ -29,7 +29,7 @@ from .types import (
     Stats,
 )
 
-__all__ = ["AsyncLogwell", "IngestResponse", "Logwell"]
+__all__ = ["AsyncLogwell", "BaseLogwell", "Logwell"]
 
 _MAX_LINE = 2**63 - 1  # the core's i64
 
@@ -66,11 +66,13 @@ class _Shared:
         return self.core
 
 
-_Client = TypeVar("_Client", bound="_ClientBase")
+_Client = TypeVar("_Client", bound="BaseLogwell")
 
 
-class _ClientBase:
-    """The logging methods, common to the sync and the async client."""
+class BaseLogwell:
+    """What :class:`Logwell` and :class:`AsyncLogwell` share: the constructor, the
+    logging methods, ``child``, ``stats`` and ``queue_size``. (Public, as errors about
+    those methods name it.)"""
 
     _shared: _Shared
     _metadata: Optional[dict[str, Any]]
@@ -263,22 +265,19 @@ class _ClientBase:
 
     def _flush_blocking(self, timeout: Optional[float]) -> Optional[IngestResponse]:
         core = self._shared.current()
-        before = core.stats()
-        if before["queued"] == 0:
+        if core.stats()["queued"] == 0:
             return None
-        errors_before, _ = core.server_errors(0)
+        replies, accepted, rejected, rejected_given, errors = core.server_said()
         core.flush(self._shared.shutdown_timeout if timeout is None else float(timeout))
-        after = core.stats()
-        if after["batches"] == before["batches"]:
+        now = core.server_said()
+        if now[0] == replies:
             return None  # no request was answered: the official SDKs' None
-        # What the server said, summed over the requests answered meanwhile.
-        response: IngestResponse = {"accepted": after["sent"] - before["sent"]}
-        rejected = after["rejected_by_server"] - before["rejected_by_server"]
-        if rejected:
-            response["rejected"] = rejected
-        _, errors = core.server_errors(errors_before)
-        if errors:
-            response["errors"] = errors
+        # What the server said, summed over the replies that came meanwhile.
+        response: IngestResponse = {"accepted": now[1] - accepted}
+        if now[3] > rejected_given:
+            response["rejected"] = now[2] - rejected
+        if now[4] > errors:
+            response["errors"] = core.server_errors(errors)
         return response
 
     def _shutdown_blocking(self, timeout: Optional[float]) -> None:
@@ -346,7 +345,7 @@ def _guarded(callback: Optional[Callable[[Any], None]]) -> Optional[Callable[[An
     return call
 
 
-class Logwell(_ClientBase):
+class Logwell(BaseLogwell):
     """A direct client with the API of Logwell's official SDKs.
 
     Example::
@@ -404,7 +403,7 @@ def _running_loop() -> asyncio.AbstractEventLoop:
     return asyncio.get_running_loop()
 
 
-class AsyncLogwell(_ClientBase):
+class AsyncLogwell(BaseLogwell):
     """:class:`Logwell` for asyncio: the logging methods never block; ``flush`` and
     ``shutdown`` are awaitables that leave the event loop free while they wait."""
 

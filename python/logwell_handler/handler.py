@@ -21,7 +21,7 @@ from ._settings import (
     resolve,
     warn_if_key_in_clear,
 )
-from .client import AsyncLogwell, Logwell, _ClientBase
+from .client import AsyncLogwell, BaseLogwell, Logwell
 from .context import _fields
 from .types import ErrorCallback, FlushCallback, PathSetting, ProtocolName, SourcePath, Stats
 
@@ -329,7 +329,7 @@ class _ClientCore:
 
     def __init__(
         self,
-        client: _ClientBase,
+        client: BaseLogwell,
         service: Optional[str],
         metadata: Optional[dict[str, Any]],
         source_path: Optional[str],

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Literal, Optional, TypedDict, Union
 
-from ._errors import LogwellError
+from ._errors import ErrorCodeName, LogwellError
 
 #: A level of the client's API (``Logwell.log({"level": ...})``) and of the wire.
 LogLevel = Literal["debug", "info", "warn", "error", "fatal"]
@@ -16,19 +16,23 @@ LogLevel = Literal["debug", "info", "warn", "error", "fatal"]
 ProtocolName = Literal["logwell", "otlp"]
 #: How ``sourceFile`` is written.
 SourcePath = Literal["relative", "absolute", "filename"]
-#: An :class:`~logwell_handler.ErrorCode` as its str value.
-ErrorCodeName = Literal[
-    "NETWORK_ERROR",
-    "UNAUTHORIZED",
-    "VALIDATION_ERROR",
-    "RATE_LIMITED",
-    "SERVER_ERROR",
-    "QUEUE_OVERFLOW",
-    "INVALID_CONFIG",
-    "SPOOL_ERROR",
-]
 #: A path setting: ``ca_file``, ``spool_dir``.
 PathSetting = Union[str, "os.PathLike[str]"]
+__all__ = [
+    "ErrorCallback",
+    "ErrorCodeName",
+    "FlushCallback",
+    "IngestResponse",
+    "LastError",
+    "LogEntry",
+    "LogLevel",
+    "LogwellConfig",
+    "PathSetting",
+    "ProtocolName",
+    "SourcePath",
+    "Stats",
+]
+
 ErrorCallback = Callable[[LogwellError], None]
 FlushCallback = Callable[[int], None]
 

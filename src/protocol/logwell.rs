@@ -202,6 +202,7 @@ pub fn read_reply(body: &[u8], entries: u64) -> Result<Reply, Error> {
     Ok(Reply {
         accepted,
         rejected,
+        said_rejected: count("rejected"),
         errors,
     })
 }

@@ -89,6 +89,8 @@ impl Protocol {
 pub struct Reply {
     pub accepted: u64,
     pub rejected: u64,
+    /// The "rejected" count as the server wrote it, when it did.
+    pub said_rejected: Option<u64>,
     /// The server's per-entry reasons ("Entry at index i: ...").
     pub errors: Vec<String>,
 }

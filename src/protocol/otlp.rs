@@ -263,6 +263,7 @@ pub fn read_reply(body: &[u8], entries: u64) -> Result<Reply, Error> {
         return Ok(Reply {
             accepted: entries,
             rejected: 0,
+            said_rejected: None,
             errors: Vec::new(),
         });
     }
@@ -271,11 +272,14 @@ pub fn read_reply(body: &[u8], entries: u64) -> Result<Reply, Error> {
     if value.get("accepted").is_some() {
         return logwell::read_reply(body, entries);
     }
-    let (rejected, message) = partial_success(&value).unwrap_or((0, None));
+    let partial = partial_success(&value);
+    let said_rejected = partial.as_ref().map(|(rejected, _)| *rejected);
+    let (rejected, message) = partial.unwrap_or((0, None));
     let rejected = rejected.min(entries);
     Ok(Reply {
         accepted: entries - rejected,
         rejected,
+        said_rejected,
         errors: message.into_iter().collect(),
     })
 }

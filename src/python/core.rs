@@ -560,9 +560,21 @@ impl Core {
         })
     }
 
-    /// `(total, errors)`: how many reasons the server has given for rejected entries,
-    /// and the latest of them from the `since`th on.
-    fn server_errors(&self, since: u64) -> (u64, Vec<String>) {
+    /// What the server's replies have said so far: `(replies, accepted, rejected,
+    /// replies that gave a rejected count, reasons given)`.
+    fn server_said(&self) -> (u64, u64, u64, u64, u64) {
+        let said = self.shipper.said();
+        (
+            said.replies,
+            said.accepted,
+            said.rejected,
+            said.rejected_given,
+            said.errors,
+        )
+    }
+
+    /// The reasons the server gave for rejected entries from the `since`th on.
+    fn server_errors(&self, since: u64) -> Vec<String> {
         self.shipper.server_errors_since(since)
     }
 

@@ -46,20 +46,40 @@ pub trait Events: Send + Sync + 'static {
 /// Reasons the server gave for rejected entries kept for `flush`'s answer.
 const MAX_SERVER_ERRORS: usize = 100;
 
-#[derive(Default)]
-struct ServerErrors {
-    total: u64,
-    recent: VecDeque<String>,
+/// What the server's replies said, summed since the start: a flush answers with the
+/// difference its requests made, in the server's own words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Said {
+    pub replies: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Replies that carried a "rejected" count.
+    pub rejected_given: u64,
+    /// Reasons given for rejected entries.
+    pub errors: u64,
 }
 
-impl ServerErrors {
-    fn add(&mut self, errors: &[String]) {
-        for error in errors {
-            if self.recent.len() == MAX_SERVER_ERRORS {
-                self.recent.pop_front();
+#[derive(Default)]
+struct ServerReplies {
+    said: Said,
+    recent_errors: VecDeque<String>,
+}
+
+impl ServerReplies {
+    fn add(&mut self, reply: &Reply) {
+        let said = &mut self.said;
+        said.replies += 1;
+        said.accepted += reply.accepted;
+        if let Some(rejected) = reply.said_rejected {
+            said.rejected += rejected;
+            said.rejected_given += 1;
+        }
+        for error in &reply.errors {
+            if self.recent_errors.len() == MAX_SERVER_ERRORS {
+                self.recent_errors.pop_front();
             }
-            self.recent.push_back(error.clone());
-            self.total += 1;
+            self.recent_errors.push_back(error.clone());
+            said.errors += 1;
         }
     }
 }
@@ -73,10 +93,12 @@ struct Shared {
     overflowed: AtomicU64,
     flush_requests: AtomicU64,
     /// The latest flush request the thread could do no more for before its next try
-    /// (retries spent, or a wait the server asked for): that flush returns at once.
+    /// (retries spent, or a wait the server asked for), and when that wait ends: such
+    /// a flush returns at once, unless the wait ends before its deadline.
     flushes_stalled: AtomicU64,
-    /// What the server said of entries it rejected, for `flush` to hand back.
-    server_errors: Mutex<ServerErrors>,
+    stalled_until: Mutex<Option<Instant>>,
+    /// What the server's replies said, for `flush` to hand back.
+    replies: Mutex<ServerReplies>,
     lifecycle: Arc<Lifecycle>,
     close_deadline: Mutex<Option<Instant>>,
     /// Set while a wake-up is already on its way (or not wanted), so that pushes
@@ -156,7 +178,8 @@ impl Shipper {
                 overflowed: AtomicU64::new(0),
                 flush_requests: AtomicU64::new(0),
                 flushes_stalled: AtomicU64::new(0),
-                server_errors: Mutex::new(ServerErrors::default()),
+                stalled_until: Mutex::new(None),
+                replies: Mutex::new(ServerReplies::default()),
                 lifecycle,
                 close_deadline: Mutex::new(None),
                 wake_pending: AtomicBool::new(false),
@@ -248,21 +271,27 @@ impl Shipper {
         }
         let ticket = s.flush_requests.fetch_add(1, Ordering::AcqRel) + 1;
         s.wake();
-        let stalled = || s.flushes_stalled.load(Ordering::Acquire) >= ticket;
-        self.wait_until(after(timeout), || done() || stalled());
+        let deadline = after(timeout);
+        let stalled = || {
+            s.flushes_stalled.load(Ordering::Acquire) >= ticket
+                && s.stalled_until.lock().is_none_or(|until| until > deadline)
+        };
+        self.wait_until(deadline, || done() || stalled());
         done()
     }
 
-    /// How many reasons the server has given for rejected entries so far, and the
-    /// latest of those from the `since`th on (at most `MAX_SERVER_ERRORS`).
-    pub fn server_errors_since(&self, since: u64) -> (u64, Vec<String>) {
-        let errors = self.shared.server_errors.lock();
-        let first_kept = errors.total - errors.recent.len() as u64;
+    /// What the server's replies have said so far.
+    pub fn said(&self) -> Said {
+        self.shared.replies.lock().said
+    }
+
+    /// The reasons the server gave for rejected entries from the `since`th on (the
+    /// latest `MAX_SERVER_ERRORS` of them at most).
+    pub fn server_errors_since(&self, since: u64) -> Vec<String> {
+        let replies = self.shared.replies.lock();
+        let first_kept = replies.said.errors - replies.recent_errors.len() as u64;
         let skip = usize::try_from(since.saturating_sub(first_kept)).unwrap_or(usize::MAX);
-        (
-            errors.total,
-            errors.recent.iter().skip(skip).cloned().collect(),
-        )
+        replies.recent_errors.iter().skip(skip).cloned().collect()
     }
 
     fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
@@ -483,7 +512,7 @@ impl Worker {
                 && self.spool_backlog();
             if held.is_some() && flush_wanted {
                 // Nothing can go before the wait the server asked for is over.
-                self.stall_flushes(flushes);
+                self.stall_flushes(flushes, held);
             }
             if held.is_some() || !(send || replay) {
                 // While held or failing, a full buffer is no reason to wake: leave the
@@ -507,9 +536,10 @@ impl Worker {
             }
             flushes_seen = flushes;
             let probed = send && self.send_cycle();
-            if self.failing {
-                // Retries spent: what a flush waits for can only go at the next tick.
-                self.stall_flushes(flushes);
+            if self.failing || self.hold_until.is_some() {
+                // Retries spent, or the server asked for a wait: what a flush waits for
+                // can only go at the next tick or after the wait.
+                self.stall_flushes(flushes, self.hold_until);
             }
             self.report_overflow();
             if replay && self.pending.is_empty() && !(self.failing && probed) {
@@ -529,14 +559,13 @@ impl Worker {
         self.shared.notify_progress();
     }
 
-    fn stall_flushes(&self, upto: u64) {
-        if self
-            .shared
-            .flushes_stalled
-            .fetch_max(upto, Ordering::AcqRel)
-            < upto
-        {
-            self.shared.notify_progress();
+    /// Tells the flushes up to `upto` that what they wait for cannot go before `until`
+    /// (None: before the next tick, which a flush does not wait for).
+    fn stall_flushes(&self, upto: u64, until: Option<Instant>) {
+        let s = &self.shared;
+        *s.stalled_until.lock() = until;
+        if s.flushes_stalled.fetch_max(upto, Ordering::AcqRel) < upto {
+            s.notify_progress();
         }
     }
 
@@ -880,9 +909,7 @@ impl Worker {
         Stats::add(rejected, reply.rejected);
         Stats::add(&s.stats.batches, 1);
         Stats::add(&s.stats.bytes_sent, bytes as u64);
-        if !reply.errors.is_empty() {
-            s.server_errors.lock().add(&reply.errors);
-        }
+        s.replies.lock().add(reply);
         if reply.rejected > 0 {
             s.report(&Error::Rejected {
                 rejected: reply.rejected,
