@@ -11,6 +11,7 @@ from ._errors import ErrorCode, LogwellError, LogwellErrorCode
 from .client import AsyncLogwell, Logwell
 from .context import current_log_context, log_context
 from .handler import LogwellHandler
+from .serverless import flush_after
 from .types import IngestResponse, LogEntry, LogLevel, LogwellConfig, Stats
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "LogwellHandler",
     "Stats",
     "current_log_context",
+    "flush_after",
     "log_context",
 ]
 __version__ = _core.VERSION

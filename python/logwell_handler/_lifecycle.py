@@ -13,6 +13,7 @@ from typing import Protocol
 class _Lifecycle(Protocol):
     shutdown_timeout: float
 
+    def _flush_until(self, deadline: float) -> bool: ...
     def _begin_close(self, deadline: float) -> None: ...
     def _close_until(self, deadline: float) -> None: ...
     def _reset_after_fork(self) -> None: ...
@@ -35,6 +36,16 @@ def register(owner: _Lifecycle) -> None:
 
 def unregister(owner: _Lifecycle) -> None:
     _live.discard(owner)
+
+
+def flush_all(timeout: float) -> bool:
+    """Flushes every live handler and client against one deadline; returns whether all
+    they held was delivered in time."""
+    deadline = time.monotonic() + timeout
+    delivered = True
+    for owner in list(_live):
+        delivered = owner._flush_until(deadline) and delivered
+    return delivered
 
 
 def _close_all_at_exit() -> None:

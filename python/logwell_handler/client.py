@@ -49,6 +49,9 @@ class _Shared:
         warn_if_key_in_clear(self.core)
 
     # _lifecycle protocol
+    def _flush_until(self, deadline: float) -> bool:
+        return self.current().flush(max(0.0, deadline - time.monotonic()))
+
     def _begin_close(self, deadline: float) -> None:
         self.core.begin_close(max(0.0, deadline - time.monotonic()))
 

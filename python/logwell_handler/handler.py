@@ -222,6 +222,9 @@ class LogwellHandler(logging.Handler):
         """
         return self._core.flush(self.shutdown_timeout if timeout is None else float(timeout))
 
+    def _flush_until(self, deadline: float) -> bool:
+        return self._core.flush(max(0.0, deadline - time.monotonic()))
+
     def close(self) -> None:
         """Delivers what it can within ``shutdown_timeout``, then stops the thread."""
         self._close_until(time.monotonic() + self.shutdown_timeout)

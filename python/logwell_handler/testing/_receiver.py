@@ -4,6 +4,7 @@ Logwell's server does and keeps what it accepted, and the HTTP server it runs on
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import socket
 import ssl
@@ -14,13 +15,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from ._faults import _FAULT_NAMES, Fault, _Body
 from ._logwell import _KEY, MAX_BATCH, _has_nul, validate_entry
 from ._otlp import OtlpValidationError, normalize_otlp
 from ._rate_limit import _TokenBucket
 from ._sveltekit import _CSRF_MESSAGE, _ERROR_PAGE, _FORM_MEDIA_TYPES, _parse_json, _prefers_json
+
+if TYPE_CHECKING:
+    from ..handler import LogwellHandler
 
 # What the receiver answers a request: status, body, extra headers.
 _Reply = tuple[int, _Body, dict[str, str]]
@@ -91,6 +95,7 @@ class LogwellReceiver:
             )
             self._scheme = "https"
         self._thread: Optional[threading.Thread] = None
+        self._handlers: list[LogwellHandler] = []
 
     @property
     def endpoint(self) -> str:
@@ -124,7 +129,40 @@ class LogwellReceiver:
             self._thread.start()
         return self
 
+    def handler(
+        self, logger: Union[logging.Logger, str, None] = None, **settings: Any
+    ) -> LogwellHandler:
+        """A ``LogwellHandler`` shipping to this receiver, ready for a test: it sends
+        every 0.1 s, :meth:`wait_for` flushes it first, and :meth:`stop` removes it from
+        every logger it was added to and closes it, whatever the test did. Given a
+        ``logger`` (or a logger's name), it is added to it. ``settings`` are the
+        handler's own and win over those."""
+        from ..handler import LogwellHandler
+
+        given: dict[str, Any] = {
+            "api_key": self.api_key,
+            "endpoint": self.endpoint,
+            "flush_interval": 0.1,
+            **settings,
+        }
+        made = LogwellHandler(**given)
+        self._handlers.append(made)
+        if logger is not None:
+            (logging.getLogger(logger) if isinstance(logger, str) else logger).addHandler(made)
+        return made
+
+    def _release_handlers(self) -> None:
+        loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+        for made in self._handlers:
+            for logger in loggers:
+                if isinstance(logger, logging.Logger) and made in logger.handlers:
+                    logger.removeHandler(made)
+            made.close()
+        self._handlers.clear()
+
     def stop(self) -> None:
+        # The handlers go first, while the server can still take what they hold.
+        self._release_handlers()
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(5)
@@ -158,8 +196,10 @@ class LogwellReceiver:
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         """Waits until at least ``count`` entries (of either route) were accepted; returns
-        whether they were."""
+        whether they were. Handlers made by :meth:`handler` are flushed first."""
         deadline = time.monotonic() + timeout
+        for made in list(self._handlers):
+            made.flush(timeout=max(0.0, deadline - time.monotonic()))
         with self._cond:
             while len(self.entries) + len(self.log_records) < count:
                 left = deadline - time.monotonic()
