@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import receiver_env
 
 from logwell_handler.testing import LogwellReceiver
+
+from conftest import receiver_env
 
 ROOT = Path(__file__).parent.parent
 FENCE = re.compile(r"(?:<!-- (from \S+|fragment|pytest) -->\n)?```(\w*)\n(.*?)```", re.S)

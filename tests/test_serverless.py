@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 import pytest
-from conftest import MakeHandler
 
 from logwell_handler import Logwell, flush_after
 from logwell_handler.testing import LogwellReceiver
+
+from conftest import MakeHandler
 
 
 @pytest.fixture
