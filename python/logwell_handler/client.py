@@ -369,8 +369,10 @@ class Logwell(BaseLogwell):
 
     def flush(self, timeout: Optional[float] = None) -> Optional[IngestResponse]:
         """Sends what is queued and waits for it (at most ``timeout``, default
-        ``shutdown_timeout``). Returns what the server accepted and rejected meanwhile,
-        or None when nothing was queued."""
+        ``shutdown_timeout``, and no longer once a request failed past its retries).
+        Returns what the server said, summed over the requests answered meanwhile
+        (``accepted``, and ``rejected``/``errors`` when it sent them), or None when
+        nothing was queued or no request was answered."""
         return self._flush_blocking(timeout)
 
     def shutdown(self, timeout: Optional[float] = None) -> None:

@@ -218,7 +218,9 @@ class LogwellHandler(logging.Handler):
             timeout: Seconds to wait at most. Default: ``shutdown_timeout``.
 
         Returns:
-            True when all of them got there, False when the time ran out first.
+            True when all of them got there. False when the time ran out first, or as
+            soon as a request failed past its retries (or the server asked for a wait
+            longer than the timeout): the entries stay queued for the next try.
         """
         return self._core.flush(self.shutdown_timeout if timeout is None else float(timeout))
 
