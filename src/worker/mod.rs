@@ -1445,4 +1445,56 @@ mod tests {
         drop(errors);
         assert_eq!(sh.close(Duration::from_secs(1)), 0);
     }
+
+    #[test]
+    fn a_flush_returns_once_the_retries_are_spent_and_keeps_the_entries() {
+        let server = MockServer::start();
+        server.mock(|when, then| {
+            when.method(POST).path("/v1/ingest");
+            then.status(503).body("down");
+        });
+        let (sh, _) = shipper(&server.base_url(), |s| {
+            s.max_retries = 1;
+            s.flush_interval = 60.0;
+        });
+        sh.push(entry(0));
+        let start = Instant::now();
+        assert!(!sh.flush(Duration::from_secs(30)));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(sh.stats().queued(), 1, "kept for the next try");
+        assert_eq!(sh.close(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn what_the_server_said_is_summed_in_its_own_words() {
+        let mut replies = ServerReplies::default();
+        let reply = |accepted, said_rejected, errors: &[&str]| Reply {
+            accepted,
+            rejected: 0,
+            said_rejected,
+            errors: errors.iter().map(|e| (*e).to_owned()).collect(),
+        };
+        replies.add(&reply(3, None, &[]));
+        replies.add(&reply(1, Some(2), &["a", "b"]));
+        let said = replies.said;
+        assert_eq!(
+            (
+                said.replies,
+                said.accepted,
+                said.rejected,
+                said.rejected_given,
+                said.errors
+            ),
+            (2, 4, 2, 1, 2)
+        );
+        for i in 0..MAX_SERVER_ERRORS {
+            replies.add(&reply(0, Some(1), &[&format!("e{i}")]));
+        }
+        assert_eq!(replies.recent_errors.len(), MAX_SERVER_ERRORS, "bounded");
+        assert_eq!(replies.said.errors, 2 + MAX_SERVER_ERRORS as u64);
+    }
 }
