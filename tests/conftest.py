@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
+import trustme
 
 from logwell_handler import LogwellHandler
 from logwell_handler.testing import LogwellReceiver
@@ -56,6 +58,18 @@ def checkout_left_alone() -> Iterator[None]:
     new = sorted((after or set()) - before)
     if new:
         pytest.fail(f"the tests changed the checkout (write under tmp_path instead): {new}")
+
+
+@pytest.fixture
+def https_receiver(tmp_path: Path) -> Iterator[tuple[LogwellReceiver, Path]]:
+    """A receiver serving https with a certificate from a throwaway CA, and that CA."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with LogwellReceiver(ssl_context=context) as receiver:
+        yield receiver, ca_file
 
 
 @pytest.fixture

@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from logwell_handler.testing import LogwellReceiver
 
@@ -90,19 +87,10 @@ def test_a_rate_limited_key_says_how_long_to_wait(logwell_receiver: LogwellRecei
     assert "wait 60 s" in proc.stdout
 
 
-@pytest.fixture
-def tls_receiver(tmp_path: Path) -> Iterator[tuple[LogwellReceiver, Path]]:
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    with LogwellReceiver(ssl_context=context) as receiver:
-        yield receiver, ca_file
-
-
-def test_an_untrusted_certificate_is_explained(tls_receiver: tuple[LogwellReceiver, Path]) -> None:
-    receiver, _ = tls_receiver
+def test_an_untrusted_certificate_is_explained(
+    https_receiver: tuple[LogwellReceiver, Path],
+) -> None:
+    receiver, _ = https_receiver
     proc = _run("check", "--endpoint", receiver.endpoint, "--api-key", receiver.api_key)
     assert proc.returncode == 1
     tls = _step(proc.stdout, "tls")
@@ -111,8 +99,8 @@ def test_an_untrusted_certificate_is_explained(tls_receiver: tuple[LogwellReceiv
     assert "ca_file" in tls
 
 
-def test_the_ca_file_makes_it_pass(tls_receiver: tuple[LogwellReceiver, Path]) -> None:
-    receiver, ca_file = tls_receiver
+def test_the_ca_file_makes_it_pass(https_receiver: tuple[LogwellReceiver, Path]) -> None:
+    receiver, ca_file = https_receiver
     proc = _run(
         "check",
         "--endpoint",

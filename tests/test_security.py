@@ -5,31 +5,16 @@ from __future__ import annotations
 import base64
 import logging
 import pickle
-import ssl
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from logwell_handler import Logwell, LogwellError, LogwellHandler
 from logwell_handler.testing import LogwellReceiver
 
 from conftest import run_python
 from test_overflow import unused_port
-
-
-@pytest.fixture
-def https_receiver(tmp_path: Path) -> Iterator[tuple[LogwellReceiver, Path]]:
-    """A receiver serving https with a certificate from a throwaway CA, and that CA."""
-    ca = trustme.CA()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    with LogwellReceiver(ssl_context=context) as receiver:
-        yield receiver, ca_file
 
 
 def test_certificates_are_verified_by_default(
