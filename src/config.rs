@@ -22,6 +22,9 @@ const RESERVED_HEADERS: [&str; 5] = [
 pub struct Settings {
     pub api_key: String,
     pub endpoint: String,
+    /// The endpoint is the URL to post to, used as given, with no path added (as
+    /// OpenTelemetry's `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT` is).
+    pub endpoint_is_url: bool,
     pub batch_size: i64,
     pub flush_interval: f64,
     pub max_queue_size: i64,
@@ -55,6 +58,7 @@ impl Default for Settings {
         Settings {
             api_key: String::new(),
             endpoint: String::new(),
+            endpoint_is_url: false,
             batch_size: 50,
             flush_interval: 5.0,
             max_queue_size: 100_000,
@@ -239,7 +243,7 @@ fn spool_config(s: &Settings, protocol: Protocol) -> Result<Option<SpoolConfig>,
         }
     };
     feed(protocol.name().as_bytes());
-    feed(request_url(&s.endpoint, protocol)?.as_bytes());
+    feed(request_url(s, protocol)?.as_bytes());
     feed(s.api_key.as_bytes());
     for (name, value) in &s.headers {
         feed(name.to_ascii_lowercase().as_bytes());
@@ -284,8 +288,10 @@ pub fn shown_url(url: &str) -> String {
 }
 
 /// Checks the endpoint and returns the URL under it that `protocol` posts to: the path
-/// gets `protocol`'s (unless it already ends in it), the query is kept.
-fn request_url(endpoint: &str, protocol: Protocol) -> Result<String, Error> {
+/// gets `protocol`'s (unless it already ends in it, or `endpoint_is_url`), the query is
+/// kept.
+fn request_url(s: &Settings, protocol: Protocol) -> Result<String, Error> {
+    let endpoint = s.endpoint.as_str();
     let shown = shown_url(endpoint.trim());
     let bad = |problem: &str| invalid("endpoint", format!("{problem}, got {shown:?}"));
     let mut url = match url::Url::parse(endpoint.trim()) {
@@ -314,6 +320,9 @@ fn request_url(endpoint: &str, protocol: Protocol) -> Result<String, Error> {
         return Err(bad("must not have a #fragment, which is never sent"));
     }
     let path = url.path().trim_end_matches('/').to_owned();
+    if s.endpoint_is_url {
+        return Ok(url.to_string());
+    }
     if path.ends_with(protocol.path()) {
         url.set_path(&path);
     } else {
@@ -414,7 +423,7 @@ impl Config {
             ));
         }
         // The order of the official SDKs' checks: key, endpoint, then the numbers.
-        let url = request_url(&s.endpoint, protocol)?;
+        let url = request_url(s, protocol)?;
         check_headers(&s.headers)?;
         let max_batch_size = i64::try_from(protocol.max_batch_size()).unwrap_or(i64::MAX);
         let batch_size = int_in("batch_size", s.batch_size, 1, max_batch_size)? as usize;

@@ -114,6 +114,25 @@ def test_the_ca_file_makes_it_pass(https_receiver: tuple[LogwellReceiver, Path])
     assert "TLSv1." in _step(proc.stdout, "tls")
 
 
+def test_the_ca_file_may_come_from_the_environment(
+    https_receiver: tuple[LogwellReceiver, Path],
+) -> None:
+    receiver, ca_file = https_receiver
+    env = {"LOGWELL_ENDPOINT": receiver.endpoint, "LOGWELL_API_KEY": receiver.api_key}
+    proc = _run("check", env={**env, "LOGWELL_CA_FILE": str(ca_file)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_applications_spool_is_left_alone(
+    logwell_receiver: LogwellReceiver, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    env = {"LOGWELL_ENDPOINT": logwell_receiver.endpoint, "LOGWELL_SPOOL_DIR": str(spool)}
+    proc = _run("check", env={**env, "LOGWELL_API_KEY": "lw_" + "w" * 32})
+    assert proc.returncode == 1
+    assert not spool.exists(), "the failed test entry must not wait in the spool"
+
+
 @pytest.mark.parametrize("command", [[], ["check"], ["receiver"], ["demo"]])
 def test_help(command: list[str]) -> None:
     proc = _run(*command, "--help")
@@ -136,9 +155,14 @@ def test_the_receiver_prints_its_endpoint_and_each_entry() -> None:
             assert receiver.stdout is not None
             endpoint = receiver.stdout.readline().strip().split("=", 1)[1]
             api_key = receiver.stdout.readline().strip().split("=", 1)[1]
-            proc = _run("check", "--endpoint", endpoint, "--api-key", api_key, "--service", "cli")
-            assert proc.returncode == 0, proc.stdout
-            entry = json.loads(receiver.stdout.readline())
-            assert (entry["message"], entry["service"]) == ("logwell-handler check", "cli")
+            # One OTLP record, then one entry: each printed once, in the order they came.
+            for protocol in ("otlp", "logwell"):
+                proc = _run(
+                    "check", "--endpoint", endpoint, "--api-key", api_key, "--protocol", protocol
+                )
+                assert proc.returncode == 0, proc.stdout
+                printed = json.loads(receiver.stdout.readline())
+                assert printed["message"] == "logwell-handler check"
+            assert "resource" not in printed, "the second line is the entry, not the record again"
         finally:
             receiver.terminate()

@@ -314,3 +314,18 @@ def test_a_flush_returns_at_once_while_the_server_asks_to_wait(
     finally:
         with pytest.raises(LogwellError):
             client.shutdown(timeout=0)
+
+
+def test_a_flush_waits_out_a_retry_after_that_ends_before_its_deadline(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    with Logwell(
+        api_key=logwell_receiver.api_key,
+        endpoint=logwell_receiver.endpoint,
+        max_requests_per_minute=0,
+        flush_interval=60,
+    ) as client:
+        logwell_receiver.fail_next(1, status=429, retry_after=1)
+        client.info("held a second")
+        assert client.flush(timeout=10) == {"accepted": 1}
+        assert logwell_receiver.statuses() == [429, 200]

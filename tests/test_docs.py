@@ -105,6 +105,10 @@ def test_python_blocks_run(page: str, logwell_receiver: LogwellReceiver, tmp_pat
     )
     assert proc.returncode == 0, f"{page}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr, proc.stderr
+    # A block that logs into the void would still exit 0: what it sent must have landed.
+    assert "logwell_handler:" not in proc.stderr, proc.stderr
+    refused = [r.status for r in logwell_receiver.requests if r.status >= 300]
+    assert not refused, f"{page}: the receiver answered {refused}"
 
 
 @pytest.mark.parametrize("block", TEST_FILES, ids=[f"{b.page}:{b.line}" for b in TEST_FILES])

@@ -248,3 +248,42 @@ def test_the_official_sdks_order_of_checks(clean_environment: pytest.MonkeyPatch
         Logwell({**settings, "endpoint": "not a url"})
     with pytest.raises(LogwellError, match=r"^\[INVALID_CONFIG\] Invalid API key format"):
         Logwell({**settings, "api_key": "nope", "endpoint": "not a url"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key:SuperSecretToken123"),
+        ("LOGWELL_HEADERS", "Authorization Bearer sk-live-SuperSecretToken123"),
+    ],
+)
+def test_a_malformed_header_is_refused_without_showing_it(
+    clean_environment: pytest.MonkeyPatch,
+    logwell_receiver: LogwellReceiver,
+    variable: str,
+    value: str,
+) -> None:
+    clean_environment.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", logwell_receiver.endpoint)
+    clean_environment.setenv(variable, value)
+    with pytest.raises(LogwellError) as info:
+        LogwellHandler(protocol="otlp")
+    assert f"Invalid {variable}: must be key=value pairs" in info.value.message
+    assert "item 1 is not" in info.value.message
+    assert "SuperSecret" not in str(info.value)
+
+
+def test_the_logs_endpoint_is_used_as_given_and_the_general_one_as_a_base(
+    clean_environment: pytest.MonkeyPatch,
+) -> None:
+    clean_environment.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9/otlp")
+    base = LogwellHandler(protocol="otlp")
+    clean_environment.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://127.0.0.1:9/gw/logs")
+    given = LogwellHandler(protocol="otlp")
+    argument = LogwellHandler(protocol="otlp", endpoint="http://127.0.0.1:9/gw")
+    try:
+        assert "http://127.0.0.1:9/otlp/v1/logs " in repr(base)
+        assert "http://127.0.0.1:9/gw/logs " in repr(given), "the spec's: used as given"
+        assert "http://127.0.0.1:9/gw/v1/logs " in repr(argument), "endpoint= is a base"
+    finally:
+        for handler in (base, given, argument):
+            handler.close()

@@ -94,3 +94,33 @@ def test_a_slow_server_holds_the_return_no_longer_than_the_timeout(
 def test_a_bad_timeout_is_refused() -> None:
     with pytest.raises(Exception, match="Invalid timeout: must be a number of seconds >= 0"):
         flush_after(timeout=-1)
+
+
+def test_an_object_with_an_async_call_is_awaited_before_the_flush(
+    quiet_handler: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    class App:  # an ASGI app, Mangum's handler and the like
+        async def __call__(self, event: str) -> str:
+            await asyncio.sleep(0)
+            quiet_handler.info("handled %s", event)
+            return "ok"
+
+    invocation = flush_after(App())
+    assert asyncio.run(invocation("e-2")) == "ok"
+    assert logwell_receiver.messages() == ["handled e-2"]
+
+
+def test_a_stalled_endpoint_leaves_the_others_their_time(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    with LogwellReceiver() as stalled:
+        stalled.delay = 5  # every reply waits 5 s
+        for _ in range(3):
+            logger.addHandler(
+                make_handler(api_key=stalled.api_key, endpoint=stalled.endpoint, flush_interval=60)
+            )
+        logger.addHandler(make_handler(flush_interval=60))
+        with flush_after(timeout=1) as flushing:
+            logger.info("to both")
+        assert flushing.delivered is False, "the stalled ones could not take it"
+        assert logwell_receiver.messages() == ["to both"]

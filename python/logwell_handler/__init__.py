@@ -8,7 +8,7 @@ logging.getLogger().addHandler(LogwellHandler(api_key="lw_...", endpoint="https:
 
 from . import _core
 from ._errors import ErrorCode, LogwellError, LogwellErrorCode
-from .client import AsyncLogwell, Logwell
+from .client import AsyncLogwell, BaseLogwell, Logwell
 from .context import current_log_context, log_context
 from .handler import LogwellHandler
 from .serverless import flush_after
@@ -16,6 +16,7 @@ from .types import IngestResponse, LogEntry, LogLevel, LogwellConfig, Stats
 
 __all__ = [
     "AsyncLogwell",
+    "BaseLogwell",
     "ErrorCode",
     "IngestResponse",
     "LogEntry",

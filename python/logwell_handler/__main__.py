@@ -64,7 +64,6 @@ def _check(args: argparse.Namespace) -> int:
     from .check import FLAGS, run
 
     given = {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None}
-    given.pop("timeout")
     return run(given, args.timeout, sys.stdout)
 
 
@@ -74,14 +73,15 @@ def _receiver(args: argparse.Namespace) -> int:
     with LogwellReceiver(args.api_key, args.host, port=args.port) as receiver:
         print(f"LOGWELL_ENDPOINT={receiver.endpoint}")
         print(f"LOGWELL_API_KEY={receiver.api_key}", flush=True)
-        shown = 0
+        shown = {"entries": 0, "log_records": 0}  # each list grows on its own
         try:
             while True:
-                receiver.wait_for(shown + 1, timeout=0.5)
-                arrived = receiver.entries + receiver.log_records
-                for entry in arrived[shown:]:
-                    print(json.dumps(entry, default=str), flush=True)
-                shown = len(arrived)
+                receiver.wait_for(sum(shown.values()) + 1, timeout=0.5)
+                for kind in shown:
+                    arrived = getattr(receiver, kind)[shown[kind] :]
+                    for entry in arrived:
+                        print(json.dumps(entry, default=str), flush=True)
+                    shown[kind] += len(arrived)
         except KeyboardInterrupt:
             return 0
 

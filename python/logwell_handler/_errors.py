@@ -72,7 +72,9 @@ class LogwellError(Exception):
 
     def __str__(self) -> str:
         # The official SDKs' form, so that code and logs reading it move over.
-        status = f" (HTTP {self.status_code})" if self.status_code is not None else ""
+        status = ""
+        if self.status_code is not None and f"HTTP {self.status_code}" not in self.message:
+            status = f" (HTTP {self.status_code})"
         return f"[{self.code.value}] {self.message}{status}"
 
     def __repr__(self) -> str:

@@ -41,9 +41,14 @@ def unregister(owner: _Lifecycle) -> None:
 def flush_all(timeout: float) -> bool:
     """Flushes every live handler and client against one deadline; returns whether all
     they held was delivered in time."""
+    owners = list(_live)
+    # A flush asks its thread to send at once, then waits: asked all first, a stalled
+    # endpoint cannot leave the others no time, as waiting one after another would.
+    for owner in owners:
+        owner._flush_until(time.monotonic())
     deadline = time.monotonic() + timeout
     delivered = True
-    for owner in list(_live):
+    for owner in owners:
         delivered = owner._flush_until(deadline) and delivered
     return delivered
 

@@ -149,13 +149,14 @@ def parse_pairs(text: str, source: str) -> dict[str, str]:
     """``key=value,key2=value2`` with %-escapes in either, as OpenTelemetry's
     ``OTEL_EXPORTER_OTLP_HEADERS`` and ``OTEL_RESOURCE_ATTRIBUTES`` write them."""
     pairs = {}
-    for item in text.split(","):
+    for number, item in enumerate(text.split(","), 1):
         if not item.strip():
             continue
         key, equals, value = item.partition("=")
         if not equals or not key.strip():
+            # Never the item itself: it may be a header's secret with a typo.
             raise invalid_config(
-                source, f"must be key=value pairs separated by commas, got {item.strip()[:40]!r}"
+                source, f"must be key=value pairs separated by commas; item {number} is not"
             )
         pairs[unquote(key.strip())] = unquote(value.strip())
     return pairs
@@ -201,10 +202,13 @@ def _otlp_environment() -> dict[str, Any]:
     environ = os.environ
     logs_endpoint = environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip()
     base_endpoint = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    if logs_endpoint or base_endpoint:
-        # The logs one is the full URL, the other the base: the core adds /v1/logs to
-        # a path not already ending in it.
-        found["endpoint"] = logs_endpoint or base_endpoint
+    # The logs one is the URL to post to, as given; the other the base, to which the
+    # core adds /v1/logs.
+    if logs_endpoint:
+        found["endpoint"] = logs_endpoint
+        found["endpoint_is_url"] = True
+    elif base_endpoint:
+        found["endpoint"] = base_endpoint
     for headers in ("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
         if environ.get(headers, "").strip():
             found["headers"] = parse_pairs(environ[headers], headers)
@@ -238,8 +242,14 @@ def resolve(given: Mapping[str, Any]) -> dict[str, Any]:
             raw = os.environ.get(ENVIRONMENT[name], "")
             value, source = (raw, ENVIRONMENT[name]) if raw.strip() else (None, name)
         settings[name] = from_text(name, value, source)
+    # Not a setting of its own: whether the endpoint is OpenTelemetry's logs URL.
+    settings["endpoint_is_url"] = False
     if (settings["protocol"] or DEFAULTS.protocol) == "otlp":
-        for name, value in _otlp_environment().items():
+        otel = _otlp_environment()
+        is_url = otel.pop("endpoint_is_url", False)
+        if settings["endpoint"] is None and "endpoint" in otel:
+            settings["endpoint_is_url"] = is_url
+        for name, value in otel.items():
             if settings[name] is None:
                 settings[name] = value
     for name, value in settings.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 import time
@@ -18,10 +19,11 @@ from typing import Any, Callable, Optional, TextIO
 from urllib.parse import urlsplit
 
 from ._errors import LogwellError
+from ._settings import SHARED, resolve
 from .handler import LogwellHandler
 
 #: The settings ``check`` takes as flags; the rest come from the environment as usual.
-FLAGS = ("api_key", "endpoint", "service", "protocol", "ca_file", "timeout")
+FLAGS = ("api_key", "endpoint", "service", "protocol", "ca_file")
 
 
 class StepFailed(Exception):
@@ -34,6 +36,8 @@ class Target:
     host: str
     port: int
     tls: bool
+    #: The CA file the handler trusts (``ca_file``, else ``LOGWELL_CA_FILE``), if any.
+    ca_file: Optional[str]
 
 
 def _explain_certificate(error: ssl.SSLCertVerificationError, host: str) -> str:
@@ -56,13 +60,16 @@ def _explain_certificate(error: ssl.SSLCertVerificationError, host: str) -> str:
 def check_settings(given: dict[str, Any]) -> tuple[LogwellHandler, Target]:
     """A handler made from `given` as the application would make it, and where it sends."""
     try:
-        handler = LogwellHandler(**given, max_retries=0, max_requests_per_minute=0)
+        # One try, no pacing, and not the application's spool: the answer is the point.
+        handler = LogwellHandler(**given, max_retries=0, max_requests_per_minute=0, spool_dir="")
+        ca_file = resolve({name: given.get(name) for name in SHARED})["ca_file"]
     except LogwellError as e:
-        raise StepFailed(f"{e.message}") from None
+        raise StepFailed(e.message) from None
     url = handler._core.request_url
     parts = urlsplit(url)
     tls = parts.scheme == "https"
-    return handler, Target(url, parts.hostname or "", parts.port or (443 if tls else 80), tls)
+    port = parts.port or (443 if tls else 80)
+    return handler, Target(url, parts.hostname or "", port, tls, ca_file and os.fspath(ca_file))
 
 
 def check_dns(target: Target) -> list[str]:
@@ -147,15 +154,11 @@ def check_delivery(handler: LogwellHandler, timeout: float) -> str:
     if not errors:
         raise StepFailed(f"no answer in {timeout:g} s")
     error = errors[-1]
-    if error.status_code is None:
-        raise StepFailed(f"{error.message}")
-    advice = _ADVICE.get(error.status_code)
-    if advice is None and error.status_code >= 500:
+    advice = _ADVICE.get(error.status_code or 0)
+    if advice is None and (error.status_code or 0) >= 500:
         advice = "the server failed: its own logs say why"
     asked = f"; it asks to wait {error.retry_after:g} s" if error.retry_after else ""
-    raise StepFailed(
-        f"HTTP {error.status_code}: {advice or error.message}{asked} ({error.message})"
-    )
+    raise StepFailed(f"{advice}: {error}{asked}" if advice else f"{error}{asked}")
 
 
 def run(given: dict[str, Any], timeout: float, out: TextIO) -> int:
@@ -196,8 +199,7 @@ def run(given: dict[str, Any], timeout: float, out: TextIO) -> int:
             return 1
         sock: socket.socket = made["socket"]
         if target.tls:
-            ca_file = given.get("ca_file")
-            if not step("tls", lambda: check_tls(target, sock, ca_file)):
+            if not step("tls", lambda: check_tls(target, sock, target.ca_file)):
                 return 1
         else:
             sock.close()

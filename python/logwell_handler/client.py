@@ -270,17 +270,17 @@ class BaseLogwell:
         core = self._shared.current()
         if core.stats()["queued"] == 0:
             return None
-        replies, accepted, rejected, rejected_given, errors = core.server_said()
+        before = core.server_said()
         core.flush(self._shared.shutdown_timeout if timeout is None else float(timeout))
-        now = core.server_said()
-        if now[0] == replies:
+        now = core.server_said(since=before["reasons_given"])
+        if now["replies"] == before["replies"]:
             return None  # no request was answered: the official SDKs' None
         # What the server said, summed over the replies that came meanwhile.
-        response: IngestResponse = {"accepted": now[1] - accepted}
-        if now[3] > rejected_given:
-            response["rejected"] = now[2] - rejected
-        if now[4] > errors:
-            response["errors"] = core.server_errors(errors)
+        response: IngestResponse = {"accepted": now["accepted"] - before["accepted"]}
+        if now["rejected_given"] > before["rejected_given"]:
+            response["rejected"] = now["rejected"] - before["rejected"]
+        if now["reasons"]:
+            response["errors"] = now["reasons"]
         return response
 
     def _shutdown_blocking(self, timeout: Optional[float]) -> None:

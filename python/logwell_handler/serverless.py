@@ -73,7 +73,8 @@ class FlushAfter:
     def __call__(self, func: _F) -> _F:
         timeout = self.timeout
         # A fresh manager per call: invocations may overlap in threads and tasks.
-        if inspect.iscoroutinefunction(func):
+        call = getattr(func, "__call__", None)  # noqa: B004 - an object's async __call__
+        if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(call):
 
             @functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:

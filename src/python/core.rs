@@ -129,6 +129,15 @@ impl<'py> Given<'py> {
         encoded_fields(name, self.take(name).as_ref(), style)
     }
 
+    fn flag(&self, name: &'static str) -> Result<bool, Error> {
+        match self.take(name) {
+            None => Ok(false),
+            Some(v) => v
+                .is_truthy()
+                .map_err(|_| invalid(name, "must be true or false".into())),
+        }
+    }
+
     fn check_all_read(&self) -> Result<(), Error> {
         match self.settings.keys().iter().next() {
             None => Ok(()),
@@ -322,6 +331,7 @@ impl Core {
             let settings = Settings {
                 api_key: given.text("api_key")?,
                 endpoint: given.text("endpoint")?,
+                endpoint_is_url: given.flag("endpoint_is_url")?,
                 batch_size: given.int("batch_size")?,
                 flush_interval: given.seconds("flush_interval")?,
                 max_queue_size: given.int("max_queue_size")?,
@@ -560,22 +570,20 @@ impl Core {
         })
     }
 
-    /// What the server's replies have said so far: `(replies, accepted, rejected,
-    /// replies that gave a rejected count, reasons given)`.
-    fn server_said(&self) -> (u64, u64, u64, u64, u64) {
-        let said = self.shipper.said();
-        (
-            said.replies,
-            said.accepted,
-            said.rejected,
-            said.rejected_given,
-            said.errors,
-        )
-    }
-
-    /// The reasons the server gave for rejected entries from the `since`th on.
-    fn server_errors(&self, since: u64) -> Vec<String> {
-        self.shipper.server_errors_since(since)
+    /// What the server's replies have said so far (`replies`, `accepted`, `rejected`,
+    /// `rejected_given`: replies that gave a rejected count, `reasons_given`), and in
+    /// `reasons` the reasons given for rejected entries from the `since`th on.
+    #[pyo3(signature = (since=u64::MAX))]
+    fn server_said<'py>(&self, py: Python<'py>, since: u64) -> PyResult<Bound<'py, PyDict>> {
+        let (said, reasons) = self.shipper.said_since(since);
+        let d = PyDict::new(py);
+        d.set_item("replies", said.replies)?;
+        d.set_item("accepted", said.accepted)?;
+        d.set_item("rejected", said.rejected)?;
+        d.set_item("rejected_given", said.rejected_given)?;
+        d.set_item("reasons_given", said.reasons_given)?;
+        d.set_item("reasons", reasons)?;
+        Ok(d)
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

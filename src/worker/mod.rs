@@ -55,8 +55,8 @@ pub struct Said {
     pub rejected: u64,
     /// Replies that carried a "rejected" count.
     pub rejected_given: u64,
-    /// Reasons given for rejected entries.
-    pub errors: u64,
+    /// Reasons given for rejected entries (`errors`).
+    pub reasons_given: u64,
 }
 
 #[derive(Default)]
@@ -79,7 +79,7 @@ impl ServerReplies {
                 self.recent_errors.pop_front();
             }
             self.recent_errors.push_back(error.clone());
-            said.errors += 1;
+            said.reasons_given += 1;
         }
     }
 }
@@ -280,18 +280,18 @@ impl Shipper {
         done()
     }
 
-    /// What the server's replies have said so far.
-    pub fn said(&self) -> Said {
-        self.shared.replies.lock().said
-    }
-
-    /// The reasons the server gave for rejected entries from the `since`th on (the
-    /// latest `MAX_SERVER_ERRORS` of them at most).
-    pub fn server_errors_since(&self, since: u64) -> Vec<String> {
+    /// What the server's replies have said so far, and the reasons it gave for rejected
+    /// entries from the `since`th on (the latest `MAX_SERVER_ERRORS` at most), read
+    /// together so that they agree.
+    pub fn said_since(&self, since: u64) -> (Said, Vec<String>) {
         let replies = self.shared.replies.lock();
-        let first_kept = replies.said.errors - replies.recent_errors.len() as u64;
+        let said = replies.said;
+        let first_kept = said.reasons_given - replies.recent_errors.len() as u64;
         let skip = usize::try_from(since.saturating_sub(first_kept)).unwrap_or(usize::MAX);
-        replies.recent_errors.iter().skip(skip).cloned().collect()
+        (
+            said,
+            replies.recent_errors.iter().skip(skip).cloned().collect(),
+        )
     }
 
     fn wait_until(&self, deadline: Instant, done: impl Fn() -> bool) -> bool {
@@ -1487,7 +1487,7 @@ mod tests {
                 said.accepted,
                 said.rejected,
                 said.rejected_given,
-                said.errors
+                said.reasons_given
             ),
             (2, 4, 2, 1, 2)
         );
@@ -1495,6 +1495,6 @@ mod tests {
             replies.add(&reply(0, Some(1), &[&format!("e{i}")]));
         }
         assert_eq!(replies.recent_errors.len(), MAX_SERVER_ERRORS, "bounded");
-        assert_eq!(replies.said.errors, 2 + MAX_SERVER_ERRORS as u64);
+        assert_eq!(replies.said.reasons_given, 2 + MAX_SERVER_ERRORS as u64);
     }
 }

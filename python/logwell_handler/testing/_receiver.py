@@ -143,6 +143,8 @@ class LogwellReceiver:
             "api_key": self.api_key,
             "endpoint": self.endpoint,
             "flush_interval": 0.1,
+            # Not the application's spool (LOGWELL_SPOOL_DIR): a test's entries are its own.
+            "spool_dir": "",
             **settings,
         }
         made = LogwellHandler(**given)
@@ -198,7 +200,10 @@ class LogwellReceiver:
         """Waits until at least ``count`` entries (of either route) were accepted; returns
         whether they were. Handlers made by :meth:`handler` are flushed first."""
         deadline = time.monotonic() + timeout
-        for made in list(self._handlers):
+        handlers = list(self._handlers)
+        for made in handlers:
+            made.flush(timeout=0)  # each asked at once, then waited for
+        for made in handlers:
             made.flush(timeout=max(0.0, deadline - time.monotonic()))
         with self._cond:
             while len(self.entries) + len(self.log_records) < count:
