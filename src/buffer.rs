@@ -1,22 +1,37 @@
 //! The bounded lock-free queue between the callers and the flush thread.
 //!
-//! Bounded by entry count (the ring's capacity) and by bytes. When either bound is hit
-//! the oldest entries go, as in the official SDKs: fresh logs matter more in an outage.
+//! Bounded by entry count and by bytes. When either bound is hit, the least important
+//! entries go first: debug before info before warn before error before fatal, and within
+//! a level the oldest. A storm of debug lines cannot push out the error that caused it.
 //! With a spool they go aside instead (`Evicted`), for the flush thread to write down.
+//!
+//! One lock-free queue per level keeps each level's order; the flush thread, the one
+//! consumer, merges them back into the order of pushes (`seq`).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crossbeam_queue::{ArrayQueue, SegQueue};
+use crossbeam_queue::SegQueue;
+use parking_lot::Mutex;
+
+use crate::protocol::logwell::Level;
+
+/// One queue per level, least important first (`Level::ALL`).
+pub const LEVELS: usize = Level::ALL.len();
 
 /// An encoded entry with its place in the order of pushes.
 #[derive(Debug)]
 pub struct Entry {
     pub seq: u64,
+    pub level: Level,
     pub json: Box<[u8]>,
 }
 
 pub struct Buffer {
-    queue: ArrayQueue<Entry>,
+    queues: [SegQueue<Entry>; LEVELS],
+    /// The consumer's next entry of each level, taken out of its queue to compare seqs.
+    heads: Mutex<[Option<Entry>; LEVELS]>,
+    len: AtomicUsize,
+    max_entries: usize,
     bytes: AtomicUsize,
     max_bytes: usize,
     next_seq: AtomicU64,
@@ -32,18 +47,28 @@ struct Evicted {
 }
 
 /// What a push did to older entries.
+#[derive(Debug, Default)]
 pub struct Pushed {
-    /// Dropped for good.
-    pub dropped: u64,
+    /// Dropped for good, by level.
+    pub dropped: [u64; LEVELS],
     /// Set aside for the spool.
     pub evicted: bool,
+}
+
+impl Pushed {
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().sum()
+    }
 }
 
 impl Buffer {
     /// `keep_evicted`: a spool will write down what the full queue pushes out.
     pub fn new(max_entries: usize, max_bytes: usize, keep_evicted: bool) -> Buffer {
         Buffer {
-            queue: ArrayQueue::new(max_entries.max(1)),
+            queues: std::array::from_fn(|_| SegQueue::new()),
+            heads: Mutex::new(std::array::from_fn(|_| None)),
+            len: AtomicUsize::new(0),
+            max_entries: max_entries.max(1),
             bytes: AtomicUsize::new(0),
             max_bytes,
             next_seq: AtomicU64::new(0),
@@ -55,53 +80,53 @@ impl Buffer {
         }
     }
 
-    /// Adds an entry, pushing out the oldest when full. Never blocks: the queues and the
-    /// byte counts are lock-free.
-    pub fn push(&self, json: Vec<u8>) -> Pushed {
+    /// Adds an entry, pushing out the least important when full. Never blocks: the
+    /// queues and the counts are lock-free.
+    pub fn push(&self, json: Vec<u8>, level: Level) -> Pushed {
         let size = json.len();
         let entry = Entry {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            level,
             json: json.into_boxed_slice(),
         };
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        let mut pushed = Pushed {
-            dropped: 0,
-            evicted: false,
-        };
-        if let Some(old) = self.queue.force_push(entry) {
+        self.queues[level as usize].push(entry);
+        self.len.fetch_add(1, Ordering::Relaxed);
+        let mut pushed = Pushed::default();
+        // Keep at least the newest entry even if it alone is over the byte bound.
+        while self.over_bounds() && self.len.load(Ordering::Relaxed) > 1 {
+            let Some(old) = self.queues.iter().find_map(SegQueue::pop) else {
+                break; // what is left is the consumer's: it is leaving anyway
+            };
+            self.len.fetch_sub(1, Ordering::Relaxed);
             self.bytes.fetch_sub(old.json.len(), Ordering::Relaxed);
             self.evict(old, &mut pushed);
-        }
-        // Keep at least the newest entry even if it alone is over the byte bound.
-        while self.bytes.load(Ordering::Relaxed) > self.max_bytes && self.queue.len() > 1 {
-            match self.queue.pop() {
-                Some(old) => {
-                    self.bytes.fetch_sub(old.json.len(), Ordering::Relaxed);
-                    self.evict(old, &mut pushed);
-                }
-                None => break,
-            }
         }
         pushed
     }
 
+    fn over_bounds(&self) -> bool {
+        self.len.load(Ordering::Relaxed) > self.max_entries
+            || self.bytes.load(Ordering::Relaxed) > self.max_bytes
+    }
+
     fn evict(&self, old: Entry, pushed: &mut Pushed) {
         let Some(e) = &self.evicted else {
-            pushed.dropped += 1;
+            pushed.dropped[old.level as usize] += 1;
             return;
         };
         let size = old.json.len();
         if e.bytes.fetch_add(size, Ordering::Relaxed) + size > e.max_bytes {
             e.bytes.fetch_sub(size, Ordering::Relaxed);
-            pushed.dropped += 1;
+            pushed.dropped[old.level as usize] += 1;
             return;
         }
         e.queue.push(old);
         pushed.evicted = true;
     }
 
-    /// Entries set aside for the spool, oldest first, about `max_bytes` of them (one at
-    /// least, when there is one).
+    /// Entries set aside for the spool, about `max_bytes` of them (one at least, when
+    /// there is one), in the order they were set aside.
     pub fn take_evicted(&self, max_bytes: usize) -> Vec<Entry> {
         let mut taken = Vec::new();
         let Some(e) = &self.evicted else {
@@ -121,18 +146,32 @@ impl Buffer {
         self.evicted.as_ref().is_some_and(|e| !e.queue.is_empty())
     }
 
+    /// The oldest entry of all levels. For the one consumer, the flush thread.
     pub fn pop(&self) -> Option<Entry> {
-        let e = self.queue.pop()?;
+        let mut heads = self.heads.lock();
+        for (head, queue) in heads.iter_mut().zip(&self.queues) {
+            if head.is_none() {
+                *head = queue.pop();
+            }
+        }
+        let oldest = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, head)| head.as_ref().map(|e| (e.seq, i)))
+            .min()?
+            .1;
+        let e = heads[oldest].take()?;
+        self.len.fetch_sub(1, Ordering::Relaxed);
         self.bytes.fetch_sub(e.json.len(), Ordering::Relaxed);
         Some(e)
     }
 
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.len.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len() == 0
     }
 
     pub fn bytes(&self) -> usize {
@@ -146,11 +185,45 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    fn a_full_buffer_sheds_the_least_important_first_and_the_oldest_within_a_level() {
+        let b = Buffer::new(4, 1 << 20, false);
+        let levels = [
+            Level::Error,
+            Level::Debug,
+            Level::Info,
+            Level::Debug,
+            Level::Warn,
+        ];
+        for (i, level) in levels.into_iter().enumerate() {
+            b.push(vec![i as u8], level);
+        }
+        // Full at 4: the fifth pushed out the oldest debug entry (1).
+        let pushed = b.push(vec![5], Level::Fatal);
+        assert_eq!(
+            pushed.dropped,
+            [1, 0, 0, 0, 0],
+            "the second debug entry (3) goes"
+        );
+        let pushed = b.push(vec![6], Level::Debug);
+        assert_eq!(
+            pushed.dropped,
+            [1, 0, 0, 0, 0],
+            "a new debug entry goes itself"
+        );
+        let left: Vec<u8> = std::iter::from_fn(|| b.pop()).map(|e| e.json[0]).collect();
+        assert_eq!(
+            left,
+            vec![0, 2, 4, 5],
+            "the rest, in the order they were pushed"
+        );
+    }
+
+    #[test]
     fn full_by_count_drops_oldest() {
         let b = Buffer::new(3, 1 << 20, false);
         for i in 0..5u8 {
-            let pushed = b.push(vec![i]);
-            assert_eq!(pushed.dropped, u64::from(i >= 3));
+            let pushed = b.push(vec![i], Level::Info);
+            assert_eq!(pushed.dropped_total(), u64::from(i >= 3));
         }
         let left: Vec<u8> = std::iter::from_fn(|| b.pop()).map(|e| e.json[0]).collect();
         assert_eq!(left, vec![2, 3, 4]);
@@ -160,11 +233,11 @@ mod tests {
     #[test]
     fn full_by_bytes_drops_oldest_but_keeps_newest() {
         let b = Buffer::new(100, 1000, false);
-        assert_eq!(b.push(vec![0; 600]).dropped, 0);
-        assert_eq!(b.push(vec![1; 600]).dropped, 1);
+        assert_eq!(b.push(vec![0; 600], Level::Info).dropped_total(), 0);
+        assert_eq!(b.push(vec![1; 600], Level::Info).dropped_total(), 1);
         assert_eq!(b.len(), 1);
         assert_eq!(
-            b.push(vec![2; 5000]).dropped,
+            b.push(vec![2; 5000], Level::Info).dropped_total(),
             1,
             "an oversized entry still goes in"
         );
@@ -175,13 +248,13 @@ mod tests {
     fn with_a_spool_the_oldest_go_aside_within_a_byte_bound() {
         let b = Buffer::new(2, 1000, true);
         for i in 0..4u8 {
-            let pushed = b.push(vec![i; 300]);
-            assert_eq!((pushed.dropped, pushed.evicted), (0, i >= 2));
+            let pushed = b.push(vec![i; 300], Level::Info);
+            assert_eq!((pushed.dropped_total(), pushed.evicted), (0, i >= 2));
         }
         // Aside: 0 and 1 (600 bytes). 2 and 3 are queued; 4 pushes 2 aside (900 bytes);
         // 5 would push 3 past the bound, so 3 is dropped.
-        assert!(b.push(vec![4; 300]).evicted);
-        assert_eq!(b.push(vec![5; 300]).dropped, 1);
+        assert!(b.push(vec![4; 300], Level::Info).evicted);
+        assert_eq!(b.push(vec![5; 300], Level::Info).dropped_total(), 1);
         let aside: Vec<u8> = b
             .take_evicted(usize::MAX)
             .iter()
@@ -199,7 +272,9 @@ mod tests {
             .map(|_| {
                 let b = Arc::clone(&b);
                 std::thread::spawn(move || {
-                    (0..10_000).map(|_| b.push(vec![1]).dropped).sum::<u64>()
+                    (0..10_000)
+                        .map(|_| b.push(vec![1], Level::Info).dropped_total())
+                        .sum::<u64>()
                 })
             })
             .collect();

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::buffer::LEVELS;
 use crate::errors::{Error, ErrorCode};
 
 #[derive(Default)]
@@ -17,8 +18,11 @@ pub struct Stats {
     pub enqueued: AtomicU64,
     /// Entries the server accepted.
     pub sent: AtomicU64,
-    /// Entries discarded because the buffer was full (count or bytes); the oldest go.
+    /// Entries discarded because the buffer was full (count or bytes): the least
+    /// important first, the oldest within a level.
     pub dropped_overflow: AtomicU64,
+    /// The same, by level: debug, info, warn, error, fatal.
+    pub dropped_by_level: [AtomicU64; LEVELS],
     /// Entries still undelivered when a close deadline passed.
     pub dropped_at_close: AtomicU64,
     /// Entries refused for good by an error status (401, 403, a 400 for one entry alone).
@@ -72,6 +76,7 @@ pub struct Snapshot {
     pub enqueued: u64,
     pub sent: u64,
     pub dropped_overflow: u64,
+    pub dropped_by_level: [u64; LEVELS],
     pub dropped_at_close: u64,
     pub failed: u64,
     pub rejected_by_server: u64,
@@ -138,6 +143,7 @@ impl Stats {
             enqueued: get(&self.enqueued),
             sent: get(&self.sent),
             dropped_overflow: get(&self.dropped_overflow),
+            dropped_by_level: std::array::from_fn(|i| get(&self.dropped_by_level[i])),
             dropped_at_close: get(&self.dropped_at_close),
             failed: get(&self.failed),
             rejected_by_server: get(&self.rejected_by_server),

@@ -19,6 +19,7 @@ SourcePath = Literal["relative", "absolute", "filename"]
 #: A path setting: ``ca_file``, ``spool_dir``.
 PathSetting = Union[str, "os.PathLike[str]"]
 __all__ = [
+    "DroppedByLevel",
     "ErrorCallback",
     "ErrorCodeName",
     "FlushCallback",
@@ -101,6 +102,17 @@ class LastError(TypedDict):
     message: str
 
 
+class DroppedByLevel(TypedDict):
+    """``dropped_overflow`` by level: a full queue sheds debug first, then info, warn,
+    error and fatal."""
+
+    debug: int
+    info: int
+    warn: int
+    error: int
+    fatal: int
+
+
 class Stats(TypedDict):
     """The counters of ``stats()``; each is described in ``docs/behaviour.md``."""
 
@@ -108,6 +120,7 @@ class Stats(TypedDict):
     queued: int
     sent: int
     dropped_overflow: int
+    dropped_by_level: DroppedByLevel
     dropped_at_close: int
     failed: int
     rejected_by_server: int

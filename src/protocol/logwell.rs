@@ -58,6 +58,15 @@ impl Level {
         }
     }
 
+    /// Every level, least important first: the order in which a full buffer sheds.
+    pub const ALL: [Level; 5] = [
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Debug => "debug",

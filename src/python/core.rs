@@ -17,7 +17,7 @@ use crate::errors::Error;
 use crate::fork;
 use crate::json::ValueStyle;
 use crate::lifecycle::{Lifecycle, State};
-use crate::protocol::logwell::Timestamp;
+use crate::protocol::logwell::{Level, Timestamp};
 use crate::protocol::Protocol;
 use crate::worker::{Events, Shipper};
 
@@ -475,7 +475,7 @@ impl Core {
                     Some(Timestamp::Text(&text))
                 }
             };
-            let json = self.encoder.encode_call(
+            let (level, json) = self.encoder.encode_call(
                 &LogCall {
                     level: &py_str(level),
                     message: &py_str(message),
@@ -488,7 +488,7 @@ impl Core {
                 current_trace(level.py()),
             )?;
             // After close, push counts the entry as ignored.
-            self.shipper.push(json);
+            self.shipper.push(json, level);
             Ok(())
         };
         match catch_unwind(AssertUnwindSafe(call)) {
@@ -523,7 +523,7 @@ impl Core {
             self.encoder.encode(record, formatted, context, trace)
         }));
         match encoded {
-            Ok(json) => self.shipper.push(json),
+            Ok((level, json)) => self.shipper.push(json, level),
             Err(payload) => self.shipper.fail_record(&unencodable(payload.as_ref())),
         }
         true
@@ -641,6 +641,11 @@ impl Core {
         d.set_item("enqueued", s.enqueued)?;
         d.set_item("sent", s.sent)?;
         d.set_item("dropped_overflow", s.dropped_overflow)?;
+        let by_level = PyDict::new(py);
+        for (level, n) in Level::ALL.into_iter().zip(s.dropped_by_level) {
+            by_level.set_item(level.as_str(), n)?;
+        }
+        d.set_item("dropped_by_level", by_level)?;
         d.set_item("dropped_at_close", s.dropped_at_close)?;
         d.set_item("failed", s.failed)?;
         d.set_item("rejected_by_server", s.rejected_by_server)?;

@@ -253,7 +253,7 @@ impl RecordEncoder {
         formatted: Option<&Bound<'_, PyString>>,
         context: Option<&Bound<'_, PyDict>>,
         trace: Option<TraceContext>,
-    ) -> Vec<u8> {
+    ) -> (Level, Vec<u8>) {
         let py = record.py();
         let shape = &*self.shape;
         let wanted = match self.protocol {
@@ -278,7 +278,7 @@ impl RecordEncoder {
         let mut entry = self.record_head(&view, levelno, created, &message, trace);
         self.write_record_source(&mut entry, &view);
         self.write_record_fields(&mut entry, &view, message_error.as_deref(), context, trace);
-        entry.finish()
+        (Level::from_levelno(levelno), entry.finish())
     }
 
     /// An entry's head, per protocol.
@@ -406,7 +406,7 @@ impl RecordEncoder {
         &self,
         call: &LogCall<'_, '_>,
         trace: Option<TraceContext>,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<(Level, Vec<u8>), Error> {
         let level = Level::parse(call.level).ok_or_else(|| {
             Error::InvalidEntry(format!(
                 "level must be one of 'debug', 'info', 'warn', 'error', 'fatal', got {:?}",
@@ -450,7 +450,7 @@ impl RecordEncoder {
             write_trace_fields(&mut entry, trace);
         }
         self.write_static_metadata(&mut entry);
-        Ok(entry.finish())
+        Ok((level, entry.finish()))
     }
 
     fn write_static_metadata(&self, entry: &mut EntryWriter) {

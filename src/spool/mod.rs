@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::buffer::Entry;
+use crate::protocol::logwell::Level;
 
 /// How often the directory is looked at again for the files of owners that have gone.
 const SCAN_EVERY: Duration = Duration::from_secs(10);
@@ -498,6 +499,8 @@ impl Spool {
             for f in frames.by_ref() {
                 entries.push(Entry {
                     seq: f.start as u64,
+                    // Not kept on disk, and not needed: replay never sheds.
+                    level: Level::Info,
                     json: f.entry.into(),
                 });
                 bytes += f.entry.len() + 1;
@@ -684,6 +687,7 @@ mod tests {
                 json.extend_from_slice(b"\"}");
                 Entry {
                     seq: i,
+                    level: Level::Info,
                     json: json.into(),
                 }
             })

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::errors::Error;
 use crate::lifecycle::{Lifecycle, State};
 use crate::pacer::Pacer;
+use crate::protocol::logwell::Level;
 use crate::protocol::Reply;
 use crate::stats::{Snapshot, Stats};
 use crate::transport::{retry_delay, Jitter, Transport};
@@ -207,7 +208,7 @@ impl Shipper {
     }
 
     /// Queues one encoded entry. Never blocks on the network; never fails.
-    pub fn push(&self, json: Vec<u8>) {
+    pub fn push(&self, json: Vec<u8>, level: Level) {
         let s = &self.shared;
         if !s.lifecycle.is_open() {
             Stats::add(&s.stats.after_close, 1);
@@ -216,11 +217,15 @@ impl Shipper {
         if !self.started.load(Ordering::Acquire) {
             self.start();
         }
-        let pushed = s.buffer.push(json);
+        let pushed = s.buffer.push(json, level);
         s.stats.enqueued.fetch_add(1, Ordering::Release);
-        if pushed.dropped > 0 {
-            Stats::add(&s.stats.dropped_overflow, pushed.dropped);
-            Stats::add(&s.overflowed, pushed.dropped);
+        let dropped = pushed.dropped_total();
+        if dropped > 0 {
+            for (counter, n) in s.stats.dropped_by_level.iter().zip(pushed.dropped) {
+                Stats::add(counter, n);
+            }
+            Stats::add(&s.stats.dropped_overflow, dropped);
+            Stats::add(&s.overflowed, dropped);
         }
         if pushed.evicted && !s.spill_pending.swap(true, Ordering::AcqRel) {
             s.wake();
@@ -1119,7 +1124,7 @@ mod tests {
         });
         let (sh, rec) = shipper(&server.base_url(), |s| s.batch_size = 100);
         for i in 0..300 {
-            sh.push(entry(i));
+            sh.push(entry(i), Level::Info);
         }
         assert!(sh.flush(Duration::from_secs(10)));
         let st = sh.stats();
@@ -1138,7 +1143,7 @@ mod tests {
             then.status(503);
         });
         let (sh, rec) = shipper(&server.base_url(), |s| s.max_retries = 10);
-        sh.push(entry(0));
+        sh.push(entry(0), Level::Info);
         let pusher = thread::spawn(move || {
             let ok = sh.flush(Duration::from_secs(10));
             (sh, ok)
@@ -1166,8 +1171,8 @@ mod tests {
             then.status(401).body(r#"{"error":"unauthorized"}"#);
         });
         let (sh, rec) = shipper(&server.base_url(), |_| {});
-        sh.push(entry(0));
-        sh.push(entry(1));
+        sh.push(entry(0), Level::Info);
+        sh.push(entry(1), Level::Info);
         assert!(
             sh.flush(Duration::from_secs(5)),
             "a refusal resolves the entries"
@@ -1191,7 +1196,7 @@ mod tests {
             s.max_retries = 1;
         });
         for i in 0..25 {
-            sh.push(entry(i));
+            sh.push(entry(i), Level::Info);
         }
         assert!(!sh.flush(Duration::from_millis(500)));
         let start = Instant::now();
@@ -1218,7 +1223,7 @@ mod tests {
         let (sh, _) = shipper("http://127.0.0.1:9", |_| {});
         assert!(sh.flush(Duration::from_millis(10)));
         assert_eq!(sh.close(Duration::from_secs(1)), 0);
-        sh.push(entry(0));
+        sh.push(entry(0), Level::Info);
         assert_eq!(sh.stats().after_close, 1);
         assert_eq!(sh.stats().enqueued, 0);
     }
@@ -1237,8 +1242,11 @@ mod tests {
             then.status(200).body(r#"{"accepted":1}"#);
         });
         let (sh, rec) = shipper(&server.base_url(), |s| s.batch_size = 100);
-        sh.push(entry(0));
-        sh.push(br#"{"level":"info","message":"POISON"}"#.to_vec());
+        sh.push(entry(0), Level::Info);
+        sh.push(
+            br#"{"level":"info","message":"POISON"}"#.to_vec(),
+            Level::Info,
+        );
         assert!(sh.flush(Duration::from_secs(5)));
         let st = sh.stats();
         assert_eq!((st.sent, st.failed), (1, 1), "{st:?}");
@@ -1256,7 +1264,7 @@ mod tests {
             then.status(429).header("Retry-After", "1");
         });
         let (sh, rec) = shipper(&server.base_url(), |_| {});
-        sh.push(entry(0));
+        sh.push(entry(0), Level::Info);
         assert!(
             !sh.flush(Duration::from_millis(300)),
             "held while the server refuses"
@@ -1293,9 +1301,12 @@ mod tests {
             s.batch_size = 100;
             s.max_retries = 1;
         });
-        sh.push(br#"{"level":"info","message":"POISON"}"#.to_vec());
+        sh.push(
+            br#"{"level":"info","message":"POISON"}"#.to_vec(),
+            Level::Info,
+        );
         for i in 0..7 {
-            sh.push(entry(i));
+            sh.push(entry(i), Level::Info);
         }
         assert!(sh.flush(Duration::from_secs(10)));
         let st = sh.stats();
@@ -1323,7 +1334,7 @@ mod tests {
             s.flush_interval = 0.2;
         });
         for i in 0..40 {
-            sh.push(entry(i));
+            sh.push(entry(i), Level::Info);
         }
         assert!(!sh.flush(Duration::from_millis(600)));
         let st = sh.stats();
@@ -1349,7 +1360,7 @@ mod tests {
         let (sh, _) = shipper(&server.base_url(), |_| {});
         let big = format!(r#"{{"level":"info","message":"{}"}}"#, "x".repeat(8 * 1024));
         for _ in 0..40 {
-            sh.push(big.clone().into_bytes());
+            sh.push(big.clone().into_bytes(), Level::Info);
         }
         let start = Instant::now();
         while sh.stats().queued() > 0 && start.elapsed() < Duration::from_secs(4) {
@@ -1375,7 +1386,7 @@ mod tests {
         });
         let start = Instant::now();
         for i in 0..122 {
-            sh.push(entry(i));
+            sh.push(entry(i), Level::Info);
             assert!(sh.flush(Duration::from_secs(5)));
         }
         // 120 from the full bucket, then one every ~0.5 s.
@@ -1411,9 +1422,12 @@ mod tests {
         });
         for i in 0..100 {
             if (20..24).contains(&i) || i < 3 {
-                sh.push(format!(r#"{{"level":"info","message":"POISON {i}"}}"#).into_bytes());
+                sh.push(
+                    format!(r#"{{"level":"info","message":"POISON {i}"}}"#).into_bytes(),
+                    Level::Info,
+                );
             } else {
-                sh.push(entry(i));
+                sh.push(entry(i), Level::Info);
             }
         }
         assert!(sh.flush(Duration::from_secs(30)));
@@ -1430,9 +1444,12 @@ mod tests {
             s.flush_interval = 60.0;
         });
         for i in 0..7 {
-            sh.push(entry(i));
+            sh.push(entry(i), Level::Info);
         }
-        sh.push(br#"{"level":"info","message":"POISON"}"#.to_vec());
+        sh.push(
+            br#"{"level":"info","message":"POISON"}"#.to_vec(),
+            Level::Info,
+        );
         assert!(sh.flush(Duration::from_secs(10)));
         let st = sh.stats();
         assert_eq!((st.sent, st.failed, st.queued()), (7, 1, 0), "{st:?}");
@@ -1457,7 +1474,7 @@ mod tests {
             s.max_retries = 1;
             s.flush_interval = 60.0;
         });
-        sh.push(entry(0));
+        sh.push(entry(0), Level::Info);
         let start = Instant::now();
         assert!(!sh.flush(Duration::from_secs(30)));
         assert!(
