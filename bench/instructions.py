@@ -162,11 +162,14 @@ def table(results: dict[str, dict[str, Optional[float]]], shapes: list[str]) -> 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", nargs="*", default=[RUNNING])
-    parser.add_argument("--contenders", nargs="*", default=KINDS, choices=KINDS)
+    parser.add_argument(
+        "--contenders", nargs="*", default=KINDS, choices=KINDS + list(contender.STORM_GUARD)
+    )
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--out", type=Path, help="save the figures here as JSON")
     args = parser.parse_args(argv)
-    kinds = [k for k in KINDS if k in args.contenders or k == BASELINE]
+    every = KINDS + list(contender.STORM_GUARD)
+    kinds = [k for k in every if k in args.contenders or k == BASELINE]
     ensure_valgrind()
     results: Results = {}
     sink, sink_url = start_sink()

@@ -46,6 +46,10 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
     /// Entries logged after close, ignored.
     pub after_close: AtomicU64,
+    /// Records the storm guard counted instead of queuing (`storm_limit`).
+    pub storm_suppressed: AtomicU64,
+    /// Summaries it queued in their place, one per call site and window.
+    pub storm_summaries: AtomicU64,
     /// Entries written to the spool instead of dropped or held in memory.
     pub spooled: AtomicU64,
     /// Entries of the spool the server took.
@@ -88,6 +92,8 @@ pub struct Snapshot {
     pub batches: u64,
     pub bytes_sent: u64,
     pub after_close: u64,
+    pub storm_suppressed: u64,
+    pub storm_summaries: u64,
     pub spooled: u64,
     pub replayed: u64,
     pub replay_failed: u64,
@@ -155,6 +161,8 @@ impl Stats {
             batches: get(&self.batches),
             bytes_sent: get(&self.bytes_sent),
             after_close: get(&self.after_close),
+            storm_suppressed: get(&self.storm_suppressed),
+            storm_summaries: get(&self.storm_summaries),
             spooled: get(&self.spooled),
             replayed: get(&self.replayed),
             replay_failed: get(&self.replay_failed),

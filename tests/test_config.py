@@ -182,7 +182,7 @@ def _documented() -> dict[str, tuple[str, str]]:
 
 
 def test_the_docs_name_every_setting_with_its_default_and_variable() -> None:
-    own = {"level": "`NOTSET`", "metadata": "None", "use_formatter": "False"}
+    own = {"level": "`NOTSET`", "metadata": "None", "use_formatter": "False", "storm_limit": "0"}
     defaults = {name: _shown(getattr(DEFAULTS, name)) for name in SHARED}
     expected = {
         name: (default, f"`{ENVIRONMENT[name]}`" if name in ENVIRONMENT else "-")

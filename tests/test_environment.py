@@ -109,6 +109,7 @@ BAD: dict[str, tuple[str, str]] = {
     "level": ("LOUD", "Invalid level"),
     "metadata": ("=x", "Invalid LOGWELL_METADATA"),
     "use_formatter": ("maybe", "Invalid LOGWELL_USE_FORMATTER: must be true or false"),
+    "storm_limit": ("-1", "Invalid storm_limit: must be an integer from 0"),
     "source_path": ("full", "Invalid source_path"),
 }
 

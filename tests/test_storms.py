@@ -1,12 +1,16 @@
-"""Log storms: when the queue must drop, it drops the least important records first."""
+"""Log storms: when the queue must drop, it drops the least important records first;
+with `storm_limit`, one call site cannot flood the queue at all."""
 
 from __future__ import annotations
 
 import logging
+import time
 
-from logwell_handler.testing import LogwellReceiver
-
+import pytest
 from conftest import MakeHandler
+
+from logwell_handler import Logwell, LogwellError, LogwellHandler
+from logwell_handler.testing import LogwellReceiver
 
 
 def test_a_debug_storm_costs_no_error_record(
@@ -30,3 +34,65 @@ def test_a_debug_storm_costs_no_error_record(
     assert stats["dropped_overflow"] == by_level["debug"]
     debug = sum(e["level"] == "debug" for e in logwell_receiver.entries)
     assert debug + by_level["debug"] == 200_000, "each debug record arrived or was counted"
+
+
+def _record(lineno: int, msg: str, created: float, *args: object) -> logging.LogRecord:
+    record = logging.LogRecord("shop.db", logging.ERROR, __file__, lineno, msg, args, None)
+    record.created = created  # the guard's clock is the records' own
+    return record
+
+
+def test_the_storm_guard_keeps_a_storm_to_its_limit_and_summarises_the_rest(
+    make_handler: MakeHandler, logwell_receiver: LogwellReceiver
+) -> None:
+    handler = make_handler(storm_limit=100, max_queue_size=1_000_000)
+    start = time.time()
+    logged = 0
+    for i in range(250_000):  # 10 000 a second from one line for 25 s
+        handler.handle(_record(10, "db down: %s", start + i / 10_000, "timeout"))
+        logged += 1
+        if i % 10_000 == 0:  # another line, once a second
+            handler.handle(_record(20, "heartbeat", start + i / 10_000))
+    assert handler.flush(timeout=60)
+    storm = [e for e in logwell_receiver.entries if e["lineNumber"] == 10]
+    summaries = [e for e in storm if "storm" in e["metadata"]]
+    passed = [e for e in storm if "storm" not in e["metadata"]]
+    # The burst (100), then 100 a second for 25 s.
+    assert 2_500 <= len(passed) <= 2_700, len(passed)
+    # One summary per 10 s window: 0-10 s, 10-20 s, and the rest at the flush.
+    assert len(summaries) == 3
+    counted = sum(s["metadata"]["storm"]["suppressed"] for s in summaries)
+    assert len(passed) + counted == logged, "every record went out or was counted, once"
+    for summary in summaries:
+        info = summary["metadata"]["storm"]
+        assert summary["message"] == "db down: timeout", "grouped with the incident"
+        assert (summary["level"], summary["sourceFile"]) == ("error", passed[0]["sourceFile"])
+        assert info["first"] < info["last"]
+        assert info["window_seconds"] == 10
+    heartbeats = [e for e in logwell_receiver.entries if e["lineNumber"] == 20]
+    assert len(heartbeats) == 25, "a slow call site is untouched"
+    stats = handler.stats()
+    assert stats["storm_suppressed"] == counted
+    assert stats["storm_summaries"] == 3
+
+
+def test_without_a_storm_limit_nothing_is_held_back(
+    make_handler: MakeHandler, logwell_receiver: LogwellReceiver
+) -> None:
+    handler = make_handler()
+    start = time.time()
+    for i in range(5_000):
+        handler.handle(_record(10, "db down", start + i / 10_000))
+    assert handler.flush(timeout=60)
+    assert len(logwell_receiver.entries) == 5_000
+    assert handler.stats()["storm_suppressed"] == 0
+
+
+def test_the_storm_limit_is_refused_out_of_range_and_with_a_client(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    settings = {"api_key": logwell_receiver.api_key, "endpoint": logwell_receiver.endpoint}
+    with pytest.raises(LogwellError, match="Invalid storm_limit: must be an integer from 0"):
+        LogwellHandler(**settings, storm_limit=-1)
+    with Logwell(**settings) as client, pytest.raises(LogwellError, match="storm_limit"):
+        LogwellHandler(client=client, storm_limit=10)

@@ -124,7 +124,7 @@ _CALLBACKS = ("on_error", "on_flush")
 # What the handler's `client=` leaves to each handler; the client's settings apply.
 PER_HANDLER = ("service", "source_path")
 # Handler-only and client-only settings that may come from the environment too.
-_OWN = ("level", "metadata", "use_formatter", "capture_source_location")
+_OWN = ("level", "metadata", "use_formatter", "storm_limit", "capture_source_location")
 
 
 def variable(name: str) -> str:
@@ -137,7 +137,7 @@ ENVIRONMENT = {name: variable(name) for name in (*SHARED, *_OWN) if name not in 
 
 # The kind of each setting that text (the environment, fileConfig's kwargs, YAML with
 # substituted variables) may give; the others are str, or taken as given.
-_INTS = frozenset(n for n in SHARED if type(getattr(DEFAULTS, n)) is int)
+_INTS = frozenset(n for n in SHARED if type(getattr(DEFAULTS, n)) is int) | {"storm_limit"}
 _FLOATS = frozenset(n for n in SHARED if type(getattr(DEFAULTS, n)) is float)
 _FLAGS = frozenset({"use_formatter", "capture_source_location"})
 _PAIRS = frozenset({"headers", "metadata"})
@@ -272,6 +272,8 @@ def core_args(settings: Mapping[str, Any]) -> dict[str, Any]:
         settings["protocol"], settings["service_version"], settings["environment"]
     )
     args["cwd"] = os.getcwd()
+    # The handler's own setting, which it sets; a client has no storm guard.
+    args["storm_limit"] = 0
     spool_dir = args["spool_dir"]
     if isinstance(spool_dir, (str, os.PathLike)) and os.fspath(spool_dir):
         # Taken from the working directory now, as a later chdir() must not move it.

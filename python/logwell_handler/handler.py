@@ -85,6 +85,11 @@ class LogwellHandler(logging.Handler):
             default: the message is the record's own (``getMessage()``), as Logwell
             groups and searches it, and level, logger, time and traceback travel as
             fields of their own. See ``docs/records.md``.
+        storm_limit: Records a second one call site (logger, level, file, line and
+            message template) may log, after a burst of as many; past it, its records
+            are counted, not queued, and one summary per 10 s window goes out in their
+            place. 0 (the default, also ``LOGWELL_STORM_LIMIT``) for no limit. See
+            ``docs/storms.md``.
         source_path: How ``sourceFile`` is written: ``"relative"`` to the working
             directory at construction, ``"absolute"``, or ``"filename"`` only.
         on_error: Called with a :class:`LogwellError` for each delivery problem, on
@@ -124,6 +129,7 @@ class LogwellHandler(logging.Handler):
         max_spool_bytes: Optional[int] = None,
         metadata: Optional[dict[str, Any]] = None,
         use_formatter: Optional[bool] = None,
+        storm_limit: Optional[int] = None,
         source_path: Optional[SourcePath] = None,
         on_error: Optional[ErrorCallback] = None,
         on_flush: Optional[FlushCallback] = None,
@@ -141,9 +147,15 @@ class LogwellHandler(logging.Handler):
             self.on_flush = on_flush
             self.service: Optional[str] = settings["service"]
             self.shutdown_timeout = float(settings["shutdown_timeout"])
-            self._source: _CoreSource = _OwnCore(self, settings, metadata)
+            storm = own_setting("storm_limit", storm_limit)
+            self._source: _CoreSource = _OwnCore(self, settings, metadata, storm or 0)
         else:
             _check_only_per_handler_settings(given)
+            if storm_limit is not None:
+                raise invalid_config(
+                    "storm_limit",
+                    "is not supported with client= yet: give it to a handler of its own",
+                )
             self.on_error = self.on_flush = None
             self.service = service
             self.shutdown_timeout = client._shared.shutdown_timeout
@@ -292,9 +304,18 @@ class _OwnCore:
     (the parent's, with its buffer and thread, stays the parent's: kept, untouched)."""
 
     def __init__(
-        self, handler: LogwellHandler, settings: dict[str, Any], metadata: Optional[dict[str, Any]]
+        self,
+        handler: LogwellHandler,
+        settings: dict[str, Any],
+        metadata: Optional[dict[str, Any]],
+        storm_limit: int,
     ) -> None:
-        self._args = {**core_args(settings), "metadata": metadata, "reserved": _RESERVED_ATTRS}
+        self._args = {
+            **core_args(settings),
+            "metadata": metadata,
+            "reserved": _RESERVED_ATTRS,
+            "storm_limit": storm_limit,
+        }
         # The core calls back through a weak reference: the flush thread must not keep
         # a handler alive that the application has dropped.
         ref = weakref.ref(handler)

@@ -139,4 +139,6 @@ class Stats(TypedDict):
     batches: int
     bytes_sent: int
     ignored_after_close: int
+    storm_suppressed: int
+    storm_summaries: int
     last_error: Optional[LastError]

@@ -11,6 +11,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
 use super::errors::to_py_error;
 use super::record::{as_text, encode_value, py_str, LogCall, RecordEncoder, SourcePath};
 use super::record_view::RecordShape;
+use super::storm::{StormGuard, Summary, WINDOW_SECONDS};
 use super::trace::current_trace;
 use crate::config::{self, Config, Settings};
 use crate::errors::Error;
@@ -75,6 +76,8 @@ impl Events for PyEvents {
 pub struct Core {
     shipper: Arc<Shipper>,
     encoder: RecordEncoder,
+    /// `storm_limit`: None when off. Each handler's own, not shared with a client's.
+    storm: Option<StormGuard>,
     /// The process generation (`fork::generation`) this core was made in.
     generation: u64,
 }
@@ -353,6 +356,7 @@ impl Core {
             let service = given.text("service")?;
             let source_path = SourcePath::parse(&given.text("source_path")?)?;
             let static_metadata = given.fields("metadata", style)?;
+            let storm = storm_guard(given.int("storm_limit")?)?;
             given.check_all_read()?;
             let lifecycle = Arc::new(Lifecycle::default());
             let events = PyEvents {
@@ -363,6 +367,7 @@ impl Core {
             let limits = config.limits;
             Ok(Core {
                 generation: fork::generation(),
+                storm,
                 shipper: Arc::new(Shipper::new(config, Box::new(events), lifecycle)),
                 encoder: RecordEncoder {
                     protocol,
@@ -398,6 +403,8 @@ impl Core {
                 s => SourcePath::parse(&s)?,
             };
             Ok(Core {
+                // The storm guard is the handler's own setting; a derived core has none.
+                storm: None,
                 generation: self.generation,
                 shipper: Arc::clone(&self.shipper),
                 encoder: RecordEncoder {
@@ -520,11 +527,17 @@ impl Core {
         }
         let encoded = catch_unwind(AssertUnwindSafe(|| {
             let trace = current_trace(record.py());
-            self.encoder.encode(record, formatted, context, trace)
+            let storm = self.storm.as_ref();
+            self.encoder
+                .encode(record, formatted, context, trace, storm)
         }));
         match encoded {
-            Ok((level, json)) => self.shipper.push(json, level),
+            Ok(Some((level, json))) => self.shipper.push(json, level),
+            Ok(None) => self.shipper.count_suppressed(),
             Err(payload) => self.shipper.fail_record(&unencodable(payload.as_ref())),
+        }
+        if self.storm.as_ref().is_some_and(StormGuard::due) {
+            self.release_storm_summaries(record.py(), false);
         }
         true
     }
@@ -542,6 +555,7 @@ impl Core {
         if self.forked() {
             return Ok(true);
         }
+        self.release_storm_summaries(py, true);
         guarded("flush", || {
             Ok(py.detach(|| self.shipper.flush(duration(timeout))))
         })
@@ -549,10 +563,11 @@ impl Core {
 
     /// Stops taking entries and tells the flush thread to deliver what it can within
     /// `timeout`, without waiting for it: `close` then waits.
-    fn begin_close(&self, timeout: f64) -> PyResult<()> {
+    fn begin_close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         if self.forked() {
             return Ok(());
         }
+        self.release_storm_summaries(py, true);
         guarded("close", || {
             self.shipper.begin_close(duration(timeout));
             Ok(())
@@ -565,6 +580,7 @@ impl Core {
         if self.forked() {
             return Ok(0);
         }
+        self.release_storm_summaries(py, true);
         guarded("close", || {
             Ok(py.detach(|| self.shipper.close(duration(timeout))))
         })
@@ -634,6 +650,27 @@ impl Core {
 }
 
 impl Core {
+    /// Queues the storm summaries of the windows that ended, or of all with `all` (a
+    /// flush or a close: what they wait for includes the summaries). Each is the last
+    /// record its site kept back, with `storm` in its metadata: how many it stands for,
+    /// and the first and last time.
+    fn release_storm_summaries(&self, py: Python<'_>, all: bool) {
+        let Some(guard) = &self.storm else { return };
+        for summary in guard.take_due(all) {
+            let encoded = catch_unwind(AssertUnwindSafe(|| {
+                let context = summary_context(py, &summary).ok()?;
+                let record = summary.record.bind(py);
+                self.encoder
+                    .encode(record, None, Some(&context), None, None)
+            }));
+            match encoded {
+                Ok(Some((level, json))) => self.shipper.push_summary(json, level),
+                Ok(None) => {}
+                Err(payload) => self.shipper.fail_record(&unencodable(payload.as_ref())),
+            }
+        }
+    }
+
     fn stats_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.shipper.stats();
         let d = PyDict::new(py);
@@ -657,6 +694,8 @@ impl Core {
         d.set_item("batches", s.batches)?;
         d.set_item("bytes_sent", s.bytes_sent)?;
         d.set_item("ignored_after_close", s.after_close)?;
+        d.set_item("storm_suppressed", s.storm_suppressed)?;
+        d.set_item("storm_summaries", s.storm_summaries)?;
         d.set_item("spooled", s.spooled)?;
         d.set_item("replayed", s.replayed)?;
         d.set_item("replay_failed", s.replay_failed)?;
@@ -683,4 +722,32 @@ fn unencodable(payload: &(dyn std::any::Any + Send)) -> Error {
         "a record could not be encoded and was counted as failed: {}",
         panic_text(payload)
     ))
+}
+
+fn storm_guard(limit: i64) -> Result<Option<StormGuard>, Error> {
+    match u32::try_from(limit) {
+        Ok(0) => Ok(None),
+        Ok(per_second) if per_second <= 1_000_000 => Ok(Some(StormGuard::new(per_second))),
+        _ => Err(invalid(
+            "storm_limit",
+            format!("must be an integer from 0 (off) to 1000000 records a second, got {limit}"),
+        )),
+    }
+}
+
+/// `{"storm": {"suppressed", "first", "last", "window_seconds"}}`, times in ISO 8601.
+fn summary_context<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, PyDict>> {
+    let iso = |seconds: f64| {
+        let mut out = Vec::with_capacity(27);
+        crate::protocol::logwell::write_timestamp(&mut out, seconds);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let storm = PyDict::new(py);
+    storm.set_item("suppressed", summary.suppressed)?;
+    storm.set_item("first", iso(summary.first))?;
+    storm.set_item("last", iso(summary.last))?;
+    storm.set_item("window_seconds", WINDOW_SECONDS)?;
+    let context = PyDict::new(py);
+    context.set_item("storm", storm)?;
+    Ok(context)
 }

@@ -4,6 +4,7 @@ mod core;
 mod errors;
 mod record;
 mod record_view;
+mod storm;
 mod trace;
 
 use pyo3::prelude::*;

@@ -15,6 +15,7 @@ use pyo3::types::{
 };
 
 use super::record_view::{RecordShape, RecordView, READ_FOR_LOGWELL, READ_FOR_OTLP};
+use super::storm::{StormGuard, Verdict};
 use crate::errors::Error;
 use crate::json::{JsonWriter, ValueStyle, ValueWriter};
 use crate::protocol::logwell::{self, Level, Timestamp};
@@ -253,7 +254,8 @@ impl RecordEncoder {
         formatted: Option<&Bound<'_, PyString>>,
         context: Option<&Bound<'_, PyDict>>,
         trace: Option<TraceContext>,
-    ) -> (Level, Vec<u8>) {
+        guard: Option<&StormGuard>,
+    ) -> Option<(Level, Vec<u8>)> {
         let py = record.py();
         let shape = &*self.shape;
         let wanted = match self.protocol {
@@ -272,13 +274,16 @@ impl RecordEncoder {
             .and_then(|v| v.extract::<f64>().ok())
             .filter(|c| c.is_finite())
             .unwrap_or_else(now_seconds);
+        if let Some(Verdict::Suppress) = guard.map(|g| g.check(record, &view, created)) {
+            return None;
+        }
         let mut computed = None;
         let (message, message_error) =
             record_message(record, formatted, &view, shape, &mut computed);
         let mut entry = self.record_head(&view, levelno, created, &message, trace);
         self.write_record_source(&mut entry, &view);
         self.write_record_fields(&mut entry, &view, message_error.as_deref(), context, trace);
-        (Level::from_levelno(levelno), entry.finish())
+        Some((Level::from_levelno(levelno), entry.finish()))
     }
 
     /// An entry's head, per protocol.

@@ -416,6 +416,17 @@ impl Shipper {
     pub fn count_ignored(&self) {
         Stats::add(&self.shared.stats.after_close, 1);
     }
+
+    /// Counts one record the storm guard kept back.
+    pub fn count_suppressed(&self) {
+        Stats::add(&self.shared.stats.storm_suppressed, 1);
+    }
+
+    /// Queues a storm summary: counted as an entry, and as a summary.
+    pub fn push_summary(&self, json: Vec<u8>, level: Level) {
+        Stats::add(&self.shared.stats.storm_summaries, 1);
+        self.push(json, level);
+    }
 }
 
 impl Drop for Shipper {
