@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import pytest
-from conftest import MakeHandler
 
 from logwell_handler import Logwell, LogwellError, LogwellHandler
 from logwell_handler.testing import LogwellReceiver
+
+from conftest import MakeHandler
 
 
 def test_a_debug_storm_costs_no_error_record(
@@ -91,8 +93,37 @@ def test_without_a_storm_limit_nothing_is_held_back(
 def test_the_storm_limit_is_refused_out_of_range_and_with_a_client(
     logwell_receiver: LogwellReceiver,
 ) -> None:
-    settings = {"api_key": logwell_receiver.api_key, "endpoint": logwell_receiver.endpoint}
+    settings: dict[str, Any] = {
+        "api_key": logwell_receiver.api_key,
+        "endpoint": logwell_receiver.endpoint,
+    }
     with pytest.raises(LogwellError, match="Invalid storm_limit: must be an integer from 0"):
         LogwellHandler(**settings, storm_limit=-1)
     with Logwell(**settings) as client, pytest.raises(LogwellError, match="storm_limit"):
         LogwellHandler(client=client, storm_limit=10)
+
+
+def test_the_client_has_a_storm_guard_keyed_by_its_call_site(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    with Logwell(
+        api_key=logwell_receiver.api_key,
+        endpoint=logwell_receiver.endpoint,
+        storm_limit=50,
+        max_queue_size=100_000,
+    ) as client:
+        for _ in range(20_000):
+            client.error("db down", {"attempt": 1})  # one call site, in a hot loop
+        for _ in range(20):
+            client.error("db down", {"attempt": 2})  # the same words, another line
+        assert client.flush(timeout=60) is not None
+        stats = client.stats()
+    hot = [e for e in logwell_receiver.entries if e["metadata"]["attempt"] == 1]
+    summaries = [e for e in hot if "storm" in e["metadata"]]
+    passed = [e for e in hot if "storm" not in e["metadata"]]
+    assert len(summaries) == 1, "one window, released by the flush"
+    assert 50 <= len(passed) < 20_000
+    assert len(passed) + summaries[0]["metadata"]["storm"]["suppressed"] == 20_000
+    other = [e for e in logwell_receiver.entries if e["metadata"]["attempt"] == 2]
+    assert len(other) == 20, "another call site has its own allowance"
+    assert stats["storm_summaries"] == 1

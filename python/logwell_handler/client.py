@@ -34,7 +34,7 @@ __all__ = ["AsyncLogwell", "BaseLogwell", "Logwell"]
 _MAX_LINE = 2**63 - 1  # the core's i64
 
 # The keys of the official SDKs' dict form: every setting of the constructor.
-_CONFIG_KEYS = frozenset(SHARED) | {"capture_source_location"}
+_CONFIG_KEYS = frozenset(SHARED) | {"capture_source_location", "storm_limit"}
 
 
 class _Shared:
@@ -81,6 +81,8 @@ class BaseLogwell:
     _metadata: Optional[dict[str, Any]]
     _service: Optional[str]
     _capture: bool
+    # A storm guard keys calls by their call site, looked up only when there is one.
+    _storm_guarded: bool
     _otlp: bool
     # A child's own shutdown (it stops the child, not the shared core).
     _stopped: bool
@@ -110,6 +112,7 @@ class BaseLogwell:
         spool_dir: Optional[PathSetting] = None,
         max_spool_bytes: Optional[int] = None,
         capture_source_location: Optional[bool] = None,
+        storm_limit: Optional[int] = None,
         source_path: Optional[SourcePath] = None,
         on_error: Optional[ErrorCallback] = None,
         on_flush: Optional[FlushCallback] = None,
@@ -128,8 +131,10 @@ class BaseLogwell:
             type(self).__init__(self, **config)
             return
         settings = resolve(locals())
+        storm = own_setting("storm_limit", storm_limit) or 0
         args = {
             **core_args(settings),
+            "storm_limit": storm,
             "reserved": frozenset(),
             "on_error": _guarded(on_error),
             "on_flush": _guarded(on_flush),
@@ -139,6 +144,7 @@ class BaseLogwell:
         self._metadata = None
         self._service = None  # the core carries the client's own service
         self._capture = bool(own_setting("capture_source_location", capture_source_location))
+        self._storm_guarded = storm > 0
         self._stopped = False
         self._is_root = True
         _lifecycle.register(self._shared)
@@ -151,6 +157,7 @@ class BaseLogwell:
         child._metadata = {**(self._metadata or {}), **(metadata or {})} or None
         child._service = service if service is not None else self._service
         child._capture = self._capture
+        child._storm_guarded = self._storm_guarded
         child._otlp = self._otlp
         child._stopped = False
         child._is_root = False
@@ -199,9 +206,12 @@ class BaseLogwell:
                 metadata = dict(base)
             elif isinstance(metadata, dict):
                 metadata = {**base, **metadata}
-        if source is None and self._capture:
+        call_site = None
+        if self._capture or self._storm_guarded:
             frame = sys._getframe(depth)
-            source = (frame.f_code.co_filename, frame.f_lineno)
+            call_site = (frame.f_code.co_filename, frame.f_lineno)
+            if source is None and self._capture:
+                source = call_site
         if timestamp is not None and self._otlp:
             timestamp = _epoch_seconds(timestamp)
         core.log_entry(
@@ -212,6 +222,7 @@ class BaseLogwell:
             timestamp=timestamp,
             source_file=source[0] if source else None,
             line_number=source[1] if source else None,
+            call_site=call_site,
         )
 
     def debug(self, message: str, metadata: Optional[dict[str, Any]] = None) -> None:

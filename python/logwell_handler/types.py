@@ -78,6 +78,7 @@ class LogwellConfig(TypedDict, total=False):
     spool_dir: PathSetting
     max_spool_bytes: int
     capture_source_location: bool
+    storm_limit: int
     source_path: SourcePath
     on_error: ErrorCallback
     on_flush: FlushCallback

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString, PyTuple};
 
 use super::errors::to_py_error;
-use super::record::{as_text, encode_value, py_str, LogCall, RecordEncoder, SourcePath};
+use super::record::{
+    as_text, encode_value, now_seconds, py_str, LogCall, RecordEncoder, SourcePath,
+};
 use super::record_view::RecordShape;
-use super::storm::{StormGuard, Summary, WINDOW_SECONDS};
+use super::storm::{combine, hash_of, StormGuard, Summary, Verdict, WINDOW_SECONDS};
 use super::trace::current_trace;
 use crate::config::{self, Config, Settings};
 use crate::errors::Error;
@@ -437,7 +439,7 @@ impl Core {
     /// the entry is ignored and counted instead.
     #[pyo3(signature = (
         level, message, metadata=None, *, service=None, timestamp=None,
-        source_file=None, line_number=None
+        source_file=None, line_number=None, call_site=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn log_entry(
@@ -445,60 +447,23 @@ impl Core {
         level: &Bound<'_, PyAny>,
         message: &Bound<'_, PyAny>,
         metadata: Option<&Bound<'_, PyAny>>,
-        service: Option<&str>,
+        service: Option<&Bound<'_, PyAny>>,
         timestamp: Option<&Bound<'_, PyAny>>,
-        source_file: Option<&str>,
-        line_number: Option<i64>,
+        source_file: Option<&Bound<'_, PyAny>>,
+        line_number: Option<&Bound<'_, PyAny>>,
+        call_site: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let call = || -> PyResult<()> {
-            let entry_err = |what: &str, v: &Bound<'_, PyAny>| {
-                Error::InvalidEntry(format!("{what}, got {}", type_name(v)))
-            };
-            let level = level
-                .cast::<PyString>()
-                .map_err(|_| entry_err("level must be a str", level))?;
-            let message = message
-                .cast::<PyString>()
-                .map_err(|_| entry_err("message must be a str", message))?;
-            let metadata = match metadata.filter(|m| !m.is_none()) {
-                None => None,
-                Some(m) => Some(
-                    m.cast::<PyDict>()
-                        .map_err(|_| entry_err("metadata must be a dict", m))?,
-                ),
-            };
-            // A str is passed through; the Python side turns it into seconds for OTLP.
-            let text;
-            let timestamp = match timestamp.filter(|t| !t.is_none()) {
-                None => None,
-                Some(t) if t.is_instance_of::<PyFloat>() => {
-                    Some(Timestamp::Seconds(t.extract::<f64>()?))
-                }
-                Some(t) => {
-                    text = py_str(
-                        t.cast::<PyString>()
-                            .map_err(|_| entry_err("timestamp must be an ISO 8601 str", t))?,
-                    );
-                    Some(Timestamp::Text(&text))
-                }
-            };
-            let (level, json) = self.encoder.encode_call(
-                &LogCall {
-                    level: &py_str(level),
-                    message: &py_str(message),
-                    metadata,
-                    service,
-                    timestamp,
-                    source_file,
-                    line_number,
-                },
-                current_trace(level.py()),
-            )?;
-            // After close, push counts the entry as ignored.
-            self.shipper.push(json, level);
-            Ok(())
+        let call = ClientCall {
+            level,
+            message,
+            metadata,
+            service,
+            timestamp,
+            source_file,
+            line_number,
         };
-        match catch_unwind(AssertUnwindSafe(call)) {
+        let result = catch_unwind(AssertUnwindSafe(|| self.log_call(&call, call_site)));
+        match result {
             Ok(result) => result,
             Err(payload) => {
                 self.shipper.fail_record(&unencodable(payload.as_ref()));
@@ -650,6 +615,126 @@ impl Core {
 }
 
 impl Core {
+    /// A client call: checked, past the storm guard (when there is one and `call_site`
+    /// is given), encoded and queued.
+    fn log_call(
+        &self,
+        call: &ClientCall<'_, '_>,
+        call_site: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let py = call.level.py();
+        match self.encode_client(call, call_site)? {
+            Some((level, json)) => self.shipper.push(json, level), // after close: ignored
+            None => self.shipper.count_suppressed(),
+        }
+        if self.storm.as_ref().is_some_and(StormGuard::due) {
+            self.release_storm_summaries(py, false);
+        }
+        Ok(())
+    }
+
+    /// A client call's entry; None when the storm guard keeps it back.
+    fn encode_client(
+        &self,
+        call: &ClientCall<'_, '_>,
+        call_site: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<(Level, Vec<u8>)>> {
+        let py = call.level.py();
+        let entry_err = |what: &str, v: &Bound<'_, PyAny>| {
+            Error::InvalidEntry(format!("{what}, got {}", type_name(v)))
+        };
+        let level = call
+            .level
+            .cast::<PyString>()
+            .map_err(|_| entry_err("level must be a str", call.level))?;
+        let message = call
+            .message
+            .cast::<PyString>()
+            .map_err(|_| entry_err("message must be a str", call.message))?;
+        let metadata = match call.metadata.filter(|m| !m.is_none()) {
+            None => None,
+            Some(m) => Some(
+                m.cast::<PyDict>()
+                    .map_err(|_| entry_err("metadata must be a dict", m))?,
+            ),
+        };
+        let service = optional_text("service", call.service)?;
+        let source_file = optional_text("source_file", call.source_file)?;
+        let line_number = match call.line_number.filter(|n| !n.is_none()) {
+            None => None,
+            Some(n) => Some(n.extract::<i64>()?),
+        };
+        // A str is passed through; the Python side turns it into seconds for OTLP.
+        let text;
+        let timestamp = match call.timestamp.filter(|t| !t.is_none()) {
+            None => None,
+            Some(t) if t.is_instance_of::<PyFloat>() => {
+                Some(Timestamp::Seconds(t.extract::<f64>()?))
+            }
+            Some(t) => {
+                text = py_str(
+                    t.cast::<PyString>()
+                        .map_err(|_| entry_err("timestamp must be an ISO 8601 str", t))?,
+                );
+                Some(Timestamp::Text(&text))
+            }
+        };
+        if let (Some(guard), Some(site)) = (&self.storm, call_site) {
+            let key = combine(&[
+                hash_of(Some(level.as_any())),
+                hash_of(Some(message.as_any())),
+                hash_of(call.service),
+                hash_of(Some(site)),
+            ]);
+            let keep = || call.kept(py);
+            if let Verdict::Suppress = guard.check(key, now_seconds(), keep) {
+                return Ok(None);
+            }
+        }
+        let (level_kind, json) = self.encoder.encode_call(
+            &LogCall {
+                level: &py_str(level),
+                message: &py_str(message),
+                metadata,
+                service: service.as_deref(),
+                timestamp,
+                source_file: source_file.as_deref(),
+                line_number,
+            },
+            current_trace(py),
+        )?;
+        Ok(Some((level_kind, json)))
+    }
+
+    /// The summary of a client call site: its last call kept back (`ClientCall::kept`),
+    /// with `storm` added to its metadata.
+    fn summary_of_call(
+        &self,
+        args: &Bound<'_, PyTuple>,
+        storm: &Bound<'_, PyDict>,
+    ) -> PyResult<(Level, Vec<u8>)> {
+        let py = args.py();
+        let item = |i| args.get_item(i);
+        let metadata = match item(2)?.cast_into::<PyDict>() {
+            Ok(given) => given.copy()?,
+            Err(_) => PyDict::new(py),
+        };
+        metadata.set_item("storm", storm)?;
+        let (level, message, service, timestamp, file, line) =
+            (item(0)?, item(1)?, item(3)?, item(4)?, item(5)?, item(6)?);
+        let call = ClientCall {
+            level: &level,
+            message: &message,
+            metadata: Some(metadata.as_any()),
+            service: Some(&service),
+            timestamp: Some(&timestamp),
+            source_file: Some(&file),
+            line_number: Some(&line),
+        };
+        self.encode_client(&call, None)?
+            .ok_or_else(|| PyErr::from(Error::InvalidEntry("summary kept back".into())))
+    }
+
     /// Queues the storm summaries of the windows that ended, or of all with `all` (a
     /// flush or a close: what they wait for includes the summaries). Each is the last
     /// record its site kept back, with `storm` in its metadata: how many it stands for,
@@ -657,15 +742,21 @@ impl Core {
     fn release_storm_summaries(&self, py: Python<'_>, all: bool) {
         let Some(guard) = &self.storm else { return };
         for summary in guard.take_due(all) {
-            let encoded = catch_unwind(AssertUnwindSafe(|| {
-                let context = summary_context(py, &summary).ok()?;
-                let record = summary.record.bind(py);
-                self.encoder
-                    .encode(record, None, Some(&context), None, None)
-            }));
+            let encoded = catch_unwind(AssertUnwindSafe(
+                || -> PyResult<Option<(Level, Vec<u8>)>> {
+                    let storm = summary_context(py, &summary)?;
+                    let kept = summary.kept.bind(py);
+                    if let Ok(args) = kept.cast::<PyTuple>() {
+                        return self.summary_of_call(args, &storm).map(Some);
+                    }
+                    let context = PyDict::new(py);
+                    context.set_item("storm", storm)?;
+                    Ok(self.encoder.encode(kept, None, Some(&context), None, None))
+                },
+            ));
             match encoded {
-                Ok(Some((level, json))) => self.shipper.push_summary(json, level),
-                Ok(None) => {}
+                Ok(Ok(Some((level, json)))) => self.shipper.push_summary(json, level),
+                Ok(Ok(None) | Err(_)) => {}
                 Err(payload) => self.shipper.fail_record(&unencodable(payload.as_ref())),
             }
         }
@@ -735,7 +826,8 @@ fn storm_guard(limit: i64) -> Result<Option<StormGuard>, Error> {
     }
 }
 
-/// `{"storm": {"suppressed", "first", "last", "window_seconds"}}`, times in ISO 8601.
+/// `{"suppressed", "first", "last", "window_seconds"}`, times in ISO 8601: the
+/// summary's `storm` field.
 fn summary_context<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, PyDict>> {
     let iso = |seconds: f64| {
         let mut out = Vec::with_capacity(27);
@@ -747,7 +839,48 @@ fn summary_context<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'p
     storm.set_item("first", iso(summary.first))?;
     storm.set_item("last", iso(summary.last))?;
     storm.set_item("window_seconds", WINDOW_SECONDS)?;
-    let context = PyDict::new(py);
-    context.set_item("storm", storm)?;
-    Ok(context)
+    Ok(storm)
+}
+
+/// A client call's optional text argument.
+fn optional_text(field: &str, v: Option<&Bound<'_, PyAny>>) -> Result<Option<String>, Error> {
+    match v.filter(|v| !v.is_none()) {
+        None => Ok(None),
+        Some(v) => match v.cast::<PyString>() {
+            Ok(text) => Ok(Some(py_str(text).into_owned()).filter(|t| !t.is_empty())),
+            Err(_) => Err(Error::InvalidEntry(format!(
+                "{field} must be a str, got {}",
+                type_name(v)
+            ))),
+        },
+    }
+}
+
+/// A client call's arguments, as given.
+struct ClientCall<'a, 'py> {
+    level: &'a Bound<'py, PyAny>,
+    message: &'a Bound<'py, PyAny>,
+    metadata: Option<&'a Bound<'py, PyAny>>,
+    service: Option<&'a Bound<'py, PyAny>>,
+    timestamp: Option<&'a Bound<'py, PyAny>>,
+    source_file: Option<&'a Bound<'py, PyAny>>,
+    line_number: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl ClientCall<'_, '_> {
+    /// The arguments as a tuple, kept for a storm summary.
+    fn kept(&self, py: Python<'_>) -> Py<PyAny> {
+        let or_none =
+            |v: Option<&Bound<'_, PyAny>>| v.map_or_else(|| py.None(), |v| v.clone().unbind());
+        let items = [
+            self.level.clone().unbind(),
+            self.message.clone().unbind(),
+            or_none(self.metadata),
+            or_none(self.service),
+            or_none(self.timestamp),
+            or_none(self.source_file),
+            or_none(self.line_number),
+        ];
+        PyTuple::new(py, items).map_or_else(|_| py.None(), |t| t.into_any().unbind())
+    }
 }

@@ -15,7 +15,7 @@ use pyo3::types::{
 };
 
 use super::record_view::{RecordShape, RecordView, READ_FOR_LOGWELL, READ_FOR_OTLP};
-use super::storm::{StormGuard, Verdict};
+use super::storm::{record_site, StormGuard, Verdict};
 use crate::errors::Error;
 use crate::json::{JsonWriter, ValueStyle, ValueWriter};
 use crate::protocol::logwell::{self, Level, Timestamp};
@@ -274,8 +274,11 @@ impl RecordEncoder {
             .and_then(|v| v.extract::<f64>().ok())
             .filter(|c| c.is_finite())
             .unwrap_or_else(now_seconds);
-        if let Some(Verdict::Suppress) = guard.map(|g| g.check(record, &view, created)) {
-            return None;
+        if let Some(guard) = guard {
+            let keep = || record.clone().unbind();
+            if let Verdict::Suppress = guard.check(record_site(&view), created, keep) {
+                return None;
+            }
         }
         let mut computed = None;
         let (message, message_error) =
@@ -650,7 +653,7 @@ fn unix_nanos(seconds: f64) -> u64 {
     }
 }
 
-fn now_seconds() -> f64 {
+pub fn now_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

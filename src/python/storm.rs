@@ -22,10 +22,11 @@ const MAX_SITES: usize = 4096;
 /// Seconds a summary covers, from the first record it counts.
 pub const WINDOW_SECONDS: f64 = 10.0;
 
-/// What a summary says of a site's suppressed records, and the last of them, whose
-/// call site and fields it goes out with.
+/// What a summary says of a site's suppressed records, and the last of them (a
+/// `LogRecord`, or a client call's arguments), whose call site and fields it goes out
+/// with.
 pub struct Summary {
-    pub record: Py<PyAny>,
+    pub kept: Py<PyAny>,
     pub suppressed: u64,
     pub first: f64,
     pub last: f64,
@@ -38,7 +39,7 @@ struct Site {
     suppressed: u64,
     first: f64,
     last: f64,
-    record: Option<Py<PyAny>>,
+    kept: Option<Py<PyAny>>,
 }
 
 /// The key is a hash already: hashing it again would be waste.
@@ -78,7 +79,7 @@ pub enum Verdict {
     Suppress,
 }
 
-fn hash_of(value: Option<&Bound<'_, PyAny>>) -> u64 {
+pub fn hash_of(value: Option<&Bound<'_, PyAny>>) -> u64 {
     // A str caches its hash: after the first record of a site this is a field read.
     // Anything unhashable is known by its identity.
     value.map_or(0, |v| {
@@ -92,19 +93,23 @@ fn int_of(value: Option<&Bound<'_, PyAny>>) -> u64 {
         .map_or(0, i64::cast_unsigned)
 }
 
-/// The call site of a record.
-fn site_key(view: &RecordView<'_>) -> u64 {
+/// One key of several hashes.
+pub fn combine(parts: &[u64]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut key = hash_of(view.msg.as_ref());
-    for part in [
+    parts.iter().fold(0, |key: u64, part| {
+        (key.rotate_left(5) ^ part).wrapping_mul(K)
+    })
+}
+
+/// The call site of a record: its logger, level, file, line and message template.
+pub fn record_site(view: &RecordView<'_>) -> u64 {
+    combine(&[
+        hash_of(view.msg.as_ref()),
         hash_of(view.pathname.as_ref()),
         int_of(view.lineno.as_ref()),
         int_of(view.levelno.as_ref()),
         hash_of(view.name.as_ref()),
-    ] {
-        key = (key.rotate_left(5) ^ part).wrapping_mul(K);
-    }
-    key
+    ])
 }
 
 impl StormGuard {
@@ -119,10 +124,9 @@ impl StormGuard {
         }
     }
 
-    /// Whether `record`, logged at `created`, goes out or is counted in its site's
-    /// summary.
-    pub fn check(&self, record: &Bound<'_, PyAny>, view: &RecordView<'_>, created: f64) -> Verdict {
-        let key = site_key(view);
+    /// Whether a record of call site `key`, logged at `created`, goes out or is counted
+    /// in its site's summary; `keep` gives what the summary is made from, when needed.
+    pub fn check(&self, key: u64, created: f64, keep: impl FnOnce() -> Py<PyAny>) -> Verdict {
         if created > 0.0 {
             self.latest.fetch_max(created.to_bits(), Ordering::AcqRel);
         }
@@ -139,7 +143,7 @@ impl StormGuard {
             suppressed: 0,
             first: 0.0,
             last: 0.0,
-            record: None,
+            kept: None,
         });
         let elapsed = (created - site.seen).max(0.0);
         site.seen = site.seen.max(created);
@@ -157,7 +161,7 @@ impl StormGuard {
         }
         site.suppressed += 1;
         site.last = created;
-        site.record = Some(record.clone().unbind());
+        site.kept = Some(keep());
         Verdict::Suppress
     }
 
@@ -179,9 +183,9 @@ impl StormGuard {
                 continue;
             }
             if all || site.first + WINDOW_SECONDS <= now {
-                if let Some(record) = site.record.take() {
+                if let Some(kept) = site.kept.take() {
                     taken.push(Summary {
-                        record,
+                        kept,
                         suppressed: site.suppressed,
                         first: site.first,
                         last: site.last,
