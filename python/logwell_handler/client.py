@@ -372,6 +372,8 @@ class Logwell(BaseLogwell):
     ``Logwell({"api_key": ..., "endpoint": ..., "service": ...})`` (the official Python
     SDK's form) is accepted too. Arguments are those of :class:`LogwellHandler`, plus
     ``capture_source_location``: fill ``sourceFile``/``lineNumber`` with the caller's line.
+    ``storm_limit`` holds each call site to that many entries a second, as for the
+    handler (``docs/storms.md``).
 
     Raises:
         LogwellError: ``INVALID_CONFIG`` for bad settings; ``VALIDATION_ERROR`` from a log

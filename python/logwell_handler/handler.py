@@ -58,7 +58,8 @@ class LogwellHandler(logging.Handler):
             a request carries at most 100 or ``batch_size``, whichever is more).
         flush_interval: Seconds between sends of whatever is waiting, 0.1 to 60.
         max_queue_size: Entries held while the server is slow or down, 1 to 1 000 000.
-            When full the oldest are dropped and counted.
+            When full the least important are dropped (debug first, then info, warn,
+            error, fatal; the oldest within a level) and counted.
         max_queue_bytes: Bytes held, likewise (default 64 MiB): this is what caps memory.
         max_requests_per_minute: The server's request budget for the key (Logwell's
             ``RATE_LIMIT_INGEST_RPM``); requests are paced to it, 0 for no limit.
@@ -262,9 +263,10 @@ class LogwellHandler(logging.Handler):
 
         Every record ends in one of ``sent``, ``dropped_overflow``, ``dropped_at_close``,
         ``failed``, ``rejected_by_server`` or ``spooled``; until then it is ``queued``.
-        Also: ``enqueued``, ``retries``, ``rate_limited_waits``, ``rate_limited_wait_ms``,
-        ``paced_waits``, ``paced_wait_ms``, ``batches``, ``bytes_sent``,
-        ``ignored_after_close``, the spool's ``replayed``, ``replay_failed``,
+        Also: ``enqueued``, ``dropped_by_level``, ``retries``, ``rate_limited_waits``,
+        ``rate_limited_wait_ms``, ``paced_waits``, ``paced_wait_ms``, ``batches``,
+        ``bytes_sent``, ``ignored_after_close``, the storm guard's ``storm_suppressed``
+        and ``storm_summaries`` (``docs/storms.md``), the spool's ``replayed``, ``replay_failed``,
         ``spool_bytes``, ``dropped_spool_full``, ``spool_corrupt`` and ``spool_errors``
         (``docs/spool.md``), and ``last_error``
         (``{"code", "message"}`` of the latest problem, or None)."""
