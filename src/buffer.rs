@@ -89,20 +89,62 @@ impl Buffer {
             level,
             json: json.into_boxed_slice(),
         };
+        // Counted before it is visible: a pop must never take the count below zero.
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        self.queues[level as usize].push(entry);
         self.len.fetch_add(1, Ordering::Relaxed);
+        self.queues[level as usize].push(entry);
         let mut pushed = Pushed::default();
         // Keep at least the newest entry even if it alone is over the byte bound.
         while self.over_bounds() && self.len.load(Ordering::Relaxed) > 1 {
-            let Some(old) = self.queues.iter().find_map(SegQueue::pop) else {
-                break; // what is left is the consumer's: it is leaving anyway
+            let Some(old) = self.least_important() else {
+                break; // the consumer holds what is left, and is sending it
             };
             self.len.fetch_sub(1, Ordering::Relaxed);
             self.bytes.fetch_sub(old.json.len(), Ordering::Relaxed);
             self.evict(old, &mut pushed);
         }
         pushed
+    }
+
+    /// The oldest entry of the least important level that has one. A level's oldest may
+    /// wait in the consumer's `heads`: taken from there unless the consumer is at it.
+    fn least_important(&self) -> Option<Entry> {
+        let mut heads = self.heads.try_lock();
+        for (level, queue) in self.queues.iter().enumerate() {
+            if let Some(head) = heads.as_mut().and_then(|h| h[level].take()) {
+                return Some(head);
+            }
+            if let Some(e) = queue.pop() {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// The `seq` the next entry will get: every entry pushed so far has a smaller one.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.load(Ordering::Relaxed)
+    }
+
+    /// The smallest `seq` still held (`u64::MAX`: none). Shedding by level resolves
+    /// entries out of order: a flush waits for this, not only for a count.
+    pub fn oldest_seq(&self) -> u64 {
+        let mut heads = self.heads.lock();
+        self.fill_heads(&mut heads);
+        heads
+            .iter()
+            .flatten()
+            .map(|e| e.seq)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    fn fill_heads(&self, heads: &mut [Option<Entry>; LEVELS]) {
+        for (head, queue) in heads.iter_mut().zip(&self.queues) {
+            if head.is_none() {
+                *head = queue.pop();
+            }
+        }
     }
 
     fn over_bounds(&self) -> bool {
@@ -149,11 +191,7 @@ impl Buffer {
     /// The oldest entry of all levels. For the one consumer, the flush thread.
     pub fn pop(&self) -> Option<Entry> {
         let mut heads = self.heads.lock();
-        for (head, queue) in heads.iter_mut().zip(&self.queues) {
-            if head.is_none() {
-                *head = queue.pop();
-            }
-        }
+        self.fill_heads(&mut heads);
         let oldest = heads
             .iter()
             .enumerate()
@@ -216,6 +254,22 @@ mod tests {
             vec![0, 2, 4, 5],
             "the rest, in the order they were pushed"
         );
+    }
+
+    #[test]
+    fn what_the_consumer_holds_is_shed_in_turn_and_the_oldest_is_known() {
+        let b = Buffer::new(3, 1 << 20, false);
+        b.push(vec![0], Level::Debug);
+        b.push(vec![1], Level::Error);
+        b.push(vec![2], Level::Debug);
+        // The consumer looks: each level's oldest now waits in its heads.
+        assert_eq!(b.oldest_seq(), 0);
+        // Full: the debug entry in the heads is the least important and the oldest.
+        assert_eq!(b.push(vec![3], Level::Info).dropped, [1, 0, 0, 0, 0]);
+        assert_eq!(b.oldest_seq(), 1);
+        let left: Vec<u8> = std::iter::from_fn(|| b.pop()).map(|e| e.json[0]).collect();
+        assert_eq!(left, vec![1, 2, 3]);
+        assert_eq!((b.len(), b.bytes(), b.oldest_seq()), (0, 0, u64::MAX));
     }
 
     #[test]

@@ -127,3 +127,70 @@ def test_the_client_has_a_storm_guard_keyed_by_its_call_site(
     other = [e for e in logwell_receiver.entries if e["metadata"]["attempt"] == 2]
     assert len(other) == 20, "another call site has its own allowance"
     assert stats["storm_summaries"] == 1
+
+
+def test_a_bad_client_call_is_refused_every_time_never_held_back(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    client = Logwell(
+        api_key=logwell_receiver.api_key, endpoint=logwell_receiver.endpoint, storm_limit=1
+    )
+    for _ in range(4):
+        with pytest.raises(LogwellError, match="level must be one of"):
+            client.log({"level": "warning", "message": "x"})  # type: ignore[typeddict-item]
+        with pytest.raises(LogwellError, match="non-empty"):
+            client.info("   ")
+    client.shutdown()
+    for _ in range(5):
+        client.error("after shutdown")
+    stats = client.stats()
+    assert stats["storm_suppressed"] == 0
+    assert stats["ignored_after_close"] == 5
+
+
+def test_the_clients_flush_sends_the_summary_even_with_nothing_else_queued(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    with Logwell(
+        api_key=logwell_receiver.api_key, endpoint=logwell_receiver.endpoint, storm_limit=1
+    ) as client:
+        for _ in range(10):
+            client.warn("flapping")
+            if not logwell_receiver.entries:
+                assert client.flush(timeout=10) == {"accepted": 1}  # the first
+        # Nothing queued: the other nine wait in a summary, which this flush sends.
+        assert client.flush(timeout=10) == {"accepted": 1}
+    (first, summary) = logwell_receiver.entries
+    assert "storm" not in first.get("metadata", {})
+    assert summary["metadata"]["storm"]["suppressed"] == 9
+
+
+def test_a_summary_reads_as_the_records_it_stands_for(
+    make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
+) -> None:
+    from logwell_handler import log_context
+
+    handler = make_handler(storm_limit=1, use_formatter=True)
+    handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    logger.addHandler(handler)
+    with log_context(request_id="r-9"):
+        for i in range(5):
+            logger.warning("retry %d", i, extra={"job": "sync"})
+    assert handler.flush(timeout=10)
+    first, summary = logwell_receiver.entries
+    assert first["message"] == "[WARNING] retry 0"
+    assert summary["message"] == "[WARNING] retry 4", "the formatter's, as the records'"
+    assert summary["metadata"]["request_id"] == "r-9"
+    assert summary["metadata"]["job"] == "sync"
+    assert summary["metadata"]["storm"]["suppressed"] == 4
+
+
+def test_a_record_with_no_real_time_goes_unguarded(
+    make_handler: MakeHandler, logwell_receiver: LogwellReceiver
+) -> None:
+    handler = make_handler(storm_limit=1)
+    for created in (-5.0, 0.0, float("nan"), -5.0):
+        handler.handle(_record(30, "odd clock", created))
+    assert handler.flush(timeout=10)
+    assert len(logwell_receiver.entries) == 4
+    assert handler.stats()["storm_suppressed"] == 0

@@ -272,7 +272,7 @@ def core_args(settings: Mapping[str, Any]) -> dict[str, Any]:
         settings["protocol"], settings["service_version"], settings["environment"]
     )
     args["cwd"] = os.getcwd()
-    # The handler's own setting, which it sets; a client has no storm guard.
+    # Not a shared setting: the handler and the client each pass their own over this.
     args["storm_limit"] = 0
     spool_dir = args["spool_dir"]
     if isinstance(spool_dir, (str, os.PathLike)) and os.fspath(spool_dir):

@@ -279,6 +279,7 @@ class BaseLogwell:
 
     def _flush_blocking(self, timeout: Optional[float]) -> Optional[IngestResponse]:
         core = self._shared.current()
+        core.release_summaries()  # a storm's summaries are queued too, if any
         if core.stats()["queued"] == 0:
             return None
         before = core.server_said()

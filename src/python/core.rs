@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PyInt, PyString};
 
 use super::errors::to_py_error;
 use super::record::{
     as_text, encode_value, now_seconds, py_str, LogCall, RecordEncoder, SourcePath,
 };
 use super::record_view::RecordShape;
-use super::storm::{combine, hash_of, StormGuard, Summary, Verdict, WINDOW_SECONDS};
+use super::storm::{combine, hash_of, Kept, StormGuard, Summary, Verdict, WINDOW_SECONDS};
 use super::trace::current_trace;
 use crate::config::{self, Config, Settings};
 use crate::errors::Error;
@@ -551,6 +551,13 @@ impl Core {
         })
     }
 
+    /// Queues every storm summary pending now (a flush does it too).
+    fn release_summaries(&self, py: Python<'_>) {
+        if !self.forked() {
+            self.release_storm_summaries(py, true);
+        }
+    }
+
     /// What the server's replies have said so far (`replies`, `accepted`, `rejected`,
     /// `rejected_given`: replies that gave a rejected count, `reasons_given`), and in
     /// `reasons` the reasons given for rejected entries from the `since`th on.
@@ -623,6 +630,10 @@ impl Core {
         call_site: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let py = call.level.py();
+        if self.shipper.state() != State::Open {
+            self.shipper.count_ignored();
+            return Ok(());
+        }
         match self.encode_client(call, call_site)? {
             Some((level, json)) => self.shipper.push(json, level), // after close: ignored
             None => self.shipper.count_suppressed(),
@@ -679,15 +690,18 @@ impl Core {
                 Some(Timestamp::Text(&text))
             }
         };
-        if let (Some(guard), Some(site)) = (&self.storm, call_site) {
+        // A call the encoder will refuse is refused, never held back: its mistake is
+        // the caller's to hear of, every time.
+        let valid = Level::parse(&py_str(level)).is_some() && !py_str(message).trim().is_empty();
+        if let (Some(guard), Some(site), true) = (&self.storm, call_site, valid) {
             let key = combine(&[
                 hash_of(Some(level.as_any())),
                 hash_of(Some(message.as_any())),
                 hash_of(call.service),
                 hash_of(Some(site)),
             ]);
-            let keep = || call.kept(py);
-            if let Verdict::Suppress = guard.check(key, now_seconds(), keep) {
+            if let Verdict::Suppress(replaced) = guard.check(key, now_seconds(), || call.kept()) {
+                drop(replaced); // the guard's lock is released: Python code may run
                 return Ok(None);
             }
         }
@@ -706,33 +720,42 @@ impl Core {
         Ok(Some((level_kind, json)))
     }
 
-    /// The summary of a client call site: its last call kept back (`ClientCall::kept`),
-    /// with `storm` added to its metadata.
+    /// The summary of a client call site: its last call kept back, with `storm` added to
+    /// its metadata, at the time of that call.
     fn summary_of_call(
         &self,
-        args: &Bound<'_, PyTuple>,
+        py: Python<'_>,
+        args: &[Option<Py<PyAny>>; 7],
         storm: &Bound<'_, PyDict>,
-    ) -> PyResult<(Level, Vec<u8>)> {
-        let py = args.py();
-        let item = |i| args.get_item(i);
-        let metadata = match item(2)?.cast_into::<PyDict>() {
+        last: f64,
+    ) -> PyResult<Option<(Level, Vec<u8>)>> {
+        let bound: Vec<Bound<'_, PyAny>> = args
+            .iter()
+            .map(|a| {
+                a.as_ref()
+                    .map_or_else(|| py.None().into_bound(py), |a| a.bind(py).clone())
+            })
+            .collect();
+        let metadata = match bound[2].cast::<PyDict>() {
             Ok(given) => given.copy()?,
             Err(_) => PyDict::new(py),
         };
         metadata.set_item("storm", storm)?;
-        let (level, message, service, timestamp, file, line) =
-            (item(0)?, item(1)?, item(3)?, item(4)?, item(5)?, item(6)?);
-        let call = ClientCall {
-            level: &level,
-            message: &message,
-            metadata: Some(metadata.as_any()),
-            service: Some(&service),
-            timestamp: Some(&timestamp),
-            source_file: Some(&file),
-            line_number: Some(&line),
+        let at = if bound[4].is_none() {
+            PyFloat::new(py, last).into_any()
+        } else {
+            bound[4].clone()
         };
-        self.encode_client(&call, None)?
-            .ok_or_else(|| PyErr::from(Error::InvalidEntry("summary kept back".into())))
+        let call = ClientCall {
+            level: &bound[0],
+            message: &bound[1],
+            metadata: Some(metadata.as_any()),
+            service: Some(&bound[3]),
+            timestamp: Some(&at),
+            source_file: Some(&bound[5]),
+            line_number: Some(&bound[6]),
+        };
+        self.encode_client(&call, None)
     }
 
     /// Queues the storm summaries of the windows that ended, or of all with `all` (a
@@ -745,18 +768,35 @@ impl Core {
             let encoded = catch_unwind(AssertUnwindSafe(
                 || -> PyResult<Option<(Level, Vec<u8>)>> {
                     let storm = summary_context(py, &summary)?;
-                    let kept = summary.kept.bind(py);
-                    if let Ok(args) = kept.cast::<PyTuple>() {
-                        return self.summary_of_call(args, &storm).map(Some);
+                    match &summary.kept {
+                        Kept::Call(args) => self.summary_of_call(py, args, &storm, summary.last),
+                        Kept::Record {
+                            record,
+                            formatted,
+                            context,
+                        } => {
+                            let fields = match context {
+                                Some(context) => context.bind(py).copy()?,
+                                None => PyDict::new(py),
+                            };
+                            fields.set_item("storm", storm)?;
+                            let formatted = formatted.as_ref().map(|f| f.bind(py));
+                            let record = record.bind(py);
+                            Ok(self
+                                .encoder
+                                .encode(record, formatted, Some(&fields), None, None))
+                        }
                     }
-                    let context = PyDict::new(py);
-                    context.set_item("storm", storm)?;
-                    Ok(self.encoder.encode(kept, None, Some(&context), None, None))
                 },
             ));
             match encoded {
                 Ok(Ok(Some((level, json)))) => self.shipper.push_summary(json, level),
-                Ok(Ok(None) | Err(_)) => {}
+                Ok(Ok(None)) => {}
+                // Never silently: the summary stood for records that are counted.
+                Ok(Err(e)) => self.shipper.fail_record(&Error::Internal {
+                    what: "storm summary",
+                    detail: e.to_string(),
+                }),
                 Err(payload) => self.shipper.fail_record(&unencodable(payload.as_ref())),
             }
         }
@@ -868,19 +908,17 @@ struct ClientCall<'a, 'py> {
 }
 
 impl ClientCall<'_, '_> {
-    /// The arguments as a tuple, kept for a storm summary.
-    fn kept(&self, py: Python<'_>) -> Py<PyAny> {
-        let or_none =
-            |v: Option<&Bound<'_, PyAny>>| v.map_or_else(|| py.None(), |v| v.clone().unbind());
-        let items = [
-            self.level.clone().unbind(),
-            self.message.clone().unbind(),
-            or_none(self.metadata),
-            or_none(self.service),
-            or_none(self.timestamp),
-            or_none(self.source_file),
-            or_none(self.line_number),
-        ];
-        PyTuple::new(py, items).map_or_else(|_| py.None(), |t| t.into_any().unbind())
+    /// The arguments, kept for a storm summary: references only, nothing made.
+    fn kept(&self) -> Kept {
+        let keep = |v: Option<&Bound<'_, PyAny>>| v.map(|v| v.clone().unbind());
+        Kept::Call(Box::new([
+            keep(Some(self.level)),
+            keep(Some(self.message)),
+            keep(self.metadata),
+            keep(self.service),
+            keep(self.timestamp),
+            keep(self.source_file),
+            keep(self.line_number),
+        ]))
     }
 }

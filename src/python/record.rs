@@ -15,7 +15,7 @@ use pyo3::types::{
 };
 
 use super::record_view::{RecordShape, RecordView, READ_FOR_LOGWELL, READ_FOR_OTLP};
-use super::storm::{record_site, StormGuard, Verdict};
+use super::storm::{record_site, Kept, StormGuard, Verdict};
 use crate::errors::Error;
 use crate::json::{JsonWriter, ValueStyle, ValueWriter};
 use crate::protocol::logwell::{self, Level, Timestamp};
@@ -275,8 +275,15 @@ impl RecordEncoder {
             .filter(|c| c.is_finite())
             .unwrap_or_else(now_seconds);
         if let Some(guard) = guard {
-            let keep = || record.clone().unbind();
-            if let Verdict::Suppress = guard.check(record_site(&view), created, keep) {
+            let keep = || Kept::Record {
+                record: record.clone().unbind(),
+                formatted: formatted.map(|f| f.clone().unbind()),
+                context: context.map(|c| c.clone().unbind()),
+            };
+            if let Verdict::Suppress(replaced) =
+                guard.check(record_site(&view, formatted), created, keep)
+            {
+                drop(replaced); // the guard's lock is released: Python code may run
                 return None;
             }
         }

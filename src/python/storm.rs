@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
 
 use super::record_view::RecordView;
 
@@ -22,11 +23,25 @@ const MAX_SITES: usize = 4096;
 /// Seconds a summary covers, from the first record it counts.
 pub const WINDOW_SECONDS: f64 = 10.0;
 
-/// What a summary says of a site's suppressed records, and the last of them (a
-/// `LogRecord`, or a client call's arguments), whose call site and fields it goes out
-/// with.
+/// The last record a site kept back, as it would have been encoded: a summary goes out
+/// as it, so that it reads (and groups) as the records it stands for.
+pub enum Kept {
+    /// A `LogRecord`, with what the handler passed with it: the formatter's output (or
+    /// structlog's event) and the `log_context` fields.
+    Record {
+        record: Py<PyAny>,
+        formatted: Option<Py<PyString>>,
+        context: Option<Py<PyDict>>,
+    },
+    /// A client call's arguments: level, message, metadata, service, timestamp,
+    /// source file, line number.
+    Call(Box<[Option<Py<PyAny>>; 7]>),
+}
+
+/// What a summary says of a site's suppressed records, and the last of them, whose
+/// call site and fields it goes out with.
 pub struct Summary {
-    pub kept: Py<PyAny>,
+    pub kept: Kept,
     pub suppressed: u64,
     pub first: f64,
     pub last: f64,
@@ -39,7 +54,7 @@ struct Site {
     suppressed: u64,
     first: f64,
     last: f64,
-    kept: Option<Py<PyAny>>,
+    kept: Option<Kept>,
 }
 
 /// The key is a hash already: hashing it again would be waste.
@@ -66,6 +81,8 @@ pub struct StormGuard {
     per_second: f64,
     burst: f64,
     sites: Mutex<Sites>,
+    /// When the full table was last swept for idle sites: at most once a window.
+    swept: Mutex<f64>,
     /// The earliest time a window with suppressed records ends (`f64` bits);
     /// `f64::INFINITY`: none. Read for every record, so no lock.
     next_due: AtomicU64,
@@ -73,10 +90,12 @@ pub struct StormGuard {
     latest: AtomicU64,
 }
 
-/// Whether a record goes out.
+/// Whether a record goes out. A record held back may hand back the one it replaces as
+/// its site's last: the caller drops it once the guard's lock is released (dropping a
+/// Python object may run Python code, which may log).
 pub enum Verdict {
     Admit,
-    Suppress,
+    Suppress(Option<Kept>),
 }
 
 pub fn hash_of(value: Option<&Bound<'_, PyAny>>) -> u64 {
@@ -101,10 +120,15 @@ pub fn combine(parts: &[u64]) -> u64 {
     })
 }
 
-/// The call site of a record: its logger, level, file, line and message template.
-pub fn record_site(view: &RecordView<'_>) -> u64 {
+/// The call site of a record: its logger, level, file, line and message template (a
+/// str `msg`; else, as for structlog's event dicts, the message the handler made).
+pub fn record_site(view: &RecordView<'_>, formatted: Option<&Bound<'_, PyString>>) -> u64 {
+    let template = match &view.msg {
+        Some(msg) if msg.is_instance_of::<PyString>() => Some(msg),
+        _ => formatted.map(Bound::as_any),
+    };
     combine(&[
-        hash_of(view.msg.as_ref()),
+        hash_of(template),
         hash_of(view.pathname.as_ref()),
         int_of(view.lineno.as_ref()),
         int_of(view.levelno.as_ref()),
@@ -119,6 +143,7 @@ impl StormGuard {
             per_second,
             burst: per_second.max(1.0),
             sites: Mutex::new(Sites::default()),
+            swept: Mutex::new(f64::NEG_INFINITY),
             next_due: AtomicU64::new(f64::INFINITY.to_bits()),
             latest: AtomicU64::new(0),
         }
@@ -126,12 +151,23 @@ impl StormGuard {
 
     /// Whether a record of call site `key`, logged at `created`, goes out or is counted
     /// in its site's summary; `keep` gives what the summary is made from, when needed.
-    pub fn check(&self, key: u64, created: f64, keep: impl FnOnce() -> Py<PyAny>) -> Verdict {
-        if created > 0.0 {
-            self.latest.fetch_max(created.to_bits(), Ordering::AcqRel);
+    pub fn check(&self, key: u64, created: f64, keep: impl FnOnce() -> Kept) -> Verdict {
+        let latest = f64::from_bits(self.latest.load(Ordering::Acquire));
+        // A time that is no time, or a day ahead of the others (a skewed clock, a record
+        // from elsewhere), would end every window at once: such a record goes unguarded.
+        if !(created.is_finite() && created > 0.0) || (latest > 0.0 && created > latest + 86_400.0)
+        {
+            return Verdict::Admit;
         }
+        // Positive floats order as their bits do.
+        self.latest.fetch_max(created.to_bits(), Ordering::AcqRel);
         let mut sites = self.sites.lock();
         if !sites.contains_key(&key) && sites.len() >= MAX_SITES {
+            let mut swept = self.swept.lock();
+            if created - *swept < WINDOW_SECONDS {
+                return Verdict::Admit; // swept lately: a program with many sites
+            }
+            *swept = created;
             sites.retain(|_, site| site.suppressed > 0 || created - site.seen < WINDOW_SECONDS);
             if sites.len() >= MAX_SITES {
                 return Verdict::Admit;
@@ -154,21 +190,22 @@ impl StormGuard {
         }
         if site.suppressed == 0 {
             site.first = created;
+            site.last = created;
             // Under the sites' lock, as every write of it is.
             let due = f64::from_bits(self.next_due.load(Ordering::Acquire));
             let due = due.min(created + WINDOW_SECONDS);
             self.next_due.store(due.to_bits(), Ordering::Release);
         }
         site.suppressed += 1;
-        site.last = created;
-        site.kept = Some(keep());
-        Verdict::Suppress
+        site.last = site.last.max(created);
+        Verdict::Suppress(site.kept.replace(keep()))
     }
 
     /// Whether a window with suppressed records has ended by the latest record: a cheap
     /// test for every record, before `take_due`.
     pub fn due(&self) -> bool {
-        self.next_due.load(Ordering::Acquire) <= self.latest.load(Ordering::Acquire)
+        let next_due = f64::from_bits(self.next_due.load(Ordering::Acquire));
+        next_due <= f64::from_bits(self.latest.load(Ordering::Acquire))
     }
 
     /// The summaries of the windows the latest record ended, or of every window with

@@ -266,8 +266,14 @@ impl Shipper {
     pub fn flush(&self, timeout: Duration) -> bool {
         let s = &self.shared;
         let target = s.stats.enqueued.load(Ordering::Acquire);
-        let done =
-            || s.stats.resolved() >= target && s.inflight_min_seq.load(Ordering::Acquire) >= target;
+        let seq_target = s.buffer.next_seq();
+        // Counted, and none of them still held: shedding by level resolves entries out
+        // of order, so the count alone could be reached with an older one still queued.
+        let done = || {
+            s.stats.resolved() >= target
+                && s.inflight_min_seq.load(Ordering::Acquire) >= target
+                && s.buffer.oldest_seq() >= seq_target
+        };
         if done() {
             return true;
         }

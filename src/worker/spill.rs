@@ -121,9 +121,11 @@ impl Worker {
     pub(super) fn spill_evicted(&mut self) {
         self.shared.spill_pending.store(false, Ordering::Release);
         while self.shared.buffer.has_evicted() {
-            let entries = self.shared.buffer.take_evicted(SOFT_MAX_REQUEST_BYTES);
+            let mut entries = self.shared.buffer.take_evicted(SOFT_MAX_REQUEST_BYTES);
+            // Set aside least important first: written in the order they were logged.
+            entries.sort_unstable_by_key(|e| e.seq);
             let written = self.spool_write(&entries);
-            self.drop_evicted(entries.len() - written);
+            self.drop_evicted(&entries[written..]);
         }
     }
 
@@ -166,7 +168,7 @@ impl Worker {
                 Some(rest) if rest.is_empty() => {}
                 // The disk failed under them: with the request in flight there is no
                 // place in memory to put them back.
-                Some(rest) => return self.drop_evicted(rest.len()),
+                Some(rest) => return self.drop_evicted(&rest),
             }
         }
     }
@@ -187,14 +189,18 @@ impl Worker {
         let (aside, rest): (Vec<Entry>, Vec<Entry>) = chunk
             .drain(written..)
             .partition(|e| aside_seqs.contains(&e.seq));
-        self.drop_evicted(aside.len());
+        self.drop_evicted(&aside);
         Some(rest)
     }
 
     /// Counts entries the full buffer pushed out, that the spool could not take.
-    fn drop_evicted(&self, n: usize) {
-        let n = n as u64;
-        Stats::add(&self.shared.stats.dropped_overflow, n);
+    fn drop_evicted(&self, dropped: &[Entry]) {
+        let stats = &self.shared.stats;
+        for e in dropped {
+            Stats::add(&stats.dropped_by_level[e.level as usize], 1);
+        }
+        let n = dropped.len() as u64;
+        Stats::add(&stats.dropped_overflow, n);
         Stats::add(&self.shared.overflowed, n);
     }
 
