@@ -127,13 +127,10 @@ PER_HANDLER = ("service", "source_path")
 _OWN = ("level", "metadata", "use_formatter", "storm_limit", "capture_source_location")
 
 
-def variable(name: str) -> str:
-    """The environment variable of setting `name`."""
-    return f"LOGWELL_{name.upper()}"
-
-
 # Settings read from the environment when not given: every one but the callbacks.
-ENVIRONMENT = {name: variable(name) for name in (*SHARED, *_OWN) if name not in _CALLBACKS}
+ENVIRONMENT = {
+    name: f"LOGWELL_{name.upper()}" for name in (*SHARED, *_OWN) if name not in _CALLBACKS
+}
 
 # The kind of each setting that text (the environment, fileConfig's kwargs, YAML with
 # substituted variables) may give; the others are str, or taken as given.
@@ -187,13 +184,14 @@ def from_text(name: str, value: Any, source: str) -> Any:
     return value
 
 
-def own_setting(name: str, value: Any) -> Any:
-    """A handler's or client's own setting (`_OWN`): as given, else from its environment
-    variable, read from text either way; None when neither."""
+def given_or_environment(name: str, value: Any) -> Any:
+    """A setting as given, else from its environment variable (the callbacks have none),
+    read from text either way; None when neither. For the shared settings and for a
+    handler's or client's own (`_OWN`)."""
     if value is not None:
         return from_text(name, value, name)
-    raw = os.environ.get(variable(name), "")
-    return from_text(name, raw, variable(name)) if raw.strip() else None
+    raw = os.environ.get(ENVIRONMENT[name], "") if name in ENVIRONMENT else ""
+    return from_text(name, raw, ENVIRONMENT[name]) if raw.strip() else None
 
 
 def _otlp_environment() -> dict[str, Any]:
@@ -235,13 +233,7 @@ def resolve(given: Mapping[str, Any]) -> dict[str, Any]:
     (with protocol="otlp") from OpenTelemetry's, else the default. `given` holds the
     shared settings by name (a signature's ``locals()``); text is read as the setting's
     kind."""
-    settings = {}
-    for name in SHARED:
-        value, source = given[name], name
-        if value is None and name in ENVIRONMENT:
-            raw = os.environ.get(ENVIRONMENT[name], "")
-            value, source = (raw, ENVIRONMENT[name]) if raw.strip() else (None, name)
-        settings[name] = from_text(name, value, source)
+    settings = {name: given_or_environment(name, given[name]) for name in SHARED}
     # Not a setting of its own: whether the endpoint is OpenTelemetry's logs URL.
     settings["endpoint_is_url"] = False
     if (settings["protocol"] or DEFAULTS.protocol) == "otlp":

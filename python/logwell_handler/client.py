@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 from . import _core, _lifecycle
 from ._errors import ErrorCode, LogwellError, invalid_config
-from ._settings import SHARED, core_args, own_setting, resolve, warn_if_key_in_clear
+from ._settings import SHARED, core_args, given_or_environment, resolve, warn_if_key_in_clear
 from .context import _fields
 from .types import (
     ErrorCallback,
@@ -131,7 +131,7 @@ class BaseLogwell:
             type(self).__init__(self, **config)
             return
         settings = resolve(locals())
-        storm = own_setting("storm_limit", storm_limit) or 0
+        storm = given_or_environment("storm_limit", storm_limit) or 0
         args = {
             **core_args(settings),
             "storm_limit": storm,
@@ -143,7 +143,9 @@ class BaseLogwell:
         self._otlp = self._shared.core.protocol == "otlp"
         self._metadata = None
         self._service = None  # the core carries the client's own service
-        self._capture = bool(own_setting("capture_source_location", capture_source_location))
+        self._capture = bool(
+            given_or_environment("capture_source_location", capture_source_location)
+        )
         self._storm_guarded = storm > 0
         self._stopped = False
         self._is_root = True

@@ -17,7 +17,7 @@ from ._settings import (
     SHARED,
     check_level,
     core_args,
-    own_setting,
+    given_or_environment,
     resolve,
     warn_if_key_in_clear,
 )
@@ -136,9 +136,9 @@ class LogwellHandler(logging.Handler):
         on_flush: Optional[FlushCallback] = None,
         client: Optional[Union[Logwell, AsyncLogwell]] = None,
     ) -> None:
-        level = own_setting("level", level)
+        level = given_or_environment("level", level)
         check_level(logging.NOTSET if level is None else level)
-        metadata = own_setting("metadata", metadata)
+        metadata = given_or_environment("metadata", metadata)
         given = locals()
         # Made before Handler.__init__ so a bad config leaves no half-made handler in
         # logging's registry for logging.shutdown() to trip over.
@@ -148,7 +148,7 @@ class LogwellHandler(logging.Handler):
             self.on_flush = on_flush
             self.service: Optional[str] = settings["service"]
             self.shutdown_timeout = float(settings["shutdown_timeout"])
-            storm = own_setting("storm_limit", storm_limit)
+            storm = given_or_environment("storm_limit", storm_limit)
             self._source: _CoreSource = _OwnCore(self, settings, metadata, storm or 0)
         else:
             _check_only_per_handler_settings(given)
@@ -161,7 +161,7 @@ class LogwellHandler(logging.Handler):
             self.service = service
             self.shutdown_timeout = client._shared.shutdown_timeout
             self._source = _ClientCore(client, service, metadata, source_path)
-        self.use_formatter = bool(own_setting("use_formatter", use_formatter))
+        self.use_formatter = bool(given_or_environment("use_formatter", use_formatter))
         self._reported: set[Union[ErrorCode, str]] = set()
         self._core = self._source.make()
         warn_if_key_in_clear(self._core)
