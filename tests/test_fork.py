@@ -253,3 +253,51 @@ def test_uwsgi_workers_each_ship_their_own_records(logwell_receiver: LogwellRece
     assert all(a.endswith("True") for a in answers), answers
     served = {m.split()[1] for m in logwell_receiver.messages() if m.endswith("served a request")}
     assert served == workers, (served, workers)
+
+
+FORK_WITH_WARNINGS_AS_ERRORS = """
+import logging, os, sys
+from logwell_handler import Logwell, LogwellHandler
+
+endpoint, key = os.environ["LOGWELL_ENDPOINT"], os.environ["LOGWELL_API_KEY"]
+handler = LogwellHandler(key, endpoint, flush_interval=60, max_requests_per_minute=0)
+client = Logwell({"api_key": key, "endpoint": endpoint, "flush_interval": 60})
+log = logging.getLogger("app")
+log.setLevel(logging.INFO)
+log.addHandler(handler)
+log.info("delivered before the forks")
+assert handler.flush(10)
+log.info("queued across the forks")  # flush_interval=60: held until a flush
+client.info("client queued across the forks")
+for n in range(3):
+    pid = os.fork()  # -W error: a warning here is an exception
+    if pid == 0:
+        log.info("child %d", n)
+        os._exit(0 if handler.flush(10) else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+    log.info("parent after fork %d", n)
+assert handler.flush(10) and client.flush(10)["accepted"] == 1
+print(handler.stats()["sent"])
+"""
+
+
+def test_forks_after_records_do_not_warn_and_lose_nothing(
+    logwell_receiver: LogwellReceiver,
+) -> None:
+    # 3.12+ warns at a fork while other threads run, and -W error (or pytest's error
+    # filter) makes that warning fail the fork: the shipping threads stop across it.
+    proc, _ = run_python(
+        FORK_WITH_WARNINGS_AS_ERRORS, env={**receiver_env(logwell_receiver), "PYTHONWARNINGS": "error"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "5"
+    assert sorted(logwell_receiver.messages()) == sorted(
+        [
+            "delivered before the forks",
+            "queued across the forks",
+            "client queued across the forks",
+            *(f"child {n}" for n in range(3)),
+            *(f"parent after fork {n}" for n in range(3)),
+        ]
+    )

@@ -281,9 +281,16 @@ def unwritable_dir(tmp_path: Path) -> Path:
     """A directory this process may not write in: read-only to the user; for root, who
     may write anywhere, sysfs."""
     if os.geteuid() == 0:
-        return Path("/sys/kernel")
-    tmp_path.chmod(0o555)
-    return tmp_path
+        where = Path("/sys/kernel")
+    else:
+        tmp_path.chmod(0o555)
+        where = tmp_path
+    try:
+        (where / "probe").mkdir()
+    except OSError:
+        return where
+    (where / "probe").rmdir()
+    pytest.fail(f"{where} is writable here (no sysfs mounted?): the test needs a place that is not")
 
 
 @pytest.mark.parametrize("where", ["under a file", "read-only"])

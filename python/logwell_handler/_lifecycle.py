@@ -7,7 +7,10 @@ import os
 import sys
 import time
 import weakref
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from . import _core
 
 
 class _Lifecycle(Protocol):
@@ -17,6 +20,7 @@ class _Lifecycle(Protocol):
     def _begin_close(self, deadline: float) -> None: ...
     def _close_until(self, deadline: float) -> None: ...
     def _reset_after_fork(self) -> None: ...
+    def _shipping_core(self) -> _core.Core: ...
 
 
 _live: weakref.WeakSet[_Lifecycle] = weakref.WeakSet()
@@ -90,7 +94,22 @@ _exit_hook = _ExitHook()
 _exit_hook_registered = False
 
 
+def _pause_all_before_fork() -> None:
+    # Python 3.12+ warns at a fork while other threads run (an error under -W error):
+    # the shipping threads stop between two cycles, keeping what they hold, and start
+    # again in the parent once the fork is done. A thread busy in a request or a back-off
+    # is left running (the fork then warns, as before); the child starts its own.
+    for owner in list(_live):
+        owner._shipping_core().pause_for_fork()
+
+
+def _resume_all_after_fork() -> None:
+    for owner in list(_live):
+        owner._shipping_core().resume_after_fork()
+
+
 def _before_fork() -> None:
+    _pause_all_before_fork()
     # Registered only when the application uses multiprocessing; importing it ourselves
     # would cost every user of the handler.
     global _exit_hook_registered
@@ -102,4 +121,8 @@ def _before_fork() -> None:
 
 atexit.register(_close_all_at_exit)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_reset_all_after_fork)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_resume_all_after_fork,
+        after_in_child=_reset_all_after_fork,
+    )

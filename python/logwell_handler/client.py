@@ -61,6 +61,9 @@ class _Shared:
     def _reset_after_fork(self) -> None:
         self.current()
 
+    def _shipping_core(self) -> _core.Core:
+        return self.core
+
     def current(self) -> _core.Core:
         """The core of this process; a forked child gets an empty one of its own."""
         if self.core.forked:

@@ -258,6 +258,9 @@ class LogwellHandler(logging.Handler):
         self._core = self._source.after_fork(self._core)
         self._reported = set()
 
+    def _shipping_core(self) -> _core.Core:
+        return self._core
+
     def stats(self) -> Stats:
         """Counters; each is described in ``docs/behaviour.md``.
 

@@ -1,19 +1,28 @@
-"""pytest fixtures, loaded automatically when logwell_handler is installed."""
+"""pytest fixtures, registered automatically when logwell_handler is installed.
+
+pytest imports this module in every session of the environment, so it imports nothing of
+the package until a test asks for a fixture: a session that never uses them neither loads
+the extension nor registers the handler's fork and exit hooks.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .handler import LogwellHandler
-from .testing import LogwellReceiver
+if TYPE_CHECKING:
+    from .handler import LogwellHandler
+    from .testing import LogwellReceiver
 
 
 @pytest.fixture
 def logwell_receiver() -> Iterator[LogwellReceiver]:
     """A started :class:`~logwell_handler.testing.LogwellReceiver`, stopped after the test."""
+    from .testing import LogwellReceiver
+
     with LogwellReceiver() as receiver:
         yield receiver
 

@@ -551,6 +551,26 @@ impl Core {
         })
     }
 
+    /// Stops the flush thread (without the GIL: it may be waiting for it in a callback)
+    /// before a `fork()`, keeping what it holds; false when it was busy and still runs.
+    fn pause_for_fork(&self, py: Python<'_>) -> PyResult<bool> {
+        if self.forked() {
+            return Ok(true);
+        }
+        guarded("fork", || Ok(py.detach(|| self.shipper.pause())))
+    }
+
+    /// Starts the thread `pause_for_fork` stopped again, in the parent after the fork.
+    fn resume_after_fork(&self) -> PyResult<()> {
+        if self.forked() {
+            return Ok(());
+        }
+        guarded("fork", || {
+            self.shipper.resume();
+            Ok(())
+        })
+    }
+
     /// Queues every storm summary pending now (a flush does it too).
     fn release_summaries(&self, py: Python<'_>) {
         if !self.forked() {

@@ -11,8 +11,8 @@ mod spill;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::thread::{self, JoinHandle, Thread, ThreadId};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -37,6 +37,9 @@ const SOFT_MAX_REQUEST_BYTES: usize = 256 * 1024;
 const BURST_QUIET: Duration = Duration::from_millis(50);
 /// How long `close` waits past its deadline for the thread to notice it.
 const CLOSE_GRACE: Duration = Duration::from_millis(200);
+/// How long a fork waits for the thread to stop between two cycles (`pause`). Idle, it
+/// stops in microseconds; in a request or a back-off it is left running instead.
+const PAUSE_WAIT: Duration = Duration::from_millis(200);
 
 /// What the flush thread tells its owner. Called on the flush thread.
 pub trait Events: Send + Sync + 'static {
@@ -107,7 +110,10 @@ struct Shared {
     wake_pending: AtomicBool,
     /// The same for entries the full buffer set aside for the spool.
     spill_pending: AtomicBool,
-    thread: OnceLock<Thread>,
+    /// The running thread, woken by pushes; a new one after each `resume`.
+    thread: Mutex<Option<Thread>>,
+    /// Asks the thread to stop between two cycles and hand its state back (`pause`).
+    pause: AtomicBool,
     /// Oldest `seq` the thread holds outside the buffer (`u64::MAX`: none).
     inflight_min_seq: AtomicU64,
     stopped: AtomicBool,
@@ -121,7 +127,7 @@ impl Shared {
     }
 
     fn wake(&self) {
-        if let Some(t) = self.thread.get() {
+        if let Some(t) = self.thread.lock().as_ref() {
             t.unpark();
         }
     }
@@ -155,9 +161,11 @@ impl Shared {
 /// The owner's handle on a buffer and its flush thread.
 pub struct Shipper {
     shared: Arc<Shared>,
-    handle: Mutex<Option<JoinHandle<()>>>,
+    /// The thread hands its state back when it stops for a fork (`pause`).
+    handle: Mutex<Option<JoinHandle<Option<Worker>>>>,
+    /// The state of a thread stopped by `pause`, which the next thread starts from.
+    paused: Arc<Mutex<Option<Worker>>>,
     started: AtomicBool,
-    worker_id: OnceLock<ThreadId>,
 }
 
 impl Shipper {
@@ -185,15 +193,16 @@ impl Shipper {
                 close_deadline: Mutex::new(None),
                 wake_pending: AtomicBool::new(false),
                 spill_pending: AtomicBool::new(false),
-                thread: OnceLock::new(),
+                thread: Mutex::new(None),
+                pause: AtomicBool::new(false),
                 inflight_min_seq: AtomicU64::new(u64::MAX),
                 stopped: AtomicBool::new(false),
                 progress: Mutex::new(()),
                 progress_cv: Condvar::new(),
             }),
             handle: Mutex::new(None),
+            paused: Arc::new(Mutex::new(None)),
             started: AtomicBool::new(false),
-            worker_id: OnceLock::new(),
         };
         // A spool may hold what an earlier process left: send it without waiting for a
         // first record.
@@ -240,21 +249,72 @@ impl Shipper {
         if self.started.load(Ordering::Acquire) {
             return;
         }
+        *handle = self.spawn();
+        self.started.store(handle.is_some(), Ordering::Release);
+    }
+
+    /// Starts the thread, from where `pause` stopped the last one if it did; `None` when
+    /// it could not start (entries stay queued, and a paused worker stays in its slot:
+    /// the next push tries again).
+    fn spawn(&self) -> Option<JoinHandle<Option<Worker>>> {
         let shared = Arc::clone(&self.shared);
-        match thread::Builder::new()
-            .name("logwell-flush".into())
-            .spawn(move || Worker::new(shared).run())
-        {
+        let paused = Arc::clone(&self.paused);
+        let run = move || {
+            let worker = paused.lock().take();
+            worker.unwrap_or_else(|| Worker::new(shared)).run()
+        };
+        match thread::Builder::new().name("logwell-flush".into()).spawn(run) {
             Ok(h) => {
-                let _ = self.shared.thread.set(h.thread().clone());
-                let _ = self.worker_id.set(h.thread().id());
-                *handle = Some(h);
-                self.started.store(true, Ordering::Release);
+                *self.shared.thread.lock() = Some(h.thread().clone());
+                Some(h)
             }
-            // Entries stay queued; the next push tries again.
-            Err(e) => self.shared.stats.set_last_error(&Error::Network(format!(
-                "could not start the flush thread: {e}"
-            ))),
+            Err(e) => {
+                self.shared.stats.set_last_error(&Error::Network(format!(
+                    "could not start the flush thread: {e}"
+                )));
+                None
+            }
+        }
+    }
+
+    /// Stops the thread between two cycles, keeping all it holds, so that a `fork()`
+    /// finds no thread of ours running: Python 3.12+ warns at every fork of a process
+    /// with threads (an error under `-W error`). Waits up to `PAUSE_WAIT`; a thread in a
+    /// request or a back-off then is left running, and the fork goes on as before.
+    /// Returns whether the thread is stopped (or was never started). `resume` undoes it.
+    pub fn pause(&self) -> bool {
+        let s = &self.shared;
+        let mut handle = self.handle.lock();
+        let Some(running) = handle.as_ref() else {
+            return true;
+        };
+        if self.on_worker() {
+            return false;
+        }
+        s.pause.store(true, Ordering::Release);
+        s.wake();
+        let deadline = Instant::now() + PAUSE_WAIT;
+        self.wait_until(deadline, || running.is_finished());
+        if !running.is_finished() {
+            s.pause.store(false, Ordering::Release);
+            return false;
+        }
+        if let Some(h) = handle.take() {
+            // A thread that stopped to close has no state to hand back.
+            *self.paused.lock() = h.join().ok().flatten();
+        }
+        true
+    }
+
+    /// Starts the thread `pause` stopped again, where it left off.
+    pub fn resume(&self) {
+        let mut handle = self.handle.lock();
+        self.shared.pause.store(false, Ordering::Release);
+        if handle.is_none() && self.paused.lock().is_some() {
+            *handle = self.spawn();
+            // Not started: the next push tries again, and flush and close wait for no
+            // thread meanwhile.
+            self.started.store(handle.is_some(), Ordering::Release);
         }
     }
 
@@ -346,6 +406,9 @@ impl Shipper {
         if s.lifecycle.state() == State::Closed {
             return s.stats.snapshot().queued();
         }
+        // A thread stopped for a fork that did not resume it (a close racing the fork
+        // from another thread) drains like any other.
+        self.resume();
         self.begin_close(timeout);
         if self.on_worker() {
             return s.stats.snapshot().queued();
@@ -390,7 +453,8 @@ impl Shipper {
 
     /// Whether the caller is the flush thread (inside an error or delivery callback).
     fn on_worker(&self) -> bool {
-        self.worker_id.get() == Some(&thread::current().id())
+        let current = thread::current().id();
+        self.shared.thread.lock().as_ref().map(Thread::id) == Some(current)
     }
 
     fn started(&self) -> bool {
@@ -482,6 +546,10 @@ struct Worker {
     spool: spill::SpoolSlot,
     /// `pending` holds entries read back from the spool: counted as replayed, not sent.
     replaying: bool,
+    /// When the next `flush_interval` tick is due.
+    next_tick: Instant,
+    /// The last flush request the loop answered (`Shared::flush_requests`).
+    flushes_seen: u64,
 }
 
 impl Worker {
@@ -490,6 +558,7 @@ impl Worker {
         let transport = Transport::for_config(config);
         let capacity = config.max_request_entries;
         let per_minute = config.max_requests_per_minute;
+        let next_tick = Instant::now() + config.flush_interval;
         Worker {
             shared,
             transport,
@@ -504,23 +573,29 @@ impl Worker {
             overflow_reported: 0,
             spool: spill::SpoolSlot::default(),
             replaying: false,
+            next_tick,
+            flushes_seen: 0,
         }
     }
 
-    fn run(mut self) {
+    /// The thread's loop, until the shipper closes (returns `None`) or `pause` asks it to
+    /// stop (returns itself, to be run again on a new thread).
+    fn run(mut self) -> Option<Worker> {
         let interval = self.shared.config.flush_interval;
-        let mut next_tick = Instant::now() + interval;
-        let mut flushes_seen = 0;
         self.open_spool();
         while self.shared.lifecycle.is_open() {
+            if self.shared.pause.load(Ordering::Acquire) {
+                self.shared.notify_progress();
+                return Some(self);
+            }
             let now = Instant::now();
             self.tend_spool(now);
             let held = self.hold_until.filter(|&t| t > now);
             // A wait the server asked for is over: carry on with what it held up.
             let resume = held.is_none() && self.hold_until.take().is_some();
             let flushes = self.shared.flush_requests.load(Ordering::Acquire);
-            let flush_wanted = flushes != flushes_seen || resume;
-            let tick = now >= next_tick;
+            let flush_wanted = flushes != self.flushes_seen || resume;
+            let tick = now >= self.next_tick;
             let full = !self.failing
                 && self
                     .shared
@@ -545,7 +620,7 @@ impl Worker {
                     .shared
                     .batch_waiting(self.pending.len(), self.pending_bytes);
                 if quiet || !recheck {
-                    let mut until = held.unwrap_or(next_tick);
+                    let mut until = held.unwrap_or(self.next_tick);
                     if let Some((look, _)) = self.burst_tail {
                         until = until.min(look);
                     }
@@ -556,7 +631,7 @@ impl Worker {
                 }
                 continue;
             }
-            flushes_seen = flushes;
+            self.flushes_seen = flushes;
             let probed = send && self.send_cycle();
             if self.failing || self.hold_until.is_some() {
                 // Retries spent, or the server asked for a wait: what a flush waits for
@@ -572,13 +647,14 @@ impl Worker {
                 self.burst_tail = Some((Instant::now() + BURST_QUIET, logged));
             }
             if flush_wanted || tick {
-                next_tick = Instant::now() + interval;
+                self.next_tick = Instant::now() + interval;
             }
             self.shared.notify_progress();
         }
         self.drain_for_close();
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.notify_progress();
+        None
     }
 
     /// Tells the flushes up to `upto` that what they wait for cannot go before `until`
@@ -1130,6 +1206,34 @@ mod tests {
 
     fn entry(i: usize) -> Vec<u8> {
         format!(r#"{{"level":"info","message":"m{i}"}}"#).into_bytes()
+    }
+
+    #[test]
+    fn a_paused_thread_is_gone_and_resumes_with_what_it_held() {
+        let server = MockServer::start();
+        let m = server.mock(|when, then| {
+            when.method(POST).path("/v1/ingest");
+            then.status(200).body(r#"{"accepted":2}"#);
+        });
+        let (sh, _) = shipper(&server.base_url(), |s| s.flush_interval = 60.0);
+        assert!(sh.pause(), "a shipper with no thread yet has nothing to stop");
+        sh.push(entry(0), Level::Info);
+        assert!(sh.pause());
+        assert!(sh.handle.lock().is_none(), "no thread of ours across a fork");
+        assert!(sh.pause(), "pausing twice is harmless");
+        sh.push(entry(1), Level::Info);
+        // Nothing can be sent while paused: the flush waits its whole timeout.
+        assert!(!sh.flush(Duration::from_millis(100)));
+        assert_eq!(m.calls(), 0);
+        sh.resume();
+        sh.resume();
+        assert!(sh.flush(Duration::from_secs(10)));
+        assert_eq!(sh.stats().sent, 2);
+        assert!(sh.pause());
+        // A close from a paused state drains like any other.
+        sh.push(entry(2), Level::Info);
+        assert_eq!(sh.close(Duration::from_secs(5)), 0);
+        assert_eq!(sh.stats().sent, 3);
     }
 
     #[test]
