@@ -3,6 +3,7 @@ format-only, LogwellHandler (both protocols) and the peers, per record shape, on
 CPython asked for.
 
     .venv/bin/python bench/instructions.py [--python 3.11 3.13] [--out results.json]
+    bash scripts/sid-root.sh python3.15 bench/instructions.py --python 3.14 3.15
 
 Wall clock on a shared 2-vCPU machine cannot tell apart differences under about 25 %;
 instruction counts repeat to about 0.2 % whatever else the machine does. Each contender
@@ -55,8 +56,9 @@ def ensure_valgrind() -> None:
 
 
 def interpreter(version: str, scratch: Path) -> Path:
-    """A Python of ``version`` with this project and the peers installed."""
-    if version == RUNNING:
+    """A Python of ``version`` with this project and the peers installed: this one when it
+    has them (inside scripts/sid-root.sh, a bare python3.15 may run this script)."""
+    if version == RUNNING and can_import(Path(sys.executable), "logwell_handler"):
         return Path(sys.executable)
     base = None
     if shutil.which("pyenv"):
@@ -92,7 +94,10 @@ def interpreter(version: str, scratch: Path) -> Path:
 
 
 def can_import(python: Path, module: str) -> bool:
-    return subprocess.run([str(python), "-c", f"import {module}"], check=False).returncode == 0
+    found = subprocess.run(
+        [str(python), "-c", f"import {module}"], capture_output=True, check=False
+    )
+    return found.returncode == 0
 
 
 def main_thread_instructions(python: Path, kind: str, shape: str, records: int, sink: str) -> int:

@@ -10,7 +10,7 @@ mod spill;
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -40,6 +40,11 @@ const CLOSE_GRACE: Duration = Duration::from_millis(200);
 /// How long a fork waits for the thread to stop between two cycles (`pause`). Idle, it
 /// stops in microseconds; in a request or a back-off it is left running instead.
 const PAUSE_WAIT: Duration = Duration::from_millis(200);
+/// `Shared::pause`: asked by `pause`, then taken by the thread or withdrawn by `pause`
+/// when it waited long enough, whichever comes first (one compare-and-swap decides).
+const RUNNING: u8 = 0;
+const PAUSE_ASKED: u8 = 1;
+const PAUSING: u8 = 2;
 
 /// What the flush thread tells its owner. Called on the flush thread.
 pub trait Events: Send + Sync + 'static {
@@ -112,8 +117,9 @@ struct Shared {
     spill_pending: AtomicBool,
     /// The running thread, woken by pushes; a new one after each `resume`.
     thread: Mutex<Option<Thread>>,
-    /// Asks the thread to stop between two cycles and hand its state back (`pause`).
-    pause: AtomicBool,
+    /// Whether the thread is asked to stop between two cycles and hand its state back
+    /// (`pause`): `RUNNING`, `PAUSE_ASKED` or `PAUSING`.
+    pause: AtomicU8,
     /// Oldest `seq` the thread holds outside the buffer (`u64::MAX`: none).
     inflight_min_seq: AtomicU64,
     stopped: AtomicBool,
@@ -194,7 +200,7 @@ impl Shipper {
                 wake_pending: AtomicBool::new(false),
                 spill_pending: AtomicBool::new(false),
                 thread: Mutex::new(None),
-                pause: AtomicBool::new(false),
+                pause: AtomicU8::new(RUNNING),
                 inflight_min_seq: AtomicU64::new(u64::MAX),
                 stopped: AtomicBool::new(false),
                 progress: Mutex::new(()),
@@ -263,7 +269,10 @@ impl Shipper {
             let worker = paused.lock().take();
             worker.unwrap_or_else(|| Worker::new(shared)).run()
         };
-        match thread::Builder::new().name("logwell-flush".into()).spawn(run) {
+        match thread::Builder::new()
+            .name("logwell-flush".into())
+            .spawn(run)
+        {
             Ok(h) => {
                 *self.shared.thread.lock() = Some(h.thread().clone());
                 Some(h)
@@ -291,14 +300,17 @@ impl Shipper {
         if self.on_worker() {
             return false;
         }
-        s.pause.store(true, Ordering::Release);
+        s.pause.store(PAUSE_ASKED, Ordering::Release);
         s.wake();
-        let deadline = Instant::now() + PAUSE_WAIT;
-        self.wait_until(deadline, || running.is_finished());
-        if !running.is_finished() {
-            s.pause.store(false, Ordering::Release);
+        self.wait_until(Instant::now() + PAUSE_WAIT, || running.is_finished());
+        let withdrawn = s
+            .pause
+            .compare_exchange(PAUSE_ASKED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if withdrawn {
             return false;
         }
+        // The thread took the request: it is returning, or returned, its state.
         if let Some(h) = handle.take() {
             // A thread that stopped to close has no state to hand back.
             *self.paused.lock() = h.join().ok().flatten();
@@ -309,7 +321,7 @@ impl Shipper {
     /// Starts the thread `pause` stopped again, where it left off.
     pub fn resume(&self) {
         let mut handle = self.handle.lock();
-        self.shared.pause.store(false, Ordering::Release);
+        self.shared.pause.store(RUNNING, Ordering::Release);
         if handle.is_none() && self.paused.lock().is_some() {
             *handle = self.spawn();
             // Not started: the next push tries again, and flush and close wait for no
@@ -584,7 +596,13 @@ impl Worker {
         let interval = self.shared.config.flush_interval;
         self.open_spool();
         while self.shared.lifecycle.is_open() {
-            if self.shared.pause.load(Ordering::Acquire) {
+            let pause = self.shared.pause.compare_exchange(
+                PAUSE_ASKED,
+                PAUSING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            if pause.is_ok() {
                 self.shared.notify_progress();
                 return Some(self);
             }
@@ -1216,10 +1234,16 @@ mod tests {
             then.status(200).body(r#"{"accepted":2}"#);
         });
         let (sh, _) = shipper(&server.base_url(), |s| s.flush_interval = 60.0);
-        assert!(sh.pause(), "a shipper with no thread yet has nothing to stop");
+        assert!(
+            sh.pause(),
+            "a shipper with no thread yet has nothing to stop"
+        );
         sh.push(entry(0), Level::Info);
         assert!(sh.pause());
-        assert!(sh.handle.lock().is_none(), "no thread of ours across a fork");
+        assert!(
+            sh.handle.lock().is_none(),
+            "no thread of ours across a fork"
+        );
         assert!(sh.pause(), "pausing twice is harmless");
         sh.push(entry(1), Level::Info);
         // Nothing can be sent while paused: the flush waits its whole timeout.
@@ -1234,6 +1258,42 @@ mod tests {
         sh.push(entry(2), Level::Info);
         assert_eq!(sh.close(Duration::from_secs(5)), 0);
         assert_eq!(sh.stats().sent, 3);
+    }
+
+    #[test]
+    fn a_thread_busy_in_a_request_is_left_running_and_loses_nothing() {
+        let server = MockServer::start();
+        server.mock(|when, then| {
+            when.method(POST).path("/v1/ingest");
+            then.status(200)
+                .delay(Duration::from_secs(2))
+                .body(r#"{"accepted":1}"#);
+        });
+        let (sh, _) = shipper(&server.base_url(), |s| s.flush_interval = 60.0);
+        sh.push(entry(0), Level::Info);
+        assert!(
+            !sh.flush(Duration::ZERO),
+            "asks for the send, waits for nothing"
+        );
+        let sent = Instant::now();
+        while sh.shared.inflight_min_seq.load(Ordering::Acquire) == u64::MAX {
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "the request never began"
+            );
+            thread::yield_now();
+        }
+        let asked = Instant::now();
+        assert!(!sh.pause(), "in a request: left running");
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            asked.elapsed()
+        );
+        assert!(sh.handle.lock().is_some());
+        sh.resume();
+        assert!(sh.flush(Duration::from_secs(10)));
+        assert_eq!(sh.stats().sent, 1);
     }
 
     #[test]
