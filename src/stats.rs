@@ -60,9 +60,11 @@ pub struct Stats {
     pub spool_bytes: AtomicU64,
     /// Spooled entries dropped, oldest first, to stay within `max_spool_bytes`.
     pub dropped_spool_full: AtomicU64,
-    /// Damaged stretches of spool files skipped (a torn write, a flipped byte).
+    /// Damaged stretches of spool files skipped (a torn write, a flipped byte), and files
+    /// lost with a directory removed under the process.
     pub spool_corrupt: AtomicU64,
-    /// Disk faults (full, read-only, missing, no permission); memory took over.
+    /// Disk faults (full, read-only, missing, no permission; memory took over), and the
+    /// directory found removed or replaced (made again).
     pub spool_errors: AtomicU64,
     pub last_error: Mutex<Option<LastError>>,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import pytest
 
@@ -460,3 +461,142 @@ def test_while_a_failed_request_waits_for_its_retries_what_is_queued_goes_to_dis
     # All but the request still being retried (at most 100 entries).
     assert stats["spooled"] >= 1900, stats
     assert stats["retries"] < 10, "still retrying: the spool did not wait for it"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Polls `condition` until it holds or `timeout` passes; returns whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def last_code(handler: LogwellHandler) -> Optional[str]:
+    last = handler.stats()["last_error"]
+    return None if last is None else last["code"]
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_spool_dir_removed_under_a_running_process_is_made_again(
+    tmp_path: Path, outage: Outage, how: str
+) -> None:
+    spool_dir = tmp_path / "spool"
+    errors: list[LogwellError] = []
+    handler = LogwellHandler(
+        api_key=KEY,
+        endpoint=outage.endpoint,
+        spool_dir=spool_dir,
+        max_queue_size=100,  # a full queue sets entries aside, and they go to disk
+        max_retries=0,
+        flush_interval=0.1,
+        max_requests_per_minute=0,
+        on_error=errors.append,
+    )
+    log = logger_for(handler, how)
+    try:
+        for i in range(1000):
+            log.info("before %d", i)
+        assert wait_until(lambda: handler.stats()["spooled"] >= 800, timeout=30)
+        # A cleanup script, a tmp reaper; or a redeploy that puts a new directory there.
+        shutil.rmtree(spool_dir)
+        if how == "replaced":
+            spool_dir.mkdir()
+        for i in range(3000):
+            log.info("after %d", i)
+        receiver = outage.back()
+        after = {f"after {i}" for i in range(3000)}
+        assert wait_until(lambda: after <= set(receiver.messages()), timeout=60), len(
+            after - set(receiver.messages())
+        )
+    finally:
+        handler.close()
+    stats = handler.stats()
+    assert stats["queued"] == 0
+    # Every record logged ends in exactly one outcome.
+    outcomes = (
+        stats["sent"]
+        + stats["spooled"]
+        + stats["dropped_overflow"]
+        + stats["dropped_at_close"]
+        + stats["failed"]
+        + stats["rejected_by_server"]
+    )
+    assert stats["enqueued"] == outcomes == 4000
+    assert stats["dropped_overflow"] == 0, "the spool took all that memory could not"
+    assert stats["spool_errors"] == 1
+    [spool_error] = [e for e in errors if e.code is ErrorCode.SPOOL_ERROR]
+    assert str(spool_dir) in spool_error.message
+    assert ("was removed" if how == "removed" else "was replaced") in spool_error.message
+    # What was written to the spool before the removal went with it, counted as damage.
+    assert stats["spool_corrupt"] >= 1
+
+
+def test_a_full_spool_is_reported_once_per_run_of_trouble(tmp_path: Path, outage: Outage) -> None:
+    # Two handlers on one directory: each may drop only its own oldest for room, so the
+    # other's files leave it full, while writes that find room come and go in between.
+    errors: dict[str, list[LogwellError]] = {"a": [], "b": []}
+    handlers = {
+        name: LogwellHandler(
+            api_key=KEY,
+            endpoint=outage.endpoint,
+            spool_dir=tmp_path,
+            max_spool_bytes=1 << 20,
+            max_queue_size=100,
+            max_retries=0,
+            flush_interval=0.1,
+            max_requests_per_minute=0,
+            shutdown_timeout=1,
+            on_error=errors[name].append,
+        )
+        for name in errors
+    }
+    logs = {name: logger_for(handler, f"full.{name}") for name, handler in handlers.items()}
+    body = "x" * 1000
+    try:
+        for i in range(20_000):
+            for name, log in logs.items():
+                log.info("%s %d %s", name, i, body)
+    finally:
+        for handler in handlers.values():
+            handler.close()
+    full = {name: sum("is full" in e.message for e in errs) for name, errs in errors.items()}
+    assert sum(full.values()) >= 1, "the case under test: a spool full of another's files"
+    assert max(full.values()) == 1, full
+
+
+def test_after_a_disk_fault_the_spool_is_replayed_as_soon_as_the_server_is_back(
+    tmp_path: Path, outage: Outage
+) -> None:
+    parent = tmp_path / "parent"
+    spool_dir = parent / "spool"
+    assert outage.spool(spool_dir, 500, "old", "exit").returncode == 0
+    # The directory cannot be used when the next process starts: a disk fault, after
+    # which the spool rests a minute before it is tried again.
+    aside = tmp_path / "aside"
+    parent.rename(aside)
+    parent.write_text("")
+    handler = LogwellHandler(
+        api_key=KEY,
+        endpoint=outage.endpoint,
+        spool_dir=spool_dir,
+        max_retries=0,
+        flush_interval=0.1,
+        max_requests_per_minute=0,
+        on_error=lambda error: None,
+    )
+    log = logger_for(handler, "fault")
+    try:
+        assert wait_until(lambda: handler.stats()["spool_errors"] == 1, timeout=10)
+        log.info("fresh")
+        # The server is down too, and the handler has seen it.
+        assert wait_until(lambda: last_code(handler) == "NETWORK_ERROR", timeout=10)
+        parent.unlink()
+        aside.rename(parent)
+        receiver = outage.back()
+        # Well within the minute the spool would otherwise rest.
+        assert receiver.wait_for(501, timeout=20), len(receiver.entries)
+    finally:
+        handler.close()
+    assert outage.received() == Counter(["fresh", *(f"old {i}" for i in range(500))])

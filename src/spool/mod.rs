@@ -38,6 +38,9 @@ const MAX_ADOPTED: usize = 16;
 pub enum SpoolError {
     /// `max_spool_bytes` would be passed, and what we hold is not enough to drop for room.
     Full,
+    /// The directory was removed or replaced under us (said how): what we wrote there is
+    /// out of reach, and the spool must be opened again.
+    Gone(&'static str),
     Io(io::Error),
 }
 
@@ -63,6 +66,9 @@ pub struct Batch {
 
 pub struct Spool {
     dir: PathBuf,
+    /// The directory's identity when opened: one removed and made again, or moved aside
+    /// and replaced, has another.
+    home: DirId,
     destination: String,
     owner: String,
     /// Our own lock, held for life: while we live, nobody adopts our files.
@@ -85,6 +91,33 @@ pub struct Spool {
     damaged: u64,
     /// Entries dropped for room, not yet taken by `take_dropped`.
     dropped: u64,
+}
+
+/// A directory's identity: its device and inode (nothing to compare off Unix).
+#[cfg(unix)]
+type DirId = (u64, u64);
+#[cfg(not(unix))]
+type DirId = ();
+
+#[cfg(unix)]
+fn dir_id(meta: &fs::Metadata) -> DirId {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn dir_id(_: &fs::Metadata) -> DirId {}
+
+/// Whether a file we hold open was removed from every directory.
+#[cfg(unix)]
+fn unlinked(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().is_ok_and(|m| m.nlink() == 0)
+}
+
+#[cfg(not(unix))]
+fn unlinked(_: &File) -> bool {
+    false
 }
 
 #[derive(Debug)]
@@ -200,6 +233,7 @@ impl Spool {
         let own_lock = Lock::try_take(&dir.join(format!("{owner}.{LOCK_EXT}")), true)?
             .ok_or_else(|| io::Error::other("a new spool lock was held already"))?;
         let mut spool = Spool {
+            home: dir_id(&fs::metadata(dir)?),
             dir: dir.to_owned(),
             destination: destination.to_owned(),
             owner,
@@ -243,13 +277,40 @@ impl Spool {
         std::mem::take(&mut self.dropped)
     }
 
-    /// Looks at the directory again if it is time: counts its bytes, and adopts the
-    /// segments of owners that have gone.
-    pub fn scan_if_due(&mut self, now: Instant) -> io::Result<()> {
+    /// Looks at the directory again if it is time: checks it is still ours, counts its
+    /// bytes, and adopts the segments of owners that have gone.
+    pub fn scan_if_due(&mut self, now: Instant) -> Result<(), SpoolError> {
         if now < self.next_scan {
             return Ok(());
         }
-        self.scan()
+        self.check_home()?;
+        Ok(self.scan()?)
+    }
+
+    /// Whether `spool_dir` is still the directory we opened, and our open segment still
+    /// in it: one removed (a cleanup script, a tmp reaper) or replaced (a redeploy) takes
+    /// what was written into it out of reach, though writes to the open file succeed.
+    fn check_home(&self) -> Result<(), SpoolError> {
+        let now = match fs::metadata(&self.dir) {
+            Ok(meta) => dir_id(&meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SpoolError::Gone("was removed"));
+            }
+            Err(e) => return Err(SpoolError::Io(e)),
+        };
+        if now != self.home {
+            return Err(SpoolError::Gone("was replaced by another directory"));
+        }
+        if self.writer.as_ref().is_some_and(|w| unlinked(&w.file)) {
+            return Err(SpoolError::Gone("had its files removed"));
+        }
+        Ok(())
+    }
+
+    /// The segments this spool knew, in a directory that is gone: each a stretch lost.
+    pub fn abandon(self) -> u64 {
+        let writing = self.writer.as_ref().is_some_and(Writer::has_frames);
+        self.queue.len() as u64 + u64::from(self.reading.is_some()) + u64::from(writing)
     }
 
     fn scan(&mut self) -> io::Result<()> {
@@ -372,7 +433,10 @@ impl Spool {
             }
             frame::push(&mut out, &e.json);
         }
-        self.append(&out).map_err(|e| failed(written, e.into()))
+        self.append(&out).map_err(|e| failed(written, e.into()))?;
+        // Only now are the entries known to be where a reader will find them: before it,
+        // a directory removed under us would have them counted as spooled, and lost.
+        self.check_home().map_err(|e| failed(0, e))
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -716,6 +780,56 @@ mod tests {
                 .filter(|i| i.file_name().to_string_lossy().ends_with(".lws"))
                 .count()
         })
+    }
+
+    fn gone(result: Result<(), WriteError>) -> (usize, &'static str) {
+        match result {
+            Err(WriteError {
+                written,
+                error: SpoolError::Gone(how),
+            }) => (written, how),
+            other => panic!("expected the directory to be gone, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_directory_removed_or_replaced_under_the_spool_fails_the_write_that_follows() {
+        let tmp = TempDir::new("gone");
+        let mut spool = Spool::open(&tmp.0, "dest", 1 << 20).expect("open");
+        spool.write(&entries(0..10, 100)).expect("write");
+        fs::remove_dir_all(&tmp.0).expect("remove");
+        // The open segment takes the write, but no reader would ever find it.
+        assert_eq!(gone(spool.write(&entries(10..20, 100))), (0, "was removed"));
+        assert_eq!(spool.abandon(), 1);
+
+        let mut spool = Spool::open(&tmp.0, "dest", 1 << 20).expect("made again");
+        spool.write(&entries(20..30, 100)).expect("write");
+        let aside = tmp.0.with_extension("old");
+        fs::rename(&tmp.0, &aside).expect("move aside");
+        fs::create_dir(&tmp.0).expect("replace");
+        assert_eq!(
+            gone(
+                spool
+                    .scan_if_due(Instant::now() + SCAN_EVERY)
+                    .map_err(|error| WriteError { written: 0, error })
+            ),
+            (0, "was replaced by another directory")
+        );
+        assert_eq!(
+            gone(spool.write(&entries(30..40, 100))),
+            (0, "was replaced by another directory")
+        );
+        let _ = fs::remove_dir_all(&aside);
+
+        let mut spool = Spool::open(&tmp.0, "dest", 1 << 20).expect("open");
+        spool.write(&entries(40..50, 100)).expect("write");
+        for item in fs::read_dir(&tmp.0).expect("list").flatten() {
+            fs::remove_file(item.path()).expect("remove a file");
+        }
+        assert_eq!(
+            gone(spool.write(&entries(50..60, 100))),
+            (0, "had its files removed")
+        );
     }
 
     #[test]

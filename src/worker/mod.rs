@@ -1014,7 +1014,9 @@ impl Worker {
     /// Counts a request of `n` entries and `bytes` bytes the server answered, reports
     /// what it rejected, and tells the owner what it took.
     fn record_reply(&mut self, reply: &Reply, n: u64, bytes: usize) {
-        self.failing = false;
+        if std::mem::replace(&mut self.failing, false) {
+            self.spool_server_back();
+        }
         let s = &self.shared;
         Stats::add(self.taken(), reply.accepted);
         let rejected = if self.replaying {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Outcome, Worker, SOFT_MAX_REQUEST_BYTES};
 use crate::buffer::Entry;
 use crate::errors::Error;
-use crate::spool::{Batch, Spool, SpoolError};
+use crate::spool::{Batch, Spool, SpoolError, WriteError};
 use crate::stats::Stats;
 
 /// While the server fails, what waits in memory is written down this often, so that a
@@ -28,10 +28,21 @@ pub(super) struct SpoolSlot {
     open: Option<Spool>,
     /// After a disk fault: when to open the spool again.
     rests_until: Option<Instant>,
-    /// Whether the current spool trouble was reported (once per run of trouble).
-    fault_reported: bool,
+    /// The spool trouble reported last: each kind once per run of trouble.
+    reported: Option<Trouble>,
     /// Entries of a replayed request the server did not take, kept for the next try.
     held: Option<Batch>,
+}
+
+/// The kinds of spool trouble, each reported once per run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    /// `max_spool_bytes` reached: over until the spool is back under half of it.
+    Full,
+    /// The directory removed or replaced under us, and made again.
+    Gone,
+    /// The disk failed: over once a write succeeds after the rest.
+    Disk,
 }
 
 impl Worker {
@@ -64,8 +75,12 @@ impl Worker {
             self.spill_backlog();
         }
         if let Some(spool) = self.spool.open.as_mut() {
-            if let Err(e) = spool.scan_if_due(now) {
-                self.spool_fault(&SpoolError::Io(e));
+            match spool.scan_if_due(now) {
+                Err(SpoolError::Gone(how)) => {
+                    self.spool_gone(how);
+                }
+                Err(e) => self.spool_fault(&e),
+                Ok(()) => {}
             }
             self.note_spool_bytes();
         }
@@ -205,22 +220,57 @@ impl Worker {
     }
 
     /// Appends `entries` to the spool and counts them; returns how many of the first
-    /// ones are on disk (all, or fewer after a fault).
+    /// ones are on disk (all, or fewer after a fault). A directory removed or replaced
+    /// under us is made again, and the entries written there.
     fn spool_write(&mut self, entries: &[Entry]) -> usize {
         let Some(spool) = self.spool.open.as_mut() else {
             return 0;
         };
-        let result = spool.write(entries);
+        let mut result = spool.write(entries);
+        if let Err(WriteError {
+            error: SpoolError::Gone(how),
+            ..
+        }) = result
+        {
+            result = match self.spool_gone(how) {
+                Some(spool) => spool.write(entries),
+                None => return 0,
+            };
+        }
         let written = result
             .as_ref()
             .map_or_else(|e| e.written, |()| entries.len());
         Stats::add(&self.shared.stats.spooled, written as u64);
         self.note_spool_bytes();
         match result {
-            Ok(()) => self.spool.fault_reported = false,
+            Ok(()) => self.spool_healthy(),
             Err(e) => self.spool_fault(&e.error),
         }
         written
+    }
+
+    /// The spool's directory was removed or replaced (`how`): what it held is counted
+    /// lost (a damaged stretch per file), and the directory is made again, with a lock of
+    /// our own, at once. Returns the new spool; `None` when it could not be made (memory
+    /// then does the work while the spool rests, as after any disk fault).
+    fn spool_gone(&mut self, how: &'static str) -> Option<&mut Spool> {
+        let lost = self.spool.open.take().map_or(0, Spool::abandon);
+        let stats = &self.shared.stats;
+        Stats::add(&stats.spool_errors, 1);
+        Stats::add(&stats.spool_corrupt, lost);
+        let config = self.shared.config.spool.clone()?;
+        // A replayed batch held for its retry stays: it is in memory, and goes first.
+        let message = format!(
+            "directory {} {how} while in use: {lost} of its files were lost with it; \
+             it is made again, and what comes next is written there",
+            config.dir.display()
+        );
+        self.report_spool_trouble(Trouble::Gone, message);
+        match Spool::open(&config.dir, &config.destination, config.max_bytes) {
+            Ok(spool) => self.spool.open = Some(spool),
+            Err(e) => self.spool_fault(&SpoolError::Io(e)),
+        }
+        self.spool.open.as_mut()
     }
 
     /// Sends one request's worth from the spool, oldest first, and acknowledges what
@@ -268,28 +318,66 @@ impl Worker {
     /// Counts a spool problem and reports the first of a run. A disk fault sets the
     /// spool aside for `SPOOL_REST`; a full spool stays, as room comes back as it drains.
     fn spool_fault(&mut self, error: &SpoolError) {
-        let message = match error {
-            SpoolError::Full => "is full (max_spool_bytes): entries are kept in memory, \
-                or dropped and counted, until it drains"
-                .to_owned(),
-            SpoolError::Io(e) => {
-                Stats::add(&self.shared.stats.spool_errors, 1);
-                // Still on disk, unacknowledged: sent by whoever adopts the files.
-                self.spool.held = None;
-                if let Some(mut spool) = self.spool.open.take() {
-                    let _ = spool.close();
-                }
-                self.spool.rests_until = Some(Instant::now() + SPOOL_REST);
-                let dir = self.shared.config.spool.as_ref().map(|c| c.dir.clone());
-                format!(
-                    "directory {dir:?} cannot be used ({e}): entries are kept in memory, \
-                     and the spool is tried again in {} s",
-                    SPOOL_REST.as_secs()
-                )
-            }
+        let (trouble, message) = match error {
+            SpoolError::Full => (
+                Trouble::Full,
+                "is full (max_spool_bytes): entries are kept in memory, or dropped and \
+                 counted, until it drains"
+                    .to_owned(),
+            ),
+            SpoolError::Io(e) => (
+                Trouble::Disk,
+                self.set_spool_aside(&format!("cannot be used ({e})")),
+            ),
+            SpoolError::Gone(how) => (Trouble::Disk, self.set_spool_aside(&format!("{how} again"))),
         };
-        if !std::mem::replace(&mut self.spool.fault_reported, true) {
+        self.report_spool_trouble(trouble, message);
+    }
+
+    /// After a disk fault: closes the spool for `SPOOL_REST`, counts the fault, and says
+    /// what happened (`what`, of the directory).
+    fn set_spool_aside(&mut self, what: &str) -> String {
+        Stats::add(&self.shared.stats.spool_errors, 1);
+        // Still on disk, unacknowledged: sent by whoever adopts the files.
+        self.spool.held = None;
+        if let Some(mut spool) = self.spool.open.take() {
+            let _ = spool.close();
+        }
+        self.spool.rests_until = Some(Instant::now() + SPOOL_REST);
+        let dir = self.shared.config.spool.as_ref().map(|c| c.dir.display());
+        let dir = dir.map(|d| d.to_string()).unwrap_or_default();
+        format!(
+            "directory {dir} {what}: entries are kept in memory, and the spool is tried \
+             again in {} s",
+            SPOOL_REST.as_secs()
+        )
+    }
+
+    fn report_spool_trouble(&mut self, trouble: Trouble, message: String) {
+        if self.spool.reported != Some(trouble) {
+            self.spool.reported = Some(trouble);
             self.shared.report(&Error::Spool(message));
+        }
+    }
+
+    /// A write went through: the run of trouble is over, but for a full spool, which is
+    /// over once it is back under half of `max_spool_bytes` (not at each write that
+    /// finds room as the oldest go).
+    fn spool_healthy(&mut self) {
+        let room = match (&self.spool.open, &self.shared.config.spool) {
+            (Some(spool), Some(config)) => spool.bytes() <= config.max_bytes / 2,
+            _ => true,
+        };
+        if self.spool.reported != Some(Trouble::Full) || room {
+            self.spool.reported = None;
+        }
+    }
+
+    /// The server takes requests again after failing: a spool resting after a disk fault
+    /// is tried at once, so that what it holds is replayed now, not when the rest ends.
+    pub(super) fn spool_server_back(&mut self) {
+        if self.spool.open.is_none() {
+            self.spool.rests_until = None;
         }
     }
 
