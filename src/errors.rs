@@ -137,6 +137,15 @@ pub enum Error {
     Internal { what: &'static str, detail: String },
 }
 
+/// What a caught panic said.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned())
+}
+
 impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -16,7 +16,7 @@ use super::record_view::RecordShape;
 use super::storm::{combine, hash_of, Kept, StormGuard, Summary, Verdict, WINDOW_SECONDS};
 use super::trace::current_trace;
 use crate::config::{self, Config, Settings};
-use crate::errors::Error;
+use crate::errors::{panic_text, Error};
 use crate::fork;
 use crate::json::ValueStyle;
 use crate::lifecycle::{Lifecycle, State};
@@ -284,15 +284,6 @@ fn cwd_prefix(cwd: Option<&str>) -> String {
         Some(c) if !c.is_empty() => format!("{}/", c.trim_end_matches(['/', '\\'])),
         _ => String::new(),
     }
-}
-
-/// What a caught panic said.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".to_owned())
 }
 
 /// Runs `f`, turning a panic into a `LogwellError`: a panic would reach the application

@@ -10,6 +10,7 @@ mod spill;
 
 use std::collections::VecDeque;
 use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread};
@@ -19,7 +20,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::buffer::{Buffer, Entry};
 use crate::config::Config;
-use crate::errors::Error;
+use crate::errors::{panic_text, Error};
 use crate::lifecycle::{Lifecycle, State};
 use crate::pacer::Pacer;
 use crate::protocol::logwell::Level;
@@ -155,6 +156,32 @@ impl Shared {
         self.events.error(error);
     }
 
+    /// The thread panicked (a bug of ours, or in a callback): what it held, and what is
+    /// queued, is lost. Taking no more entries, it is counted as dropped at close and
+    /// reported once, and the thread is marked stopped, so that `flush` and `close`
+    /// answer at once instead of waiting for a thread that is gone.
+    fn crashed(&self, detail: &str) {
+        self.lifecycle.advance(State::Closing);
+        // Counted at once: the rest of what is unresolved is then what the thread held.
+        let mut lost = 0;
+        while self.buffer.pop().is_some() {
+            lost += 1;
+            Stats::add(&self.stats.dropped_at_close, 1);
+        }
+        let aside = self.buffer.take_evicted(usize::MAX).len() as u64;
+        Stats::add(&self.stats.dropped_at_close, aside);
+        let held = self.stats.snapshot().queued();
+        Stats::add(&self.stats.dropped_at_close, held);
+        lost += aside + held;
+        self.inflight_min_seq.store(u64::MAX, Ordering::Release);
+        self.report(&Error::Internal {
+            what: "the flush thread",
+            detail: format!("{detail}; it stopped, and {lost} entries in all were lost"),
+        });
+        self.stopped.store(true, Ordering::Release);
+        self.notify_progress();
+    }
+
     /// Counts entries still undelivered at a close deadline.
     fn give_up_at_close(&self, count: u64) {
         if count > 0 {
@@ -267,7 +294,15 @@ impl Shipper {
         let paused = Arc::clone(&self.paused);
         let run = move || {
             let worker = paused.lock().take();
-            worker.unwrap_or_else(|| Worker::new(shared)).run()
+            let ran = catch_unwind(AssertUnwindSafe(|| {
+                worker
+                    .unwrap_or_else(|| Worker::new(Arc::clone(&shared)))
+                    .run()
+            }));
+            ran.unwrap_or_else(|payload| {
+                shared.crashed(&panic_text(payload.as_ref()));
+                None
+            })
         };
         match thread::Builder::new()
             .name("logwell-flush".into())
@@ -1296,6 +1331,59 @@ mod tests {
         sh.resume();
         assert!(sh.flush(Duration::from_secs(10)));
         assert_eq!(sh.stats().sent, 1);
+    }
+
+    #[test]
+    fn a_panic_in_the_thread_is_reported_counted_and_never_a_hang() {
+        struct Panics(Arc<Recorder>);
+        impl Events for Panics {
+            fn error(&self, error: &Error) {
+                self.0.errors.lock().push(error.code());
+            }
+            fn delivered(&self, _: u64) {
+                panic!("a bug in a callback");
+            }
+        }
+        let server = MockServer::start();
+        server.mock(|when, then| {
+            when.method(POST).path("/v1/ingest");
+            then.status(200).body(r#"{"accepted":2}"#);
+        });
+        let rec = Arc::new(Recorder::default());
+        let settings = Settings {
+            api_key: format!("lw_{}", "k".repeat(32)),
+            endpoint: server.base_url(),
+            flush_interval: 60.0,
+            ..Settings::default()
+        };
+        let config = Config::new(&settings).expect("valid config");
+        let sh = Shipper::new(config, Box::new(Panics(Arc::clone(&rec))), Arc::default());
+        for i in 0..2 {
+            sh.push(entry(i), Level::Info);
+        }
+        let asked = Instant::now();
+        // The thread panics after the request, as the owner hears of it: this flush's
+        // entries were sent, so it succeeds, or it answers at once that it could not.
+        sh.flush(Duration::from_secs(30));
+        sh.push(entry(2), Level::Info);
+        sh.flush(Duration::from_secs(30));
+        assert_eq!(sh.close(Duration::from_secs(30)), 0);
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
+        let st = sh.stats();
+        assert_eq!(st.sent, 2);
+        assert_eq!(st.after_close, 1, "the shipper took no more entries");
+        assert_eq!(st.queued(), 0);
+        assert_eq!(*rec.errors.lock(), [ErrorCode::ValidationError]);
+        let last = sh.shared.stats.snapshot().last_error.expect("reported");
+        assert!(
+            last.message.contains("a bug in a callback"),
+            "{}",
+            last.message
+        );
     }
 
     #[test]
