@@ -26,9 +26,24 @@ fail() {
 
 [ "$#" -gt 0 ] || fail "no command given (usage: bash scripts/sid-root.sh COMMAND [ARGS...])"
 [ "$(id -u)" = 0 ] || fail "needs root, for debootstrap, chroot and mount (running as $(id -un))"
+root=${root%/}
 case "$root" in
-"$checkout" | "$checkout"/*) fail "SID_ROOT=$root is inside the checkout; put it elsewhere" ;;
+/*/*) ;;
+*) fail "SID_ROOT=$root: give an absolute path at least two levels deep" ;;
 esac
+case "$root" in
+"$checkout" | "$checkout"/* | /tmp/* | "$HOME" | "$HOME"/*)
+    fail "SID_ROOT=$root is inside the checkout, /tmp or \$HOME, which the root mounts; put it elsewhere"
+    ;;
+esac
+
+# Everything below runs in a mount namespace of its own: the mounts die with this script
+# however it ends (none is left under the root to be deleted with it), and none reaches
+# the host (a tmpfs on the root's /dev/shm stays off the host's).
+if [ -z "${SID_ROOT_PRIVATE:-}" ]; then
+    command -v unshare >/dev/null || fail "unshare (util-linux) is missing"
+    SID_ROOT_PRIVATE=1 exec unshare --mount --propagation private bash "$0" "$@"
+fi
 
 # The mirror the host's apt sources already name: the only one this network may reach.
 mirror() {
@@ -47,6 +62,7 @@ make_root() {
             fail "debootstrap is missing and apt-get could not install it"
     fi
     local partial="$root.partial"
+    [ ! -e "$root" ] || fail "$root exists but has no python3.15: remove it, and it is made again"
     rm -rf "$partial"
     echo "== debootstrap sid into $partial (from $(mirror))"
     debootstrap --variant=minbase sid "$partial" "$(mirror)" >"$partial.log" 2>&1 ||
@@ -66,28 +82,16 @@ make_root() {
 
 # What the command needs from the host: devices, /proc, /sys, /tmp, the toolchain, the CA
 # bundle (the network's egress CA is only in the host's), pip's settings and the checkout.
-# Each is unmounted on the way out, whatever the command did.
-mounted=()
-cleanup() {
-    local i
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-        umount -l "${mounted[$i]}" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
 bind() {
-    local from=$1 to="$root$2"
-    mkdir -p "$to"
-    mount --bind "$from" "$to"
-    mounted+=("$to")
+    mkdir -p "$root$2"
+    mount --bind "$1" "$root$2"
 }
-mkdir -p "$root/proc" "$root/dev" "$root/sys"
-mount -t proc proc "$root/proc" && mounted+=("$root/proc")
-mount -t sysfs sysfs "$root/sys" && mounted+=("$root/sys")
+mkdir -p "$root/proc" "$root/sys" "$root/dev"
+mount -t proc proc "$root/proc"
+mount -t sysfs sysfs "$root/sys"
 bind /dev /dev
 bind /dev/pts /dev/pts
-mkdir -p "$root/dev/shm"
-mount -t tmpfs shm "$root/dev/shm" && mounted+=("$root/dev/shm")
+mount -t tmpfs shm "$root/dev/shm"
 # The host's /tmp: the command's temp dirs and the caller's are one, so a caller can hand
 # it a path of its own (an output or a target dir).
 tmp_dirs=(/tmp)
@@ -95,10 +99,10 @@ tmp_dirs=(/tmp)
 for dir in "${tmp_dirs[@]}" "$HOME/.cargo" "$HOME/.rustup" "$checkout"; do
     bind "$dir" "$dir"
 done
-[ -d /opt/wheels ] && bind /opt/wheels /opt/wheels
+if [ -d /opt/wheels ]; then bind /opt/wheels /opt/wheels; fi
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
-[ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
+if [ -f /etc/pip.conf ]; then cp /etc/pip.conf "$root/etc/pip.conf"; fi
 
 # The host's environment but its PATH, which names the host's pyenv shims.
 chroot "$root" /usr/bin/env HOME="$HOME" \

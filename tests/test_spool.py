@@ -500,7 +500,10 @@ def test_a_spool_dir_removed_under_a_running_process_is_made_again(
             log.info("before %d", i)
         assert wait_until(lambda: handler.stats()["spooled"] >= 800, timeout=30)
         # A cleanup script, a tmp reaper; or a redeploy that puts a new directory there.
-        shutil.rmtree(spool_dir)
+        # Moved aside first, as the thread may be writing: removed in place, the tree
+        # could change under rmtree.
+        spool_dir.rename(tmp_path / "gone")
+        shutil.rmtree(tmp_path / "gone")
         if how == "replaced":
             spool_dir.mkdir()
         for i in range(3000):

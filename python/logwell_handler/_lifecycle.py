@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 import time
@@ -99,17 +100,20 @@ def _pause_all_before_fork() -> None:
     # the shipping threads stop between two cycles, keeping what they hold, and start
     # again in the parent once the fork is done. A thread busy in a request or a back-off
     # is left running (the fork then warns, as before); the child starts its own.
+    # One owner's failure (an internal error, already reported) must not keep the others
+    # running, nor reach the application's fork.
     for owner in list(_live):
-        owner._shipping_core().pause_for_fork()
+        with contextlib.suppress(Exception):
+            owner._shipping_core().pause_for_fork()
 
 
 def _resume_all_after_fork() -> None:
     for owner in list(_live):
-        owner._shipping_core().resume_after_fork()
+        with contextlib.suppress(Exception):
+            owner._shipping_core().resume_after_fork()
 
 
 def _before_fork() -> None:
-    _pause_all_before_fork()
     # Registered only when the application uses multiprocessing; importing it ourselves
     # would cost every user of the handler.
     global _exit_hook_registered
@@ -117,6 +121,7 @@ def _before_fork() -> None:
     if util is not None and not _exit_hook_registered:
         util.register_after_fork(_exit_hook, _ExitHook.arm_in_child)
         _exit_hook_registered = True
+    _pause_all_before_fork()
 
 
 atexit.register(_close_all_at_exit)

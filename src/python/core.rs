@@ -22,7 +22,7 @@ use crate::json::ValueStyle;
 use crate::lifecycle::{Lifecycle, State};
 use crate::protocol::logwell::{Level, Timestamp};
 use crate::protocol::Protocol;
-use crate::worker::{Events, Shipper};
+use crate::worker::{Events, Shipper, PAUSE_WAIT};
 
 /// Calls the Python callbacks from the flush thread. Once the shipper is closed it
 /// never attaches to the interpreter again, so it cannot touch a finalising one.
@@ -548,7 +548,7 @@ impl Core {
         if self.forked() {
             return Ok(true);
         }
-        guarded("fork", || Ok(py.detach(|| self.shipper.pause())))
+        guarded("fork", || Ok(py.detach(|| self.shipper.pause(PAUSE_WAIT))))
     }
 
     /// Starts the thread `pause_for_fork` stopped again, in the parent after the fork.

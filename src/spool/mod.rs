@@ -307,10 +307,23 @@ impl Spool {
         Ok(())
     }
 
-    /// The segments this spool knew, in a directory that is gone: each a stretch lost.
+    /// Lets go of a spool whose directory is gone (`check_home`), locks and all. Returns
+    /// how many of its segments went with it, each a stretch lost; those still in
+    /// `spool_dir` are adopted by the next spool there, as any gone owner's are.
     pub fn abandon(self) -> u64 {
-        let writing = self.writer.as_ref().is_some_and(Writer::has_frames);
-        self.queue.len() as u64 + u64::from(self.reading.is_some()) + u64::from(writing)
+        let gone = |s: &Segment| !s.path.exists();
+        let mut lost = self.queue.iter().filter(|s| gone(s)).count() as u64;
+        lost += u64::from(self.reading.as_ref().is_some_and(|r| gone(&r.segment)));
+        if let Some(w) = &self.writer {
+            if unlinked(&w.file) || gone(&w.segment) {
+                lost += u64::from(w.has_frames());
+            } else {
+                // Made in a directory that replaced ours as the write began: what it
+                // holds is written again, by the next spool.
+                let _ = fs::remove_file(&w.segment.path);
+            }
+        }
+        lost
     }
 
     fn scan(&mut self) -> io::Result<()> {
@@ -409,6 +422,22 @@ impl Spool {
     /// first (`take_dropped` counts their entries). On an error, the entries before
     /// `written` are on disk and the rest are not.
     pub fn write(&mut self, entries: &[Entry]) -> Result<(), WriteError> {
+        // Checked before, so that no file is made in a directory that replaced ours, and
+        // after: only then are the entries known to be where a reader will find them (a
+        // directory removed meanwhile would have them counted as spooled, and lost).
+        self.check_home()
+            .map_err(|error| WriteError { written: 0, error })?;
+        match self.append_all(entries) {
+            Ok(()) => self.check_home(),
+            Err(e) => match self.check_home() {
+                Err(gone @ SpoolError::Gone(_)) => Err(gone),
+                _ => return Err(e),
+            },
+        }
+        .map_err(|error| WriteError { written: 0, error })
+    }
+
+    fn append_all(&mut self, entries: &[Entry]) -> Result<(), WriteError> {
         let need: usize = entries.iter().map(|e| frame::size(e.json.len())).sum();
         let failed = |written, error| WriteError { written, error };
         self.make_room(need as u64).map_err(|e| failed(0, e))?;
@@ -433,10 +462,7 @@ impl Spool {
             }
             frame::push(&mut out, &e.json);
         }
-        self.append(&out).map_err(|e| failed(written, e.into()))?;
-        // Only now are the entries known to be where a reader will find them: before it,
-        // a directory removed under us would have them counted as spooled, and lost.
-        self.check_home().map_err(|e| failed(0, e))
+        self.append(&out).map_err(|e| failed(written, e.into()))
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {

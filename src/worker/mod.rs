@@ -11,7 +11,7 @@ mod spill;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::buffer::{Buffer, Entry};
 use crate::config::Config;
 use crate::errors::{panic_text, Error};
+use crate::fork;
 use crate::lifecycle::{Lifecycle, State};
 use crate::pacer::Pacer;
 use crate::protocol::logwell::Level;
@@ -40,7 +41,7 @@ const BURST_QUIET: Duration = Duration::from_millis(50);
 const CLOSE_GRACE: Duration = Duration::from_millis(200);
 /// How long a fork waits for the thread to stop between two cycles (`pause`). Idle, it
 /// stops in microseconds; in a request or a back-off it is left running instead.
-const PAUSE_WAIT: Duration = Duration::from_millis(200);
+pub const PAUSE_WAIT: Duration = Duration::from_millis(200);
 /// `Shared::pause`: asked by `pause`, then taken by the thread or withdrawn by `pause`
 /// when it waited long enough, whichever comes first (one compare-and-swap decides).
 const RUNNING: u8 = 0;
@@ -121,9 +122,13 @@ struct Shared {
     /// Whether the thread is asked to stop between two cycles and hand its state back
     /// (`pause`): `RUNNING`, `PAUSE_ASKED` or `PAUSING`.
     pause: AtomicU8,
+    /// The system's id of the thread that last stopped for `pause` (0: none known).
+    exiting_tid: AtomicI64,
     /// Oldest `seq` the thread holds outside the buffer (`u64::MAX`: none).
     inflight_min_seq: AtomicU64,
     stopped: AtomicBool,
+    /// The thread stopped on a panic (`crashed`): what it held is counted at close.
+    crashed: AtomicBool,
     progress: Mutex<()>,
     progress_cv: Condvar,
 }
@@ -156,27 +161,18 @@ impl Shared {
         self.events.error(error);
     }
 
-    /// The thread panicked (a bug of ours, or in a callback): what it held, and what is
-    /// queued, is lost. Taking no more entries, it is counted as dropped at close and
-    /// reported once, and the thread is marked stopped, so that `flush` and `close`
-    /// answer at once instead of waiting for a thread that is gone.
+    /// The thread panicked (a bug of ours, or in a callback): what it held is lost. The
+    /// shipper takes no more entries, says so once, and marks the thread stopped, so
+    /// that `flush` and `close` answer at once instead of waiting for a thread that is
+    /// gone; `close` counts what is left as dropped.
     fn crashed(&self, detail: &str) {
         self.lifecycle.advance(State::Closing);
-        // Counted at once: the rest of what is unresolved is then what the thread held.
-        let mut lost = 0;
-        while self.buffer.pop().is_some() {
-            lost += 1;
-            Stats::add(&self.stats.dropped_at_close, 1);
-        }
-        let aside = self.buffer.take_evicted(usize::MAX).len() as u64;
-        Stats::add(&self.stats.dropped_at_close, aside);
-        let held = self.stats.snapshot().queued();
-        Stats::add(&self.stats.dropped_at_close, held);
-        lost += aside + held;
+        self.crashed.store(true, Ordering::Release);
         self.inflight_min_seq.store(u64::MAX, Ordering::Release);
+        let lost = self.stats.snapshot().queued();
         self.report(&Error::Internal {
             what: "the flush thread",
-            detail: format!("{detail}; it stopped, and {lost} entries in all were lost"),
+            detail: format!("{detail}; it stopped, with {lost} entries undelivered"),
         });
         self.stopped.store(true, Ordering::Release);
         self.notify_progress();
@@ -199,6 +195,8 @@ pub struct Shipper {
     /// The state of a thread stopped by `pause`, which the next thread starts from.
     paused: Arc<Mutex<Option<Worker>>>,
     started: AtomicBool,
+    /// The process generation (`fork::generation`) the shipper was made in.
+    generation: u64,
 }
 
 impl Shipper {
@@ -228,14 +226,17 @@ impl Shipper {
                 spill_pending: AtomicBool::new(false),
                 thread: Mutex::new(None),
                 pause: AtomicU8::new(RUNNING),
+                exiting_tid: AtomicI64::new(0),
                 inflight_min_seq: AtomicU64::new(u64::MAX),
                 stopped: AtomicBool::new(false),
+                crashed: AtomicBool::new(false),
                 progress: Mutex::new(()),
                 progress_cv: Condvar::new(),
             }),
             handle: Mutex::new(None),
             paused: Arc::new(Mutex::new(None)),
             started: AtomicBool::new(false),
+            generation: fork::generation(),
         };
         // A spool may hold what an earlier process left: send it without waiting for a
         // first record.
@@ -323,10 +324,11 @@ impl Shipper {
 
     /// Stops the thread between two cycles, keeping all it holds, so that a `fork()`
     /// finds no thread of ours running: Python 3.12+ warns at every fork of a process
-    /// with threads (an error under `-W error`). Waits up to `PAUSE_WAIT`; a thread in a
+    /// with threads (an error under `-W error`). Waits up to `within`; a thread in a
     /// request or a back-off then is left running, and the fork goes on as before.
     /// Returns whether the thread is stopped (or was never started). `resume` undoes it.
-    pub fn pause(&self) -> bool {
+    /// A fork waits `PAUSE_WAIT`.
+    pub fn pause(&self, within: Duration) -> bool {
         let s = &self.shared;
         let mut handle = self.handle.lock();
         let Some(running) = handle.as_ref() else {
@@ -337,7 +339,10 @@ impl Shipper {
         }
         s.pause.store(PAUSE_ASKED, Ordering::Release);
         s.wake();
-        self.wait_until(Instant::now() + PAUSE_WAIT, || running.is_finished());
+        let deadline = Instant::now() + within;
+        self.wait_until(deadline, || {
+            s.pause.load(Ordering::Acquire) == PAUSING || running.is_finished()
+        });
         let withdrawn = s
             .pause
             .compare_exchange(PAUSE_ASKED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
@@ -350,6 +355,7 @@ impl Shipper {
             // A thread that stopped to close has no state to hand back.
             *self.paused.lock() = h.join().ok().flatten();
         }
+        wait_for_exit(s.exiting_tid.load(Ordering::Acquire), deadline);
         true
     }
 
@@ -492,6 +498,10 @@ impl Shipper {
             Stats::add(&s.stats.dropped_at_close, late);
             s.stats.set_last_error(&Error::Undelivered { count: late });
         }
+        if s.crashed.load(Ordering::Acquire) {
+            // What the thread held when it stopped: all that is unresolved now.
+            Stats::add(&s.stats.dropped_at_close, s.stats.snapshot().queued());
+        }
         s.lifecycle.advance(State::Closed);
         let lost = s.stats.dropped_at_close.load(Ordering::Acquire) - lost_before;
         // A thread still in a request past the deadline holds entries we cannot count yet.
@@ -547,9 +557,15 @@ impl Shipper {
 }
 
 impl Drop for Shipper {
-    /// Asks the thread to finish with no time left; does not wait, takes no lock
-    /// (after a fork the child may hold a copy of a lock taken in the parent).
+    /// Asks the thread to finish with no time left; does not wait. In a forked child it
+    /// touches nothing: the thread is the parent's, a lock may have been copied held,
+    /// and a worker `pause` kept holds the parent's descriptors (the spool's locks, which
+    /// the child closed already: closing them again could close another file).
     fn drop(&mut self) {
+        if fork::generation() != self.generation {
+            std::mem::forget(Arc::clone(&self.paused));
+            return;
+        }
         self.shared.lifecycle.advance(State::Closing);
         self.shared.wake();
     }
@@ -638,6 +654,9 @@ impl Worker {
                 Ordering::Acquire,
             );
             if pause.is_ok() {
+                self.shared
+                    .exiting_tid
+                    .store(thread_id(), Ordering::Release);
                 self.shared.notify_progress();
                 return Some(self);
             }
@@ -1204,6 +1223,30 @@ impl Worker {
     }
 }
 
+/// The calling thread's id in the system (0 where there is none to check).
+fn thread_id() -> i64 {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions and cannot fail.
+    return i64::from(unsafe { libc::gettid() });
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
+/// Waits, until `deadline` at most, for the thread `tid` to be gone from the process as
+/// the system counts threads: `join` returns when the thread has finished, a moment
+/// before the kernel stops counting it, and Python's fork warning reads that count.
+fn wait_for_exit(tid: i64, deadline: Instant) {
+    #[cfg(target_os = "linux")]
+    if tid > 0 {
+        let task = format!("/proc/self/task/{tid}");
+        while std::path::Path::new(&task).exists() && Instant::now() < deadline {
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (tid, deadline);
+}
+
 /// `wait` from now; as far as the clock goes when that is past its end (a caller's
 /// timeout of 1e19 s).
 fn after(wait: Duration) -> Instant {
@@ -1272,16 +1315,19 @@ mod tests {
         });
         let (sh, _) = shipper(&server.base_url(), |s| s.flush_interval = 60.0);
         assert!(
-            sh.pause(),
+            sh.pause(Duration::from_secs(10)),
             "a shipper with no thread yet has nothing to stop"
         );
         sh.push(entry(0), Level::Info);
-        assert!(sh.pause());
+        assert!(sh.pause(Duration::from_secs(10)));
         assert!(
             sh.handle.lock().is_none(),
             "no thread of ours across a fork"
         );
-        assert!(sh.pause(), "pausing twice is harmless");
+        assert!(
+            sh.pause(Duration::from_secs(10)),
+            "pausing twice is harmless"
+        );
         sh.push(entry(1), Level::Info);
         // Nothing can be sent while paused: the flush waits its whole timeout.
         assert!(!sh.flush(Duration::from_millis(100)));
@@ -1290,7 +1336,7 @@ mod tests {
         sh.resume();
         assert!(sh.flush(Duration::from_secs(10)));
         assert_eq!(sh.stats().sent, 2);
-        assert!(sh.pause());
+        assert!(sh.pause(Duration::from_secs(10)));
         // A close from a paused state drains like any other.
         sh.push(entry(2), Level::Info);
         assert_eq!(sh.close(Duration::from_secs(5)), 0);
@@ -1321,7 +1367,7 @@ mod tests {
             thread::yield_now();
         }
         let asked = Instant::now();
-        assert!(!sh.pause(), "in a request: left running");
+        assert!(!sh.pause(PAUSE_WAIT), "in a request: left running");
         assert!(
             asked.elapsed() < Duration::from_secs(1),
             "{:?}",

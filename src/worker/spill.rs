@@ -37,7 +37,7 @@ pub(super) struct SpoolSlot {
 /// The kinds of spool trouble, each reported once per run.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Trouble {
-    /// `max_spool_bytes` reached: over until the spool is back under half of it.
+    /// `max_spool_bytes` reached: over once the outage that filled it is.
     Full,
     /// The directory removed or replaced under us, and made again.
     Gone,
@@ -361,14 +361,10 @@ impl Worker {
     }
 
     /// A write went through: the run of trouble is over, but for a full spool, which is
-    /// over once it is back under half of `max_spool_bytes` (not at each write that
-    /// finds room as the oldest go).
+    /// over with the outage that filled it (`spool_server_back`), not at each write that
+    /// finds room as the oldest go.
     fn spool_healthy(&mut self) {
-        let room = match (&self.spool.open, &self.shared.config.spool) {
-            (Some(spool), Some(config)) => spool.bytes() <= config.max_bytes / 2,
-            _ => true,
-        };
-        if self.spool.reported != Some(Trouble::Full) || room {
+        if self.spool.reported != Some(Trouble::Full) {
             self.spool.reported = None;
         }
     }
@@ -378,6 +374,9 @@ impl Worker {
     pub(super) fn spool_server_back(&mut self) {
         if self.spool.open.is_none() {
             self.spool.rests_until = None;
+        }
+        if self.spool.reported == Some(Trouble::Full) {
+            self.spool.reported = None;
         }
     }
 
