@@ -99,7 +99,8 @@ def _pause_all_before_fork() -> None:
     # Python 3.12+ warns at a fork while other threads run (an error under -W error):
     # the shipping threads stop between two cycles, keeping what they hold, and start
     # again in the parent once the fork is done. A thread busy in a request or a back-off
-    # is left running (the fork then warns, as before); the child starts its own.
+    # is left running (the fork then warns, as before); the child starts its own. 3.13+
+    # counts threads after the after-fork hooks, so there the restarted one is counted.
     # One owner's failure (an internal error, already reported) must not keep the others
     # running, nor reach the application's fork.
     for owner in list(_live):
