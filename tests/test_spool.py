@@ -128,6 +128,16 @@ def outage() -> Iterator[Outage]:
         o.receiver.stop()
 
 
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Polls `condition` until it holds or `timeout` passes; returns whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def logger_for(handler: logging.Handler, name: str) -> logging.Logger:
     """A logger of its own at INFO, not propagating, with `handler` only."""
     log = logging.getLogger(f"spool.{name}")
@@ -452,25 +462,13 @@ def test_while_a_failed_request_waits_for_its_retries_what_is_queued_goes_to_dis
     try:
         for i in range(2000):
             log.info("queued %d", i)
-        deadline = time.monotonic() + 5
-        while handler.stats()["spooled"] < 1900 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: handler.stats()["spooled"] >= 1900, timeout=5)
         stats = handler.stats()
     finally:
         handler.close()
     # All but the request still being retried (at most 100 entries).
     assert stats["spooled"] >= 1900, stats
     assert stats["retries"] < 10, "still retrying: the spool did not wait for it"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Polls `condition` until it holds or `timeout` passes; returns whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def last_code(handler: LogwellHandler) -> Optional[str]:
