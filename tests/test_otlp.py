@@ -195,7 +195,8 @@ def to_protobuf_json(payload: dict[str, Any]) -> dict[str, Any]:
             for record in scope_logs["logRecords"]:
                 for key in ("traceId", "spanId"):
                     if key in record:
-                        record[key] = base64.b64encode(bytes.fromhex(record[key])).decode()
+                        # URL-safe, which protobuf decodes with: 3.15 warns of a '+'.
+                        record[key] = base64.urlsafe_b64encode(bytes.fromhex(record[key])).decode()
     return payload
 
 
