@@ -7,6 +7,9 @@
 //! With a spool it also writes down and sends again what memory cannot keep (`spill`).
 
 mod spill;
+mod triage;
+
+use triage::{Answer, Step, Triage};
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -791,17 +794,30 @@ impl Worker {
         sent
     }
 
+    /// Tops `pending` up from the buffer to a request's worth.
     fn fill_pending(&mut self) {
-        while self.pending.len() < self.shared.config.max_request_entries
-            && self.pending_bytes < SOFT_MAX_REQUEST_BYTES
-        {
+        let entries = self.shared.config.max_request_entries;
+        self.take_from_buffer(
+            entries.saturating_sub(self.pending.len()),
+            SOFT_MAX_REQUEST_BYTES.saturating_sub(self.pending_bytes),
+        );
+    }
+
+    /// Moves entries from the buffer to the end of `pending`, up to `entries` of them and
+    /// until they pass `bytes`; returns how many.
+    fn take_from_buffer(&mut self, entries: usize, bytes: usize) -> usize {
+        let (mut taken, mut size) = (0, 0);
+        while taken < entries && size < bytes {
             let Some(e) = self.shared.buffer.pop() else {
                 break;
             };
-            self.pending_bytes += e.json.len() + 1;
+            size += e.json.len() + 1;
+            taken += 1;
             self.pending.push(e);
         }
+        self.pending_bytes += size;
         self.note_inflight();
+        taken
     }
 
     /// Publishes the oldest entry the thread holds, for `flush`.
@@ -819,98 +835,48 @@ impl Worker {
         self.note_inflight();
     }
 
-    /// Delivers `pending`, in order but for suspects. A request refused as a whole (400
-    /// or 413, or a 500 on every try) is sent again in halves, each piece once, so one
-    /// entry the server cannot take costs only itself. An entry alone that fails with 500
-    /// is a suspect: once the server has taken a request of this batch, the suspect is
-    /// sent alone again, with its retries, and failed if the server fails it once more.
-    /// A server that fails everything is an outage, not poison: all is kept for later.
+    /// Delivers `pending`, in order but for entries the server cannot store, which
+    /// `Triage` finds by sending parts of the batch again. A server that fails
+    /// everything is an outage, not poison: all is kept for later.
     fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
-        let whole = 0..self.pending.len();
-        let mut resolved = vec![false; whole.len()];
-        // Ranges of `pending`, the next to send on top.
-        let mut chunks = Vec::with_capacity(16);
-        chunks.push(whole.clone());
-        let mut suspects: Vec<usize> = Vec::new();
-        // The server took a request of this batch: it stores what it can.
-        let mut healthy = false;
-        // Requests failed with 500 in a row: past a binary search's depth, either a run
-        // of bad entries or an outage.
-        let mut blind = 0;
-        let blind_limit = usize::BITS - whole.len().leading_zeros() + 2;
+        let mut triage = Triage::new(self.pending.len());
         let mut last_fault = None;
-        while let Some(range) = chunks.pop() {
-            let sent = self.send(range.clone(), deadline, range == whole);
-            let (range, sent) = match sent {
-                Sent::ServerFault(error) => {
-                    if range.len() == 1 {
-                        suspects.push(range.start);
+        loop {
+            let request = match triage.next() {
+                Step::Send(request) => request,
+                Step::WantMore => {
+                    // A request's worth from behind the batch; spooled entries are not
+                    // mixed with fresh ones.
+                    let lent = if self.replaying {
+                        0
                     } else {
-                        chunks.extend(halves(range.clone()));
+                        let entries = self.shared.config.max_request_entries;
+                        self.take_from_buffer(entries, SOFT_MAX_REQUEST_BYTES)
+                    };
+                    triage.grow(lent);
+                    continue;
+                }
+                Step::Done => {
+                    self.clear_pending();
+                    return Outcome::Done;
+                }
+                Step::Outage => return self.retain_unresolved(triage.resolved(), last_fault),
+            };
+            let answer = match self.send(request.range.clone(), deadline, request.retries) {
+                Sent::Done => Answer::Taken,
+                Sent::Split => Answer::Split,
+                Sent::ServerFault(error) => {
+                    if request.confirm {
+                        Stats::add(self.refused(), 1);
+                        self.shared.report(&error);
                     }
                     last_fault = Some(error);
-                    blind += 1;
-                    if blind <= blind_limit || chunks.is_empty() {
-                        continue;
-                    }
-                    // The part of the batch farthest from here tells which: a server
-                    // that takes it is up, and what failed here is a run of bad entries.
-                    let far = chunks.remove(0);
-                    match self.send(far.clone(), deadline, false) {
-                        Sent::Done => (far, Sent::Done),
-                        _ => return self.retain_unresolved(&resolved, last_fault),
-                    }
+                    Answer::ServerFault
                 }
-                other => (range, other),
+                Sent::Retained => return self.retain_unresolved(triage.resolved(), None),
             };
-            match sent {
-                Sent::Done => {
-                    resolved[range].fill(true);
-                    healthy = true;
-                    blind = 0;
-                    if let Some(kept) = self.confirm(&mut suspects, &mut resolved, deadline) {
-                        return kept;
-                    }
-                }
-                Sent::Split => chunks.extend(halves(range)),
-                Sent::ServerFault(_) | Sent::Retained => {
-                    return self.retain_unresolved(&resolved, None);
-                }
-            }
+            triage.answer(&request, answer);
         }
-        if !suspects.is_empty() && !healthy {
-            return self.retain_unresolved(&resolved, last_fault);
-        }
-        if let Some(kept) = self.confirm(&mut suspects, &mut resolved, deadline) {
-            return kept;
-        }
-        self.clear_pending();
-        Outcome::Done
-    }
-
-    /// Sends each suspect alone, with its retries, now that the server took a request of
-    /// this batch: one it fails again is failed for good. `Some`: a send was held up,
-    /// and what is unresolved was kept.
-    fn confirm(
-        &mut self,
-        suspects: &mut Vec<usize>,
-        resolved: &mut [bool],
-        deadline: Option<Instant>,
-    ) -> Option<Outcome> {
-        for i in std::mem::take(suspects) {
-            match self.send(i..i + 1, deadline, true) {
-                Sent::Done => {}
-                Sent::ServerFault(error) => {
-                    Stats::add(self.refused(), 1);
-                    self.shared.report(&error);
-                }
-                Sent::Split | Sent::Retained => {
-                    return Some(self.retain_unresolved(resolved, None))
-                }
-            }
-            resolved[i] = true;
-        }
-        None
     }
 
     /// Keeps the entries of `pending` not yet resolved for a later cycle. `outage`: the
@@ -1257,12 +1223,6 @@ fn later(t: Instant, wait: Duration) -> Instant {
     t.checked_add(wait)
         .or_else(|| t.checked_add(Duration::from_secs(86_400 * 365)))
         .unwrap_or(t)
-}
-
-/// `range` in two, the first half first off a stack.
-fn halves(range: Range<usize>) -> [Range<usize>; 2] {
-    let mid = range.start + range.len() / 2;
-    [mid..range.end, range.start..mid]
 }
 
 #[cfg(test)]
@@ -1750,6 +1710,43 @@ mod tests {
         assert!(sh.flush(Duration::from_secs(30)));
         let st = sh.stats();
         assert_eq!((st.sent, st.failed, st.queued()), (93, 7, 0), "{st:?}");
+    }
+
+    #[test]
+    fn a_run_of_bad_entries_ending_a_batch_is_told_apart_by_the_entries_behind_it() {
+        // Entries of 2 731 bytes: a batch stops at 96 (`SOFT_MAX_REQUEST_BYTES`), inside
+        // the run 90..100, so nothing of it is taken after the run fails. The cycle is a
+        // flush's, with all 200 queued: no later flush or tick comes to try again. The
+        // entries queued behind the batch tell bad entries from an outage.
+        let server = poisoning_server();
+        let (sh, _) = shipper(&server.base_url(), |s| {
+            s.batch_size = 100;
+            s.max_retries = 1;
+            s.flush_interval = 60.0;
+        });
+        for i in 0..200 {
+            let word = if (90..100).contains(&i) {
+                "POISON"
+            } else {
+                "good"
+            };
+            let mut json = format!(r#"{{"level":"info","message":"{word} {i:03} "#).into_bytes();
+            json.resize(2729, b'x');
+            json.extend_from_slice(br#""}"#);
+            sh.push(json, Level::Info);
+            if i == 0 {
+                assert!(sh.pause(Duration::from_secs(10)));
+            }
+        }
+        // Asked while paused: the thread's first cycle answers it.
+        assert!(!sh.flush(Duration::ZERO));
+        sh.resume();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sh.shared.stats.resolved() < 200 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let st = sh.stats();
+        assert_eq!((st.sent, st.failed, st.queued()), (190, 10, 0), "{st:?}");
     }
 
     #[test]

@@ -1,0 +1,568 @@
+//! Which entries of a failing batch the server cannot store, found by sending parts of
+//! it again. Sans-I/O: `Triage` decides what to send next and learns from each answer;
+//! the flush thread does the sending, the pacing and the counting.
+//!
+//! A request refused as a whole (400 or 413, or a 500 on every try) is sent again in
+//! halves, each piece once, so one entry the server cannot take costs only itself. An
+//! entry that fails alone with 500 is a suspect: once the server takes a request sent
+//! after it, it is sent alone again, with its retries, and failed for good if the server
+//! fails it once more. A server that fails everything is an outage, not poison: all is
+//! kept for later. (Logwell answers 500 while its database is down.)
+//!
+//! A long run of failures is either a run of bad entries or an outage. Past a binary
+//! search's depth of them, the entry farthest from the run is tried alone: a server that
+//! takes it is up. When nothing in the batch can tell the two apart (two such tries
+//! failed with nothing taken, or the run reaches the batch's end), the entries queued
+//! behind the batch are asked for, once, and tried the same way; without them, it is an
+//! outage. The few failures that end a batch after the server took part of it are the one
+//! exception to "a request sent after": they are confirmed at once, so that a bad entry
+//! logged last is failed in its own cycle instead of waiting for the next record.
+//!
+//! `tests` drives it over thousands of seeded runs against a simulated server (bad
+//! entries in runs and scattered, requests too large, outages from any request on).
+
+use std::ops::Range;
+
+/// How a request went, as far as triage cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The server answered for its entries: taken, or refused for good (counted by the
+    /// caller). Either way they are resolved.
+    Taken,
+    /// Refused as a whole with 400 or 413: too large, or one bad entry spoils it.
+    Split,
+    /// A 500 on every try: an entry the server cannot store, or an outage.
+    ServerFault,
+}
+
+/// What to do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Post `range` of the batch. `retries`: with the retries of a transient failure
+    /// (the whole batch and a suspect's last chance get them; pieces do not).
+    Send(Request),
+    /// Append the entries queued behind the batch (`grow`), or `grow(0)` when there are
+    /// none (or they must not be mixed in).
+    WantMore,
+    /// Every entry resolved.
+    Done,
+    /// Nothing tells bad entries from an outage: keep what is unresolved for later.
+    Outage,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub range: Range<usize>,
+    pub retries: bool,
+    /// A suspect's last chance: a `ServerFault` fails it for good.
+    pub confirm: bool,
+}
+
+pub struct Triage {
+    resolved: Vec<bool>,
+    /// Parts not sent yet: the next on top, the farthest from the run at the bottom.
+    todo: Vec<Range<usize>>,
+    /// Entries that failed alone, waiting for the server to take something.
+    suspects: Vec<usize>,
+    /// Suspects to send alone again now that the server took something: the next on top.
+    confirming: Vec<usize>,
+    /// The part tried from the far end, while a run of failures is being told apart.
+    probe: Option<Range<usize>>,
+    phase: Phase,
+    /// Requests failed in a row, and how many a binary search down to one entry makes.
+    blind: u32,
+    blind_limit: u32,
+    /// Probes failed since the server last took something.
+    failed_probes: u32,
+    /// Entries behind the batch were asked for already (`grow`).
+    lent: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing sent yet: the whole batch goes first, with retries.
+    Fresh,
+    Searching,
+    /// Nothing in the batch tells a run of bad entries from an outage.
+    Undecided,
+}
+
+impl Triage {
+    pub fn new(len: usize) -> Triage {
+        Triage {
+            resolved: vec![false; len],
+            todo: std::iter::once(0..len)
+                .filter(|r| r.start < r.end)
+                .collect(),
+            suspects: Vec::new(),
+            confirming: Vec::new(),
+            probe: None,
+            phase: Phase::Fresh,
+            blind: 0,
+            blind_limit: blind_limit(len),
+            failed_probes: 0,
+            lent: false,
+        }
+    }
+
+    pub fn next(&mut self) -> Step {
+        if let Some(&i) = self.confirming.last() {
+            return Step::Send(Request {
+                range: i..i + 1,
+                retries: true,
+                confirm: true,
+            });
+        }
+        if let Some(range) = &self.probe {
+            return Step::Send(Request {
+                range: range.clone(),
+                retries: false,
+                confirm: false,
+            });
+        }
+        if self.phase == Phase::Undecided {
+            return if self.lent {
+                Step::Outage
+            } else {
+                Step::WantMore
+            };
+        }
+        if let Some(range) = self.todo.last() {
+            let whole = self.phase == Phase::Fresh;
+            self.phase = Phase::Searching;
+            return Step::Send(Request {
+                range: range.clone(),
+                retries: whole,
+                confirm: false,
+            });
+        }
+        if self.suspects.is_empty() {
+            return Step::Done;
+        }
+        // Suspects, and nothing taken since they failed. A few failures after the server
+        // took part of this batch are bad entries at its end, confirmed now (a bad entry
+        // logged last must not wait for the next one); more may be an outage.
+        let few = self.blind <= self.blind_limit && self.failed_probes == 0;
+        if few && self.resolved.contains(&true) {
+            self.confirming.extend(self.suspects.drain(..).rev());
+        } else {
+            self.phase = Phase::Undecided;
+        }
+        self.next()
+    }
+
+    /// What became of the request `next` asked for.
+    pub fn answer(&mut self, request: &Request, answer: Answer) {
+        let range = request.range.clone();
+        if request.confirm {
+            self.confirming.pop();
+            // Taken, or failed for good: resolved either way.
+            self.resolved[range.start] = true;
+            return;
+        }
+        let probing = self.probe.take();
+        if probing.is_none() {
+            self.todo.pop();
+        }
+        match answer {
+            Answer::Taken => {
+                self.resolved[range].fill(true);
+                self.blind = 0;
+                self.failed_probes = 0;
+                // Each suspect's last chance, in order.
+                self.confirming.extend(self.suspects.drain(..).rev());
+            }
+            Answer::Split => self.todo.extend(halves(range)),
+            Answer::ServerFault if probing.is_some() => {
+                self.failed_probes += 1;
+                if self.failed_probes < MAX_FAILED_PROBES {
+                    self.suspects.push(range.start);
+                    self.probe_next();
+                } else if self.resolved.contains(&true) {
+                    // The server was up during this triage: go on in order.
+                    self.suspects.push(range.start);
+                } else {
+                    // Nothing here tells a run of bad entries from an outage.
+                    self.todo.insert(0, range);
+                    self.phase = Phase::Undecided;
+                }
+            }
+            Answer::ServerFault => {
+                if range.len() == 1 {
+                    self.suspects.push(range.start);
+                } else {
+                    self.todo.extend(halves(range));
+                }
+                self.blind += 1;
+                if self.blind > self.blind_limit && self.failed_probes < MAX_FAILED_PROBES {
+                    self.probe_next();
+                }
+            }
+        }
+    }
+
+    /// Adds the `more` entries queued behind the batch, after `WantMore`: the farthest of
+    /// them is tried first.
+    pub fn grow(&mut self, more: usize) {
+        self.lent = true;
+        if more == 0 {
+            return;
+        }
+        let start = self.resolved.len();
+        self.resolved.resize(start + more, false);
+        self.blind_limit = blind_limit(self.resolved.len());
+        self.phase = Phase::Searching;
+        self.failed_probes = 0;
+        self.todo.insert(0, start..start + more);
+        self.probe_next();
+    }
+
+    /// Whether entry `i` was taken or failed for good.
+    pub fn resolved(&self) -> &[bool] {
+        &self.resolved
+    }
+
+    /// Tries the entry farthest from the run of failures next, alone, if any is left: the
+    /// rest of its part stays to be sent after the run.
+    fn probe_next(&mut self) {
+        let Some(far) = self.todo.first_mut() else {
+            return;
+        };
+        let last = far.end - 1;
+        far.end = last;
+        if far.start == far.end {
+            self.todo.remove(0);
+        }
+        self.probe = Some(last..last + 1);
+    }
+}
+
+/// Far entries tried, each alone, before a run of failures is taken for an outage.
+const MAX_FAILED_PROBES: u32 = 2;
+
+/// Failures in a row a binary search through `len` entries makes down to one, and two
+/// to spare.
+fn blind_limit(len: usize) -> u32 {
+    usize::BITS - len.leading_zeros() + 2
+}
+
+/// `range` in two, the first half first off a stack (`[second, first]`).
+pub fn halves(range: Range<usize>) -> [Range<usize>; 2] {
+    let mid = range.start + range.len() / 2;
+    [mid..range.end, range.start..mid]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// A seeded xorshift: the same seed, the same run.
+    struct Rng(u64);
+    impl Rng {
+        fn new(seed: u64) -> Rng {
+            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n.max(1) as u64) as usize
+        }
+        fn chance(&mut self, percent: usize) -> bool {
+            self.below(100) < percent
+        }
+    }
+
+    /// A Logwell server as triage sees it: entries it cannot store (poison), a largest
+    /// request it takes (413 above), and maybe an outage (500 for everything) from the
+    /// `down_from`th request on.
+    struct Server {
+        poison: BTreeSet<usize>,
+        max_entries: usize,
+        down_from: Option<usize>,
+        requests: usize,
+    }
+
+    impl Server {
+        fn answer(&mut self, ids: &[usize], retries: bool) -> Answer {
+            let tries = if retries { 4 } else { 1 };
+            let mut answer = Answer::ServerFault;
+            for _ in 0..tries {
+                self.requests += 1;
+                answer = if self.down_from.is_some_and(|d| self.requests >= d) {
+                    Answer::ServerFault
+                } else if ids.len() > self.max_entries {
+                    Answer::Split
+                } else if ids.iter().any(|id| self.poison.contains(id)) {
+                    Answer::ServerFault
+                } else {
+                    Answer::Taken
+                };
+                if answer != Answer::ServerFault {
+                    break;
+                }
+            }
+            answer
+        }
+    }
+
+    /// What became of a stream of entries sent as the flush thread sends them: a batch
+    /// of up to `per_request`, triaged; what it leaves unresolved at the front of the
+    /// next, filled up from the stream; entries behind lent to a triage that asks.
+    #[derive(Debug, Default)]
+    struct Delivery {
+        failed: BTreeSet<usize>,
+        taken: BTreeSet<usize>,
+        /// What no triage could resolve once the stream ran out.
+        left: BTreeSet<usize>,
+    }
+
+    /// `late`: when what is left is stuck, this many more good entries are logged, as an
+    /// application keeps logging (the server knows nothing bad of them).
+    fn deliver(server: &mut Server, mut total: usize, per_request: usize, late: usize) -> Delivery {
+        let mut out = Delivery::default();
+        let mut pending: Vec<usize> = Vec::new();
+        let mut next = 0;
+        let mut cycles = 0;
+        loop {
+            cycles += 1;
+            assert!(cycles < 10 * total + 10, "no end in sight");
+            let before = pending.len() + out.taken.len() + out.failed.len();
+            let fill = per_request.saturating_sub(pending.len()).min(total - next);
+            pending.extend(next..next + fill);
+            next += fill;
+            if pending.is_empty() {
+                return out;
+            }
+            let mut triage = Triage::new(pending.len());
+            let end = loop {
+                match triage.next() {
+                    Step::Send(request) => {
+                        let ids = &pending[request.range.clone()];
+                        let answer = server.answer(ids, request.retries);
+                        match answer {
+                            Answer::Taken => out.taken.extend(ids),
+                            Answer::ServerFault if request.confirm => {
+                                out.failed.insert(ids[0]);
+                            }
+                            _ => {}
+                        }
+                        triage.answer(&request, answer);
+                    }
+                    Step::WantMore => {
+                        let more = per_request.min(total - next);
+                        pending.extend(next..next + more);
+                        next += more;
+                        triage.grow(more);
+                    }
+                    end @ (Step::Done | Step::Outage) => break end,
+                }
+            };
+            let resolved = triage.resolved();
+            assert_eq!(resolved.len(), pending.len());
+            for (&id, &r) in pending.iter().zip(resolved) {
+                let outcomes =
+                    usize::from(out.failed.contains(&id)) + usize::from(out.taken.contains(&id));
+                assert_eq!(
+                    usize::from(r),
+                    outcomes,
+                    "entry {id}: one outcome once resolved"
+                );
+            }
+            assert!(
+                end == Step::Outage || resolved.iter().all(|&r| r),
+                "done: all resolved"
+            );
+            let mut kept = resolved.iter();
+            pending.retain(|_| !kept.next().copied().unwrap_or(true));
+            let stuck = pending.len() + out.taken.len() + out.failed.len() == before;
+            if end == Step::Outage && stuck && next == total {
+                if late == 0 {
+                    out.left = pending.into_iter().collect();
+                    return out;
+                }
+                total += late;
+            }
+        }
+    }
+
+    /// Bad entries: one run, maybe some scattered, maybe none.
+    fn poison(rng: &mut Rng, n: usize) -> BTreeSet<usize> {
+        let mut poison = BTreeSet::new();
+        if rng.chance(80) {
+            let start = rng.below(n);
+            let longest = if rng.chance(50) { 4 } else { 150 };
+            let run = 1 + rng.below(longest);
+            poison.extend(start..(start + run).min(n));
+        }
+        if rng.chance(30) {
+            for _ in 0..rng.below(n / 5 + 1) {
+                poison.insert(rng.below(n));
+            }
+        }
+        poison
+    }
+
+    fn log2(n: usize) -> usize {
+        (usize::BITS - n.leading_zeros()) as usize
+    }
+
+    #[test]
+    fn seeds_with_a_healthy_server_fail_exactly_the_bad_entries() {
+        for seed in 0..5000 {
+            let mut rng = Rng::new(seed);
+            let total = 1 + rng.below(400);
+            let per_request = if rng.chance(70) {
+                100
+            } else {
+                1 + rng.below(250)
+            };
+            let bad = poison(&mut rng, total);
+            let late = if rng.chance(50) { 0 } else { 1 + rng.below(20) };
+            let max_entries = if rng.chance(20) {
+                1 + rng.below(60)
+            } else {
+                usize::MAX
+            };
+            let mut server = Server {
+                poison: bad.clone(),
+                max_entries,
+                down_from: None,
+                requests: 0,
+            };
+            let out = deliver(&mut server, total, per_request, late);
+            let case = format!("seed {seed}: {total} entries by {per_request}, bad {bad:?}");
+            assert!(out.failed.is_subset(&bad), "{case}: a good entry failed");
+            assert!(out.taken.is_disjoint(&bad), "{case}");
+            // Only bad entries wait, and a good one logged later settles them.
+            assert!(
+                out.left.is_subset(&bad),
+                "{case}: good entries left {:?}",
+                out.left
+            );
+            if late > 0 {
+                assert_eq!(out.failed, bad, "{case}");
+            }
+            let late_entries = out.taken.len() + out.failed.len() + out.left.len() - total;
+            // The cost: per bad entry a binary search, its confirmation, and its share of
+            // the searches a run longer than a request repeats while it waits for good
+            // entries behind it; per request's worth the whole batch's retries; and the
+            // halving of requests too large.
+            let sent = total + late_entries;
+            let batches = sent.div_ceil(per_request) + late_entries;
+            let halving = 4 * sent / max_entries.min(sent);
+            let budget = (bad.len() + 1) * (4 * log2(per_request) + 16) + 8 * batches + halving;
+            assert!(
+                server.requests <= budget,
+                "{case}: {} requests",
+                server.requests
+            );
+        }
+    }
+
+    #[test]
+    fn seeds_with_an_outage_fail_nothing_that_was_not_taken_between() {
+        for seed in 0..5000 {
+            let mut rng = Rng::new(seed);
+            let total = 1 + rng.below(400);
+            let per_request = if rng.chance(70) {
+                100
+            } else {
+                1 + rng.below(250)
+            };
+            let bad = if rng.chance(50) {
+                BTreeSet::new()
+            } else {
+                poison(&mut rng, total)
+            };
+            let down_from = 1 + rng.below(60);
+            let mut server = Server {
+                poison: bad.clone(),
+                max_entries: usize::MAX,
+                down_from: Some(down_from),
+                requests: 0,
+            };
+            let out = deliver(&mut server, total, per_request, 0);
+            let case = format!(
+                "seed {seed}: {total} by {per_request}, down from request {down_from}, bad {bad:?}"
+            );
+            // An outage from the first request: nothing can be told apart.
+            if down_from == 1 {
+                assert!(out.failed.is_empty() && out.taken.is_empty(), "{case}");
+            }
+            // Without bad entries nothing is ever failed, whenever the outage begins.
+            if bad.is_empty() {
+                assert!(out.failed.is_empty(), "{case}: failed {:?}", out.failed);
+            }
+            assert_eq!(
+                out.taken.len() + out.failed.len() + out.left.len(),
+                total,
+                "{case}"
+            );
+        }
+    }
+
+    /// Runs one triage of `len` entries, lending it `behind` more if it asks; returns its
+    /// last step, the entries failed for good and the order the server took the rest in.
+    fn triage(server: &mut Server, len: usize, behind: usize) -> (Step, Vec<usize>, Vec<usize>) {
+        let mut triage = Triage::new(len);
+        let (mut failed, mut taken) = (Vec::new(), Vec::new());
+        loop {
+            match triage.next() {
+                Step::Send(request) => {
+                    let ids: Vec<usize> = request.range.clone().collect();
+                    let answer = server.answer(&ids, request.retries);
+                    match answer {
+                        Answer::Taken => taken.extend(ids),
+                        Answer::ServerFault if request.confirm => failed.extend(ids),
+                        _ => {}
+                    }
+                    triage.answer(&request, answer);
+                }
+                Step::WantMore => triage.grow(behind),
+                end => return (end, failed, taken),
+            }
+        }
+    }
+
+    fn server(poison: impl IntoIterator<Item = usize>) -> Server {
+        Server {
+            poison: poison.into_iter().collect(),
+            max_entries: usize::MAX,
+            down_from: None,
+            requests: 0,
+        }
+    }
+
+    #[test]
+    fn one_bad_entry_costs_a_binary_search_and_keeps_the_order() {
+        let mut server = server([37]);
+        let (end, failed, taken) = triage(&mut server, 100, 0);
+        assert_eq!((end, failed), (Step::Done, vec![37]));
+        assert_eq!(taken, (0..100).filter(|&i| i != 37).collect::<Vec<_>>());
+        // Four tries of the whole, twelve parts, four tries of the suspect alone.
+        assert_eq!(server.requests, 4 + 12 + 4);
+    }
+
+    #[test]
+    fn a_run_of_bad_entries_ending_the_batch_is_told_apart_by_what_waits_behind() {
+        // The batch ends inside the run: nothing in it is taken after the run fails.
+        let (end, failed, taken) = triage(&mut server(90..100), 96, 0);
+        assert_eq!((end, failed.len(), taken.len()), (Step::Outage, 0, 90));
+        let (end, failed, taken) = triage(&mut server(90..100), 96, 104);
+        assert_eq!((end, failed), (Step::Done, (90..100).collect::<Vec<_>>()));
+        assert_eq!(taken.len(), 90 + 100, "what was lent goes too");
+    }
+
+    #[test]
+    fn an_outage_after_a_taken_request_fails_nothing_that_failed_after_it() {
+        // Entry 10 is bad; the server fails everything from the 21st request on, when
+        // 10 has been failed for good and the first half taken.
+        let mut down = server([10]);
+        down.down_from = Some(22);
+        let (end, failed, taken) = triage(&mut down, 100, 100);
+        assert_eq!((end, failed), (Step::Outage, vec![10]));
+        assert_eq!(taken, (0..50).filter(|&i| i != 10).collect::<Vec<_>>());
+    }
+}
