@@ -6,9 +6,11 @@
 //! `close`; between those it sleeps in `park_timeout`, so an idle shipper costs nothing.
 //! With a spool it also writes down and sends again what memory cannot keep (`spill`).
 
+mod schedule;
 mod spill;
 mod triage;
 
+use schedule::{Plan, Schedule, Seen};
 use triage::{Answer, Step, Triage};
 
 use std::collections::VecDeque;
@@ -37,9 +39,6 @@ use crate::transport::{retry_delay, Jitter, Transport};
 /// (`max_message_bytes` + `max_metadata_bytes`), a request stays under the 512 KiB body
 /// limit of Logwell's server (`SvelteKit`'s default) and of common proxies.
 const SOFT_MAX_REQUEST_BYTES: usize = 256 * 1024;
-/// The last entries of a burst, fewer than a batch, go once no record was logged for
-/// this long, instead of waiting for the flush tick.
-const BURST_QUIET: Duration = Duration::from_millis(50);
 /// How long `close` waits past its deadline for the thread to notice it.
 const CLOSE_GRACE: Duration = Duration::from_millis(200);
 /// How long a fork waits for the thread to stop between two cycles (`pause`). Idle, it
@@ -597,25 +596,16 @@ struct Worker {
     /// The batch being delivered, oldest first; kept across cycles while it fails.
     pending: Vec<Entry>,
     pending_bytes: usize,
-    /// The last delivery failed: wait for the next tick or flush, not for a full batch.
-    failing: bool,
-    /// The server asked us (Retry-After) not to send before this.
-    hold_until: Option<Instant>,
+    /// When to send: ticks, flushes, full batches, bursts, the server's waits.
+    schedule: Schedule,
     pacer: Pacer,
     /// Whether the pacer keeps a model of the server's limit, so a 429 is its to wait out.
     paced: bool,
-    /// After a full batch went, with entries left behind: when to look again, and how
-    /// many records had been logged then. If none were logged since, the burst is over.
-    burst_tail: Option<(Instant, u64)>,
     overflow_reported: u64,
     /// Where what memory cannot keep goes (`spool_dir`).
     spool: spill::SpoolSlot,
     /// `pending` holds entries read back from the spool: counted as replayed, not sent.
     replaying: bool,
-    /// When the next `flush_interval` tick is due.
-    next_tick: Instant,
-    /// The last flush request the loop answered (`Shared::flush_requests`).
-    flushes_seen: u64,
 }
 
 impl Worker {
@@ -624,30 +614,25 @@ impl Worker {
         let transport = Transport::for_config(config);
         let capacity = config.max_request_entries;
         let per_minute = config.max_requests_per_minute;
-        let next_tick = Instant::now() + config.flush_interval;
+        let schedule = Schedule::new(config.flush_interval, Instant::now());
         Worker {
             shared,
             transport,
             jitter: Jitter::new(),
             pending: Vec::with_capacity(capacity),
             pending_bytes: 0,
-            failing: false,
-            hold_until: None,
+            schedule,
             pacer: Pacer::new(per_minute, Instant::now()),
             paced: per_minute > 0,
-            burst_tail: None,
             overflow_reported: 0,
             spool: spill::SpoolSlot::default(),
             replaying: false,
-            next_tick,
-            flushes_seen: 0,
         }
     }
 
     /// The thread's loop, until the shipper closes (returns `None`) or `pause` asks it to
     /// stop (returns itself, to be run again on a new thread).
     fn run(mut self) -> Option<Worker> {
-        let interval = self.shared.config.flush_interval;
         self.open_spool();
         while self.shared.lifecycle.is_open() {
             let pause = self.shared.pause.compare_exchange(
@@ -665,71 +650,69 @@ impl Worker {
             }
             let now = Instant::now();
             self.tend_spool(now);
-            let held = self.hold_until.filter(|&t| t > now);
-            // A wait the server asked for is over: carry on with what it held up.
-            let resume = held.is_none() && self.hold_until.take().is_some();
-            let flushes = self.shared.flush_requests.load(Ordering::Acquire);
-            let flush_wanted = flushes != self.flushes_seen || resume;
-            let tick = now >= self.next_tick;
-            let full = !self.failing
-                && self
-                    .shared
-                    .batch_waiting(self.pending.len(), self.pending_bytes);
-            let tail = self.burst_over(now);
-            let send = flush_wanted || tick || full || tail;
-            // While the server fails, a replay is a probe, at the tick.
-            let replay = held.is_none()
-                && self.pending.is_empty()
-                && (!self.failing || tick)
-                && self.spool_backlog();
-            if held.is_some() && flush_wanted {
-                // Nothing can go before the wait the server asked for is over.
-                self.stall_flushes(flushes, held);
-            }
-            if held.is_some() || !(send || replay) {
-                // While held or failing, a full buffer is no reason to wake: leave the
-                // flag set so pushes do not unpark us for nothing.
-                let quiet = held.is_some() || self.failing;
-                self.shared.wake_pending.store(quiet, Ordering::Release);
-                let recheck = self
-                    .shared
-                    .batch_waiting(self.pending.len(), self.pending_bytes);
-                if quiet || !recheck {
-                    let mut until = held.unwrap_or(self.next_tick);
-                    if let Some((look, _)) = self.burst_tail {
-                        until = until.min(look);
+            let seen = self.seen();
+            let (send, replay, full) = match self.schedule.plan(now, &seen) {
+                Plan::Cycle { send, replay, full } => (send, replay, full),
+                Plan::Sleep {
+                    until,
+                    quiet,
+                    stalled,
+                } => {
+                    if stalled.is_some() {
+                        self.stall_flushes(seen.flushes, stalled);
                     }
-                    if let Some(spill_at) = self.next_spill(now) {
-                        until = until.min(spill_at);
-                    }
-                    thread::park_timeout(until.saturating_duration_since(now));
+                    self.idle_until(now, until, quiet);
+                    continue;
                 }
-                continue;
-            }
-            self.flushes_seen = flushes;
+            };
             let probed = send && self.send_cycle();
-            if self.failing || self.hold_until.is_some() {
+            let held = self.schedule.held_until();
+            if self.schedule.failing() || held.is_some() {
                 // Retries spent, or the server asked for a wait: what a flush waits for
                 // can only go at the next tick or after the wait.
-                self.stall_flushes(flushes, self.hold_until);
+                self.stall_flushes(seen.flushes, held);
             }
             self.report_overflow();
-            if replay && self.pending.is_empty() && !(self.failing && probed) {
+            if replay && self.pending.is_empty() && !(self.schedule.failing() && probed) {
                 self.replay_one();
             }
-            if full && !self.failing && self.waiting() {
-                let logged = self.shared.stats.enqueued.load(Ordering::Acquire);
-                self.burst_tail = Some((Instant::now() + BURST_QUIET, logged));
-            }
-            if flush_wanted || tick {
-                self.next_tick = Instant::now() + interval;
-            }
+            self.schedule.cycle_done(Instant::now(), full, &self.seen());
             self.shared.notify_progress();
         }
         self.drain_for_close();
         self.shared.stopped.store(true, Ordering::Release);
         self.shared.notify_progress();
         None
+    }
+
+    /// What the schedule is told of the buffer, the flushes and the spool.
+    fn seen(&self) -> Seen {
+        let s = &self.shared;
+        Seen {
+            flushes: s.flush_requests.load(Ordering::Acquire),
+            batch_waiting: s.batch_waiting(self.pending.len(), self.pending_bytes),
+            waiting: self.waiting(),
+            logged: s.stats.enqueued.load(Ordering::Acquire),
+            replayable: self.pending.is_empty() && self.spool_backlog(),
+        }
+    }
+
+    /// Sleeps until `until`, a push that fills a batch (unless `quiet`), a flush or a
+    /// close; while the server fails, wakes every second to write to the spool.
+    fn idle_until(&mut self, now: Instant, until: Instant, quiet: bool) {
+        // While held or failing, a full buffer is no reason to wake: leave the flag set
+        // so pushes do not unpark us for nothing.
+        self.shared.wake_pending.store(quiet, Ordering::Release);
+        // A batch filled between the look and the flag: go round again at once.
+        if !quiet
+            && self
+                .shared
+                .batch_waiting(self.pending.len(), self.pending_bytes)
+        {
+            return;
+        }
+        let until = self.next_spill(now).map_or(until, |at| until.min(at));
+        thread::park_timeout(until.saturating_duration_since(now));
     }
 
     /// Tells the flushes up to `upto` that what they wait for cannot go before `until`
@@ -745,28 +728,6 @@ impl Worker {
     /// Whether entries wait to be sent.
     fn waiting(&self) -> bool {
         !self.pending.is_empty() || !self.shared.buffer.is_empty()
-    }
-
-    /// Whether the tail of a burst is due: entries were left behind a full batch and no
-    /// record was logged for `BURST_QUIET`. While records keep coming, it looks again
-    /// later; they make batches of their own.
-    fn burst_over(&mut self, now: Instant) -> bool {
-        let Some((look, seen)) = self.burst_tail else {
-            return false;
-        };
-        if now < look {
-            return false;
-        }
-        self.burst_tail = None;
-        if !self.waiting() {
-            return false;
-        }
-        let logged = self.shared.stats.enqueued.load(Ordering::Acquire);
-        if logged != seen {
-            self.burst_tail = Some((now + BURST_QUIET, logged));
-            return false;
-        }
-        true
     }
 
     /// Sends what the buffer held when the cycle began, in requests as large as the
@@ -1034,7 +995,7 @@ impl Worker {
     /// Counts a request of `n` entries and `bytes` bytes the server answered, reports
     /// what it rejected, and tells the owner what it took.
     fn record_reply(&mut self, reply: &Reply, n: u64, bytes: usize) {
-        if std::mem::replace(&mut self.failing, false) {
+        if self.schedule.answered() {
             self.spool_server_back();
         }
         let s = &self.shared;
@@ -1093,7 +1054,7 @@ impl Worker {
         if self.paced {
             return false;
         }
-        self.hold_until = Some(Instant::now() + wait);
+        self.schedule.hold(Instant::now() + wait);
         true
     }
 
@@ -1114,9 +1075,9 @@ impl Worker {
     /// a flush, and past any `Retry-After` the server sent. Reports the error.
     fn fail_for_now(&mut self, error: &Error) {
         if let Some(ra) = error.retry_after() {
-            self.hold_until = Some(Instant::now() + ra);
+            self.schedule.hold(Instant::now() + ra);
         }
-        self.failing = true;
+        self.schedule.failed();
         self.shared.report(error);
     }
 
@@ -1158,9 +1119,9 @@ impl Worker {
     fn drain_for_close(&mut self) {
         let deadline = self.shared.deadline().unwrap_or_else(Instant::now);
         let deadline = self.sending_deadline(deadline);
-        self.failing = false;
+        self.schedule.closing();
         loop {
-            if let Some(hold) = self.hold_until.take() {
+            if let Some(hold) = self.schedule.take_hold() {
                 let now = Instant::now();
                 if hold > now && (hold >= deadline || !self.sleep(hold - now, false)) {
                     break;
@@ -1171,7 +1132,7 @@ impl Worker {
                 break;
             }
             if let Outcome::Retained = self.deliver(Some(deadline)) {
-                if self.hold_until.is_none() {
+                if self.schedule.held_until().is_none() {
                     break;
                 }
             }

@@ -71,7 +71,7 @@ impl Worker {
         }
         self.open_spool();
         self.spill_evicted();
-        if self.failing {
+        if self.schedule.failing() {
             self.spill_backlog();
         }
         if let Some(spool) = self.spool.open.as_mut() {
@@ -88,7 +88,7 @@ impl Worker {
 
     /// When the loop must wake to write down the backlog of a failing server.
     pub(super) fn next_spill(&self, now: Instant) -> Option<Instant> {
-        (self.failing && self.spool.open.is_some()).then(|| now + SPILL_EVERY)
+        (self.schedule.failing() && self.spool.open.is_some()).then(|| now + SPILL_EVERY)
     }
 
     /// Whether entries wait on disk for this process to send.
