@@ -7,7 +7,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Outcome, Worker, SOFT_MAX_REQUEST_BYTES};
+use super::delivery::Outcome;
+use super::{Worker, SOFT_MAX_REQUEST_BYTES};
 use crate::buffer::Entry;
 use crate::errors::Error;
 use crate::spool::{Batch, Spool, SpoolError, WriteError};

@@ -1,0 +1,341 @@
+//! Delivering a batch: `Triage` decides which parts to send, and here each request is
+//! posted, paced, retried, counted and reported.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::triage::{Answer, Step, Triage};
+use super::{Worker, SOFT_MAX_REQUEST_BYTES};
+use crate::errors::Error;
+use crate::protocol::Reply;
+use crate::stats::Stats;
+use crate::transport::retry_delay;
+
+pub(super) enum Outcome {
+    Done,
+    /// Not delivered for now; the batch stays at the front.
+    Retained,
+}
+
+/// What became of one request's worth of entries.
+enum Sent {
+    Done,
+    /// Refused as a whole with 400 or 413: worth sending again in halves.
+    Split,
+    /// Failed with a 500 on every try: an entry the server cannot store, or an outage.
+    ServerFault(Error),
+    Retained,
+}
+
+impl Worker {
+    /// Delivers `pending`, in order but for entries the server cannot store, which
+    /// `Triage` finds by sending parts of the batch again. A server that fails
+    /// everything is an outage, not poison: all is kept for later.
+    pub(super) fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
+        let mut triage = Triage::new(self.pending.len());
+        let mut last_fault = None;
+        loop {
+            let request = match triage.next() {
+                Step::Send(request) => request,
+                Step::WantMore => {
+                    // A request's worth from behind the batch; spooled entries are not
+                    // mixed with fresh ones.
+                    let lent = if self.replaying {
+                        0
+                    } else {
+                        let entries = self.shared.config.max_request_entries;
+                        self.take_from_buffer(entries, SOFT_MAX_REQUEST_BYTES)
+                    };
+                    triage.grow(lent);
+                    continue;
+                }
+                Step::Done => {
+                    self.clear_pending();
+                    return Outcome::Done;
+                }
+                Step::Outage => return self.retain_unresolved(triage.resolved(), last_fault),
+            };
+            let answer = match self.send(request.range.clone(), deadline, request.retries) {
+                Sent::Done => Answer::Taken,
+                Sent::Split => Answer::Split,
+                Sent::ServerFault(error) => {
+                    if request.confirm {
+                        Stats::add(self.refused(), 1);
+                        self.shared.report(&error);
+                    }
+                    last_fault = Some(error);
+                    Answer::ServerFault
+                }
+                Sent::Retained => return self.retain_unresolved(triage.resolved(), None),
+            };
+            triage.answer(&request, answer);
+        }
+    }
+
+    /// Keeps the entries of `pending` not yet resolved for a later cycle. `outage`: the
+    /// server failed everything lately, with this error.
+    fn retain_unresolved(&mut self, resolved: &[bool], outage: Option<Error>) -> Outcome {
+        let mut done = resolved.iter();
+        self.pending
+            .retain(|_| !done.next().copied().unwrap_or(false));
+        self.pending_bytes = self.pending.iter().map(|e| e.json.len() + 1).sum();
+        self.note_inflight();
+        if let Some(error) = outage {
+            self.fail_for_now(&error);
+        }
+        Outcome::Retained
+    }
+
+    /// Sends `pending[range]` in one request, paced to the server's limit, retrying
+    /// transient failures with backoff when `retries` is set.
+    fn send(&mut self, range: Range<usize>, deadline: Option<Instant>, retries: bool) -> Sent {
+        // More entries waiting behind this request: the cycle's own, or new ones.
+        let backlogged = self.pending.len() > range.len() || !self.shared.buffer.is_empty();
+        let n = range.len() as u64;
+        let body = self.batch_body(range);
+        let max_retries = if retries {
+            self.shared.config.max_retries
+        } else {
+            0
+        };
+        let mut attempt = 0;
+        loop {
+            if !self.wait_for_pacer() {
+                return Sent::Retained;
+            }
+            let Some(timeout) = self.request_timeout(deadline) else {
+                return Sent::Retained;
+            };
+            let error = match self.post(&body, n, timeout, backlogged) {
+                Ok(reply) => {
+                    self.record_reply(&reply, n, body.len());
+                    return Sent::Done;
+                }
+                Err(error) => error,
+            };
+            match error {
+                // Not a failure and no retry used up: the batch waits, whole. With a model
+                // of the server's limit the pacer does the waiting, here, and probes again
+                // long before Logwell's blanket `Retry-After: 60`; without one, the run
+                // loop (or the close deadline) waits as long as the server asks.
+                Error::Http {
+                    status: 429,
+                    retry_after,
+                    ..
+                } => {
+                    if self.record_rate_limit(retry_after) {
+                        return Sent::Retained;
+                    }
+                }
+                Error::Http {
+                    status: 400 | 413, ..
+                } if n > 1 => return Sent::Split,
+                e if e.retryable() => {
+                    if attempt >= max_retries && e.may_be_poison() {
+                        return Sent::ServerFault(e);
+                    }
+                    if !self.back_off(&e, attempt, max_retries) {
+                        self.fail_for_now(&e);
+                        return Sent::Retained;
+                    }
+                    attempt += 1;
+                    Stats::add(&self.shared.stats.retries, 1);
+                }
+                e @ Error::BadReply(_) => {
+                    // The server took the batch with 2xx; resending could duplicate it.
+                    let s = &self.shared;
+                    Stats::add(self.taken(), n);
+                    Stats::add(&s.stats.batches, 1);
+                    Stats::add(&s.stats.bytes_sent, body.len() as u64);
+                    s.report(&e);
+                    return Sent::Done;
+                }
+                e => {
+                    Stats::add(self.refused(), n);
+                    self.shared.report(&e);
+                    return Sent::Done;
+                }
+            }
+        }
+    }
+
+    /// The request body for `pending[range]`.
+    fn batch_body(&self, range: Range<usize>) -> Vec<u8> {
+        let entries = &self.pending[range];
+        let size = entries.iter().map(|e| e.json.len() + 1).sum();
+        let jsons = entries.iter().map(|e| &e.json[..]);
+        let config = &self.shared.config;
+        config
+            .protocol
+            .batch_body(jsons, size, &config.resource_attributes)
+    }
+
+    /// Waits, and counts the wait, until the pacer lets the next request go. Returns
+    /// false when a close deadline cut the wait short.
+    fn wait_for_pacer(&mut self) -> bool {
+        let now = Instant::now();
+        let Some(at) = self.pacer.ready_at(now).filter(|&at| at > now) else {
+            return true;
+        };
+        Stats::add(&self.shared.stats.paced_waits, 1);
+        let slept = self.sleep(at - now, false);
+        let waited = now.elapsed().as_millis() as u64;
+        Stats::add(&self.shared.stats.paced_wait_ms, waited);
+        slept
+    }
+
+    /// The next request's timeout: the configured one, cut to what is left before
+    /// `deadline`, or before the close deadline when there is none. `None`: no time left.
+    fn request_timeout(&self, deadline: Option<Instant>) -> Option<Duration> {
+        let s = &self.shared;
+        let deadline = deadline.or_else(|| s.deadline());
+        let timeout = deadline.map_or(s.config.timeout, |d| {
+            s.config
+                .timeout
+                .min(d.saturating_duration_since(Instant::now()))
+        });
+        (!timeout.is_zero()).then_some(timeout)
+    }
+
+    /// Posts `body` once, and tells the pacer of the request and of whether the server's
+    /// limiter counted it.
+    fn post(
+        &mut self,
+        body: &[u8],
+        n: u64,
+        timeout: Duration,
+        backlogged: bool,
+    ) -> Result<Reply, Error> {
+        let start = Instant::now();
+        self.pacer.on_send(start);
+        let result = self.transport.post(body, n, timeout);
+        match &result {
+            // Not counted by the server's limiter: refused by it, or never reached it
+            // (a gateway's 502-504, a network error).
+            Err(
+                Error::Http {
+                    status: 429 | 502..=504,
+                    ..
+                }
+                | Error::Network(_),
+            ) => {}
+            other => self.pacer.on_charged(start, other.is_ok(), backlogged),
+        }
+        result
+    }
+
+    /// Counts a request of `n` entries and `bytes` bytes the server answered, reports
+    /// what it rejected, and tells the owner what it took.
+    fn record_reply(&mut self, reply: &Reply, n: u64, bytes: usize) {
+        if self.schedule.answered() {
+            self.spool_server_back();
+        }
+        let s = &self.shared;
+        Stats::add(self.taken(), reply.accepted);
+        let rejected = if self.replaying {
+            &s.stats.replay_failed
+        } else {
+            &s.stats.rejected_by_server
+        };
+        Stats::add(rejected, reply.rejected);
+        Stats::add(&s.stats.batches, 1);
+        Stats::add(&s.stats.bytes_sent, bytes as u64);
+        s.replies.lock().add(reply);
+        if reply.rejected > 0 {
+            s.report(&Error::Rejected {
+                rejected: reply.rejected,
+                total: n,
+                reasons: reply.errors.join("; "),
+            });
+        }
+        if reply.accepted > 0 {
+            s.events.delivered(reply.accepted);
+        }
+    }
+
+    /// The counter of entries the server took: `sent`, or `replayed` for the spool's.
+    fn taken(&self) -> &AtomicU64 {
+        let stats = &self.shared.stats;
+        if self.replaying {
+            &stats.replayed
+        } else {
+            &stats.sent
+        }
+    }
+
+    /// The counter of entries the server refused for good: `failed`, or `replay_failed`.
+    fn refused(&self) -> &AtomicU64 {
+        let stats = &self.shared.stats;
+        if self.replaying {
+            &stats.replay_failed
+        } else {
+            &stats.failed
+        }
+    }
+
+    /// Counts a 429 and tells the pacer. Without a model of the server's limit, holds
+    /// the batch as long as the server asks, and returns true.
+    fn record_rate_limit(&mut self, retry_after: Option<Duration>) -> bool {
+        let wait = self.pacer.on_limited(Instant::now(), retry_after);
+        let stats = &self.shared.stats;
+        Stats::add(&stats.rate_limited_waits, 1);
+        Stats::add(
+            &stats.rate_limited_wait_ms,
+            retry_after.unwrap_or(wait).as_millis() as u64,
+        );
+        if self.paced {
+            return false;
+        }
+        self.schedule.hold(Instant::now() + wait);
+        true
+    }
+
+    /// Waits out the backoff before retry `attempt + 1` of a transient failure. False,
+    /// without waiting, once the retries are used up or when the wait would end past the
+    /// close deadline; false too when a close cut the wait short.
+    fn back_off(&mut self, error: &Error, attempt: u32, max_retries: u32) -> bool {
+        // Drawn even when no retry is left: the jitter moves on with every failure.
+        let delay = retry_delay(error, attempt, self.jitter.sample());
+        let past_deadline = self
+            .shared
+            .deadline()
+            .is_some_and(|d| Instant::now() + delay > d);
+        attempt < max_retries && !past_deadline && self.sleep(delay, true)
+    }
+
+    /// A delivery failed and is given up on for this cycle: the next waits for a tick or
+    /// a flush, and past any `Retry-After` the server sent. Reports the error.
+    fn fail_for_now(&mut self, error: &Error) {
+        if let Some(ra) = error.retry_after() {
+            self.schedule.hold(Instant::now() + ra);
+        }
+        self.schedule.failed();
+        self.shared.report(error);
+    }
+
+    /// Sleeps `d` unless a close deadline falls before its end; returns whether it slept.
+    /// While waiting, what memory cannot keep is written to the spool every second; with
+    /// `retrying` (a failed request waits for its retry), what is queued behind it too.
+    pub(super) fn sleep(&mut self, d: Duration, retrying: bool) -> bool {
+        let end = Instant::now() + d;
+        // Pushes need not wake us while we wait.
+        self.shared.wake_pending.store(true, Ordering::Release);
+        loop {
+            let deadline = self.shared.deadline();
+            // Past the close deadline, or dropped without a close: no more waiting.
+            if deadline.is_some_and(|dl| end > dl)
+                || (deadline.is_none() && !self.shared.lifecycle.is_open())
+            {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            thread::park_timeout((end - now).min(self.wait_slice()));
+            self.spill_while_waiting(retrying);
+        }
+    }
+}
