@@ -306,6 +306,12 @@ impl Jitter {
         Jitter(seed | 1)
     }
 
+    /// The same numbers for the same seed (the simulator's).
+    #[cfg(test)]
+    pub fn seeded(seed: u64) -> Jitter {
+        Jitter(seed | 1)
+    }
+
     /// A number in 0..1.
     pub fn sample(&mut self) -> f64 {
         self.0 ^= self.0 << 13;

@@ -3,10 +3,10 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
 use super::delivery::Outcome;
+use super::io::{Io, Wired};
 use super::schedule::{Plan, Schedule, Seen};
 use super::{spill, thread_id, Shared, Worker, PAUSE_ASKED, PAUSING, SOFT_MAX_REQUEST_BYTES};
 use crate::errors::Error;
@@ -15,19 +15,24 @@ use crate::transport::{Jitter, Transport};
 
 impl Worker {
     pub(super) fn new(shared: Arc<Shared>) -> Worker {
+        let io = Wired::new(Transport::for_config(&shared.config));
+        Worker::with_io(shared, Box::new(io), Jitter::new())
+    }
+
+    pub(super) fn with_io(shared: Arc<Shared>, io: Box<dyn Io>, jitter: Jitter) -> Worker {
         let config = &shared.config;
-        let transport = Transport::for_config(config);
         let capacity = config.max_request_entries;
         let per_minute = config.max_requests_per_minute;
-        let schedule = Schedule::new(config.flush_interval, Instant::now());
+        let now = io.now();
+        let schedule = Schedule::new(config.flush_interval, now);
         Worker {
             shared,
-            transport,
-            jitter: Jitter::new(),
+            io,
+            jitter,
             pending: Vec::with_capacity(capacity),
             pending_bytes: 0,
             schedule,
-            pacer: Pacer::new(per_minute, Instant::now()),
+            pacer: Pacer::new(per_minute, now),
             paced: per_minute > 0,
             overflow_reported: 0,
             spool: spill::SpoolSlot::default(),
@@ -53,7 +58,7 @@ impl Worker {
                 self.shared.notify_progress();
                 return Some(self);
             }
-            let now = Instant::now();
+            let now = self.io.now();
             self.tend_spool(now);
             let seen = self.seen();
             let (send, replay, full) = match self.schedule.plan(now, &seen) {
@@ -81,7 +86,7 @@ impl Worker {
             if replay && self.pending.is_empty() && !(self.schedule.failing() && probed) {
                 self.replay_one();
             }
-            self.schedule.cycle_done(Instant::now(), full, &self.seen());
+            self.schedule.cycle_done(self.io.now(), full, &self.seen());
             self.shared.notify_progress();
         }
         self.drain_for_close();
@@ -117,7 +122,7 @@ impl Worker {
             return;
         }
         let until = self.next_spill(now).map_or(until, |at| until.min(at));
-        thread::park_timeout(until.saturating_duration_since(now));
+        self.io.park_until(until);
     }
 
     /// Tells the flushes up to `upto` that what they wait for cannot go before `until`
@@ -213,18 +218,18 @@ impl Worker {
     /// Delivers what it can before the close deadline, waiting out a 429 if the wait ends
     /// in time, then writes the rest to the spool, or counts it as dropped.
     fn drain_for_close(&mut self) {
-        let deadline = self.shared.deadline().unwrap_or_else(Instant::now);
+        let deadline = self.shared.deadline().unwrap_or_else(|| self.io.now());
         let deadline = self.sending_deadline(deadline);
         self.schedule.closing();
         loop {
             if let Some(hold) = self.schedule.take_hold() {
-                let now = Instant::now();
+                let now = self.io.now();
                 if hold > now && (hold >= deadline || !self.sleep(hold - now, false)) {
                     break;
                 }
             }
             self.fill_pending();
-            if self.pending.is_empty() || Instant::now() >= deadline {
+            if self.pending.is_empty() || self.io.now() >= deadline {
                 break;
             }
             if let Outcome::Retained = self.deliver(Some(deadline)) {

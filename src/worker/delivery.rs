@@ -3,7 +3,6 @@
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::triage::{Answer, Step, Triage};
@@ -175,7 +174,7 @@ impl Worker {
     /// Waits, and counts the wait, until the pacer lets the next request go. Returns
     /// false when a close deadline cut the wait short.
     fn wait_for_pacer(&mut self) -> bool {
-        let now = Instant::now();
+        let now = self.io.now();
         let Some(at) = self.pacer.ready_at(now).filter(|&at| at > now) else {
             return true;
         };
@@ -194,7 +193,7 @@ impl Worker {
         let timeout = deadline.map_or(s.config.timeout, |d| {
             s.config
                 .timeout
-                .min(d.saturating_duration_since(Instant::now()))
+                .min(d.saturating_duration_since(self.io.now()))
         });
         (!timeout.is_zero()).then_some(timeout)
     }
@@ -208,9 +207,9 @@ impl Worker {
         timeout: Duration,
         backlogged: bool,
     ) -> Result<Reply, Error> {
-        let start = Instant::now();
+        let start = self.io.now();
         self.pacer.on_send(start);
-        let result = self.transport.post(body, n, timeout);
+        let result = self.io.post(body, n, timeout);
         match &result {
             // Not counted by the server's limiter: refused by it, or never reached it
             // (a gateway's 502-504, a network error).
@@ -278,7 +277,7 @@ impl Worker {
     /// Counts a 429 and tells the pacer. Without a model of the server's limit, holds
     /// the batch as long as the server asks, and returns true.
     fn record_rate_limit(&mut self, retry_after: Option<Duration>) -> bool {
-        let wait = self.pacer.on_limited(Instant::now(), retry_after);
+        let wait = self.pacer.on_limited(self.io.now(), retry_after);
         let stats = &self.shared.stats;
         Stats::add(&stats.rate_limited_waits, 1);
         Stats::add(
@@ -288,7 +287,7 @@ impl Worker {
         if self.paced {
             return false;
         }
-        self.schedule.hold(Instant::now() + wait);
+        self.schedule.hold(self.io.now() + wait);
         true
     }
 
@@ -301,7 +300,7 @@ impl Worker {
         let past_deadline = self
             .shared
             .deadline()
-            .is_some_and(|d| Instant::now() + delay > d);
+            .is_some_and(|d| self.io.now() + delay > d);
         attempt < max_retries && !past_deadline && self.sleep(delay, true)
     }
 
@@ -309,7 +308,7 @@ impl Worker {
     /// a flush, and past any `Retry-After` the server sent. Reports the error.
     fn fail_for_now(&mut self, error: &Error) {
         if let Some(ra) = error.retry_after() {
-            self.schedule.hold(Instant::now() + ra);
+            self.schedule.hold(self.io.now() + ra);
         }
         self.schedule.failed();
         self.shared.report(error);
@@ -319,7 +318,7 @@ impl Worker {
     /// While waiting, what memory cannot keep is written to the spool every second; with
     /// `retrying` (a failed request waits for its retry), what is queued behind it too.
     pub(super) fn sleep(&mut self, d: Duration, retrying: bool) -> bool {
-        let end = Instant::now() + d;
+        let end = self.io.now() + d;
         // Pushes need not wake us while we wait.
         self.shared.wake_pending.store(true, Ordering::Release);
         loop {
@@ -330,11 +329,11 @@ impl Worker {
             {
                 return false;
             }
-            let now = Instant::now();
+            let now = self.io.now();
             if now >= end {
                 return true;
             }
-            thread::park_timeout((end - now).min(self.wait_slice()));
+            self.io.park_until(now + (end - now).min(self.wait_slice()));
             self.spill_while_waiting(retrying);
         }
     }

@@ -14,8 +14,11 @@
 
 mod cycle;
 mod delivery;
+mod io;
 mod schedule;
 mod shipper;
+#[cfg(test)]
+mod sim;
 mod spill;
 #[cfg(test)]
 mod tests;
@@ -34,9 +37,11 @@ use crate::config::Config;
 use crate::errors::Error;
 use crate::lifecycle::{Lifecycle, State};
 use crate::pacer::Pacer;
+use crate::protocol::logwell::Level;
 use crate::protocol::Reply;
 use crate::stats::Stats;
-use crate::transport::{Jitter, Transport};
+use crate::transport::Jitter;
+use io::Io;
 use schedule::Schedule;
 
 /// A batch stops growing once its body passes this size, and entries this large in all
@@ -140,9 +145,64 @@ struct Shared {
     progress_cv: Condvar,
 }
 
+/// Where a flush stands: what had been logged when it was asked.
+#[derive(Clone, Copy)]
+struct FlushMark {
+    logged: u64,
+    next_seq: u64,
+}
+
 impl Shared {
     fn deadline(&self) -> Option<Instant> {
         *self.close_deadline.lock()
+    }
+
+    /// Queues one encoded entry, counts what the full buffer dropped, and wakes the
+    /// thread when there is something for it to do.
+    fn enqueue(&self, json: Vec<u8>, level: Level) {
+        let pushed = self.buffer.push(json, level);
+        self.stats.enqueued.fetch_add(1, Ordering::Release);
+        let dropped = pushed.dropped_total();
+        if dropped > 0 {
+            for (counter, n) in self.stats.dropped_by_level.iter().zip(pushed.dropped) {
+                Stats::add(counter, n);
+            }
+            Stats::add(&self.stats.dropped_overflow, dropped);
+            Stats::add(&self.overflowed, dropped);
+        }
+        if pushed.evicted && !self.spill_pending.swap(true, Ordering::AcqRel) {
+            self.wake();
+        }
+        if self.batch_waiting(0, 0) && !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.wake();
+        }
+    }
+
+    fn flush_mark(&self) -> FlushMark {
+        FlushMark {
+            logged: self.stats.enqueued.load(Ordering::Acquire),
+            next_seq: self.buffer.next_seq(),
+        }
+    }
+
+    /// Whether every entry logged before `mark` is counted, and none of them still held:
+    /// shedding by level resolves entries out of order, so the count alone could be
+    /// reached with an older one still queued.
+    fn flushed(&self, mark: FlushMark) -> bool {
+        self.stats.resolved() >= mark.logged
+            && self.inflight_min_seq.load(Ordering::Acquire) >= mark.logged
+            && self.buffer.oldest_seq() >= mark.next_seq
+    }
+
+    /// Asks the thread to deliver what it can before `deadline` and stop. A second close
+    /// may shorten the deadline, never lengthen it.
+    fn close_by(&self, deadline: Instant) {
+        {
+            let mut d = self.close_deadline.lock();
+            *d = Some(d.map_or(deadline, |old| old.min(deadline)));
+        }
+        self.lifecycle.advance(State::Closing);
+        self.wake();
     }
 
     fn wake(&self) {
@@ -208,7 +268,8 @@ pub struct Shipper {
 
 struct Worker {
     shared: Arc<Shared>,
-    transport: Transport,
+    /// The clock, sleeping and the server: the system's, or the simulator's.
+    io: Box<dyn Io>,
     jitter: Jitter,
     /// The batch being delivered, oldest first; kept across cycles while it fails.
     pending: Vec<Entry>,

@@ -82,22 +82,7 @@ impl Shipper {
         if !self.started.load(Ordering::Acquire) {
             self.start();
         }
-        let pushed = s.buffer.push(json, level);
-        s.stats.enqueued.fetch_add(1, Ordering::Release);
-        let dropped = pushed.dropped_total();
-        if dropped > 0 {
-            for (counter, n) in s.stats.dropped_by_level.iter().zip(pushed.dropped) {
-                Stats::add(counter, n);
-            }
-            Stats::add(&s.stats.dropped_overflow, dropped);
-            Stats::add(&s.overflowed, dropped);
-        }
-        if pushed.evicted && !s.spill_pending.swap(true, Ordering::AcqRel) {
-            s.wake();
-        }
-        if s.batch_waiting(0, 0) && !s.wake_pending.swap(true, Ordering::AcqRel) {
-            s.wake();
-        }
+        s.enqueue(json, level);
     }
 
     fn start(&self) {
@@ -200,15 +185,8 @@ impl Shipper {
     /// error callback) it returns false at once instead of waiting on itself.
     pub fn flush(&self, timeout: Duration) -> bool {
         let s = &self.shared;
-        let target = s.stats.enqueued.load(Ordering::Acquire);
-        let seq_target = s.buffer.next_seq();
-        // Counted, and none of them still held: shedding by level resolves entries out
-        // of order, so the count alone could be reached with an older one still queued.
-        let done = || {
-            s.stats.resolved() >= target
-                && s.inflight_min_seq.load(Ordering::Acquire) >= target
-                && s.buffer.oldest_seq() >= seq_target
-        };
+        let mark = s.flush_mark();
+        let done = || s.flushed(mark);
         if done() {
             return true;
         }
@@ -260,15 +238,7 @@ impl Shipper {
     /// without waiting: several shippers closing at once each get the whole time, where
     /// closing them one after another would leave the last none.
     pub fn begin_close(&self, timeout: Duration) {
-        let deadline = after(timeout);
-        let s = &self.shared;
-        {
-            let mut d = s.close_deadline.lock();
-            // A second close may shorten the deadline, never lengthen it.
-            *d = Some(d.map_or(deadline, |old| old.min(deadline)));
-        }
-        s.lifecycle.advance(State::Closing);
-        s.wake();
+        self.shared.close_by(after(timeout));
     }
 
     /// Stops taking entries, delivers what it can before `timeout` passes, and stops

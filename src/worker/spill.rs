@@ -52,7 +52,7 @@ impl Worker {
         let Some(config) = self.shared.config.spool.clone() else {
             return;
         };
-        if self.spool.open.is_some() || self.spool.rests_until.is_some_and(|t| Instant::now() < t) {
+        if self.spool.open.is_some() || self.spool.rests_until.is_some_and(|t| self.io.now() < t) {
             return;
         }
         match Spool::open(&config.dir, &config.destination, config.max_bytes) {
@@ -126,7 +126,7 @@ impl Worker {
         if self.spool.open.is_none() {
             return deadline;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(self.io.now());
         deadline
             .checked_sub(CLOSE_SPILL_RESERVE.min(left / 4))
             .unwrap_or(deadline)
@@ -344,7 +344,7 @@ impl Worker {
         if let Some(mut spool) = self.spool.open.take() {
             let _ = spool.close();
         }
-        self.spool.rests_until = Some(Instant::now() + SPOOL_REST);
+        self.spool.rests_until = Some(self.io.now() + SPOOL_REST);
         let dir = self.shared.config.spool.as_ref().map(|c| c.dir.display());
         let dir = dir.map(|d| d.to_string()).unwrap_or_default();
         format!(
