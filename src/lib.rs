@@ -5,6 +5,8 @@ mod buffer;
 mod config;
 mod errors;
 mod fork;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod json;
 mod json_string;
 mod key_set;

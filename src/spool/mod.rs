@@ -15,7 +15,7 @@
 //! making room), `read` (reading back and deleting what was sent), `frame` (the bytes of
 //! one entry on disk); the directory, its scans and adoption are here.
 
-mod frame;
+pub(crate) mod frame;
 mod owners;
 mod read;
 #[cfg(test)]

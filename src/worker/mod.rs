@@ -22,7 +22,7 @@ mod sim;
 mod spill;
 #[cfg(test)]
 mod tests;
-mod triage;
+pub(crate) mod triage;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
