@@ -1,7 +1,10 @@
 //! Entry points for the fuzz targets in `fuzz/` (cargo fuzz builds with `--cfg fuzzing`):
 //! each takes arbitrary bytes and panics when a promise breaks. `scripts/fuzz.sh` runs
 //! them.
-#![allow(clippy::missing_panics_doc, reason = "panicking is how a target reports")]
+#![allow(
+    clippy::missing_panics_doc,
+    reason = "panicking is how a target reports"
+)]
 
 use crate::json::cut;
 use crate::json_string::push_json_string;
@@ -69,7 +72,10 @@ pub fn triage(data: &[u8]) {
         match triage.next() {
             Step::Send(request) => {
                 let range = request.range.clone();
-                assert!(range.start < range.end && range.end <= total, "{range:?} of {total}");
+                assert!(
+                    range.start < range.end && range.end <= total,
+                    "{range:?} of {total}"
+                );
                 let answer = match bytes.next().unwrap_or(0) % 3 {
                     0 => Answer::Taken,
                     1 if range.len() > 1 => Answer::Split,
