@@ -76,6 +76,10 @@ struct Server {
     refilled: Instant,
     /// Entries the database refuses: a batch holding one fails whole with 500.
     bad: BTreeSet<usize>,
+    /// Entries the server finds invalid: refused one by one in a 200 (a partial reject).
+    invalid: BTreeSet<usize>,
+    /// A proxy in front that refuses requests of more entries with 413.
+    max_entries: usize,
     outages: Vec<(Instant, Instant, Outage)>,
     /// In percent: a stray 503; a reply slower than the client's timeout.
     stray_503: usize,
@@ -83,6 +87,8 @@ struct Server {
     /// Entries stored, in order; of those, the ones whose reply the client heard.
     stored: Vec<usize>,
     acknowledged: u64,
+    /// Invalid entries refused in replies the client heard.
+    refused: u64,
     /// Entries stored by requests whose reply was lost: these may come twice.
     unheard: BTreeSet<usize>,
     requests: u64,
@@ -105,6 +111,9 @@ impl Server {
     /// Answers a request arriving at `at`: its status, having stored its entries or not.
     fn answer(&mut self, at: Instant, ids: &[usize], rng: &mut Rng) -> u16 {
         self.requests += 1;
+        if ids.len() > self.max_entries {
+            return 413;
+        }
         let elapsed = at.saturating_duration_since(self.refilled).as_secs_f64();
         self.tokens = (self.tokens + elapsed * REFILL_PER_SECOND).min(BUCKET);
         self.refilled = at;
@@ -120,7 +129,8 @@ impl Server {
         if rng.chance(self.stray_503) {
             return 503;
         }
-        self.stored.extend(ids);
+        self.stored
+            .extend(ids.iter().filter(|i| !self.invalid.contains(i)));
         200
     }
 }
@@ -169,6 +179,15 @@ impl World {
                 let json = format!(r#"{{"level":"{}","message":"e{id}{bad}"}}"#, level.as_str());
                 if s.lifecycle.is_open() {
                     s.enqueue(json.into_bytes(), level);
+                    // Memory stays within its bounds, whatever the server does.
+                    assert!(
+                        s.buffer.bytes() <= s.config.max_queue_bytes,
+                        "over max_queue_bytes"
+                    );
+                    assert!(
+                        s.buffer.len() <= s.config.max_queue_size,
+                        "over max_queue_size"
+                    );
                 }
             }
             Act::Flush => {
@@ -248,12 +267,16 @@ impl Io for SimIo {
         match status {
             0 => Err(Error::Network("connection refused".into())),
             200 => {
-                w.server.acknowledged += entries;
+                let rejected = ids.iter().filter(|i| w.server.invalid.contains(i)).count() as u64;
+                w.server.acknowledged += entries - rejected;
+                w.server.refused += rejected;
                 Ok(Reply {
-                    accepted: entries,
-                    rejected: 0,
-                    said_rejected: None,
-                    errors: Vec::new(),
+                    accepted: entries - rejected,
+                    rejected,
+                    said_rejected: Some(rejected),
+                    errors: (0..rejected)
+                        .map(|i| format!("Entry at index {i}: invalid"))
+                        .collect(),
                 })
             }
             status => Err(Error::Http {
@@ -295,6 +318,8 @@ struct Scenario {
     acts: Vec<(Duration, Act)>,
     levels: BTreeMap<usize, Level>,
     bad: BTreeSet<usize>,
+    invalid: BTreeSet<usize>,
+    max_entries: usize,
     outages: Vec<(Duration, Duration, Outage)>,
     stray_503: usize,
     slow: usize,
@@ -314,8 +339,12 @@ impl Scenario {
         if rng.chance(20) {
             settings.max_queue_size = 50 + i64::try_from(rng.below(2000)).unwrap_or(0);
         }
+        if rng.chance(10) {
+            settings.max_queue_bytes = 1024 + i64::try_from(rng.below(100_000)).unwrap_or(0);
+        }
         let faulty = rng.chance(60);
         let (mut acts, mut levels, mut bad) = (Vec::new(), BTreeMap::new(), BTreeSet::new());
+        let mut invalid = BTreeSet::new();
         let mut t = Duration::ZERO;
         let mut id = 0;
         for _ in 0..=rng.below(6) {
@@ -338,6 +367,8 @@ impl Scenario {
                 );
                 if bad_run && (bad_from..bad_from + bad_len).contains(&i) {
                     bad.insert(id);
+                } else if faulty && rng.chance(2) {
+                    invalid.insert(id);
                 }
                 acts.push((t, Act::Log(id)));
                 id += 1;
@@ -368,11 +399,18 @@ impl Scenario {
         }
         let stray_503 = if faulty { rng.below(10) } else { 0 };
         let slow = if faulty { rng.below(5) } else { 0 };
+        let max_entries = if faulty && rng.chance(20) {
+            1 + rng.below(60)
+        } else {
+            usize::MAX
+        };
         Scenario {
             settings,
             acts,
             levels,
             bad,
+            invalid,
+            max_entries,
             outages,
             stray_503,
             slow,
@@ -404,6 +442,8 @@ fn simulate(seed: u64, scenario: &Scenario) -> Run {
             tokens: BUCKET,
             refilled: t0,
             bad: scenario.bad.clone(),
+            invalid: scenario.invalid.clone(),
+            max_entries: scenario.max_entries,
             outages: scenario
                 .outages
                 .iter()
@@ -413,6 +453,7 @@ fn simulate(seed: u64, scenario: &Scenario) -> Run {
             slow: scenario.slow,
             stored: Vec::new(),
             acknowledged: 0,
+            refused: 0,
             unheard: BTreeSet::new(),
             requests: 0,
             limited: 0,
@@ -465,8 +506,13 @@ fn check(seed: u64, run: &Run) {
         outcomes, stats.enqueued,
         "{case}: one outcome each: {stats:?}"
     );
-    // What the server acknowledged is what was counted sent.
+    // What the server acknowledged is what was counted sent, and what it refused in its
+    // replies, rejected.
     assert_eq!(stats.sent, w.server.acknowledged, "{case}: {stats:?}");
+    assert_eq!(
+        stats.rejected_by_server, w.server.refused,
+        "{case}: {stats:?}"
+    );
     // Nothing stored twice but what a lost reply made the client send again.
     let mut stored_once = BTreeSet::new();
     for id in &w.server.stored {
