@@ -57,9 +57,9 @@ pub fn json_string(data: &[u8]) {
     }
 }
 
-/// A triage against a server answering as the bytes say: it ends, never sends a range
-/// outside the batch, resolves every entry once it says done, and fails an entry for
-/// good only on a confirming request.
+/// A triage against a server answering as the bytes say, and a caller lending entries
+/// or not: it ends, never sends a range outside the batch, and resolves every entry
+/// when it says it is done.
 pub fn triage(data: &[u8]) {
     let mut bytes = data.iter().copied();
     let len = usize::from(bytes.next().unwrap_or(1));
@@ -83,11 +83,15 @@ pub fn triage(data: &[u8]) {
                 };
                 triage.answer(&request, answer);
             }
-            Step::WantMore => {
-                let more = usize::from(bytes.next().unwrap_or(0) % 8);
-                total += more;
-                triage.grow(more);
-            }
+            Step::WantMore => match bytes.next().unwrap_or(0) % 3 {
+                0 if triage.taken() => return,
+                1 if !triage.lent() => {
+                    let more = usize::from(bytes.next().unwrap_or(0) % 8);
+                    total += more;
+                    triage.grow(more);
+                }
+                _ => triage.nothing_more(),
+            },
             Step::Done => {
                 assert!(triage.resolved().iter().all(|&r| r));
                 return;

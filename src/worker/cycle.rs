@@ -159,6 +159,11 @@ impl Worker {
             self.spill_evicted();
             match outcome {
                 Outcome::Done => budget = budget.saturating_sub(n),
+                // What the server took counts; the rest goes in front of what is queued.
+                Outcome::Undecided => {
+                    let resolved = n.saturating_sub(self.pending.len()).max(1);
+                    budget = budget.saturating_sub(resolved);
+                }
                 Outcome::Retained => break,
             }
         }
@@ -167,28 +172,16 @@ impl Worker {
 
     /// Tops `pending` up from the buffer to a request's worth.
     pub(super) fn fill_pending(&mut self) {
-        let entries = self.shared.config.max_request_entries;
-        self.take_from_buffer(
-            entries.saturating_sub(self.pending.len()),
-            SOFT_MAX_REQUEST_BYTES.saturating_sub(self.pending_bytes),
-        );
-    }
-
-    /// Moves entries from the buffer to the end of `pending`, up to `entries` of them and
-    /// until they pass `bytes`; returns how many.
-    pub(super) fn take_from_buffer(&mut self, entries: usize, bytes: usize) -> usize {
-        let (mut taken, mut size) = (0, 0);
-        while taken < entries && size < bytes {
+        while self.pending.len() < self.shared.config.max_request_entries
+            && self.pending_bytes < SOFT_MAX_REQUEST_BYTES
+        {
             let Some(e) = self.shared.buffer.pop() else {
                 break;
             };
-            size += e.json.len() + 1;
-            taken += 1;
+            self.pending_bytes += e.json.len() + 1;
             self.pending.push(e);
         }
-        self.pending_bytes += size;
         self.note_inflight();
-        taken
     }
 
     /// Publishes the oldest entry the thread holds, for `flush`.

@@ -14,6 +14,9 @@ use crate::transport::retry_delay;
 
 pub(super) enum Outcome {
     Done,
+    /// The server took part of the batch; what is left goes again at the front of the
+    /// next request's worth, whose later entries tell bad entries from an outage.
+    Undecided,
     /// Not delivered for now; the batch stays at the front.
     Retained,
 }
@@ -33,21 +36,28 @@ impl Worker {
     /// `Triage` finds by sending parts of the batch again. A server that fails
     /// everything is an outage, not poison: all is kept for later.
     pub(super) fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
-        let mut triage = Triage::new(self.pending.len());
+        let mut triage = Triage::in_parts(&self.request_parts());
         let mut last_fault = None;
         loop {
             let request = match triage.next() {
                 Step::Send(request) => request,
                 Step::WantMore => {
-                    // A request's worth from behind the batch; spooled entries are not
-                    // mixed with fresh ones.
-                    let lent = if self.replaying {
-                        0
+                    // Spooled entries are not mixed with fresh ones.
+                    let behind = !self.replaying && !self.shared.buffer.is_empty();
+                    if behind && triage.taken() {
+                        // The server is up: what is left goes in front of what follows.
+                        self.retain_unresolved(triage.resolved(), None);
+                        return Outcome::Undecided;
+                    }
+                    // Lent once, and only to a batch of one request: in an outage, what
+                    // waits in memory outside the buffer stays within two requests.
+                    let one = self.pending.len() <= self.shared.config.max_request_entries;
+                    if behind && one && !triage.lent() {
+                        let lent = self.lend();
+                        triage.grow(lent);
                     } else {
-                        let entries = self.shared.config.max_request_entries;
-                        self.take_from_buffer(entries, SOFT_MAX_REQUEST_BYTES)
-                    };
-                    triage.grow(lent);
+                        triage.nothing_more();
+                    }
                     continue;
                 }
                 Step::Done => {
@@ -71,6 +81,42 @@ impl Worker {
             };
             triage.answer(&request, answer);
         }
+    }
+
+    /// `pending` cut into consecutive requests' worths (by count and by bytes): more than
+    /// one only after a triage lent it what was queued behind.
+    fn request_parts(&self) -> Vec<Range<usize>> {
+        let max_entries = self.shared.config.max_request_entries;
+        let mut parts = Vec::new();
+        let (mut start, mut bytes) = (0, 0);
+        for (i, e) in self.pending.iter().enumerate() {
+            if i > start && (i - start >= max_entries || bytes >= SOFT_MAX_REQUEST_BYTES) {
+                parts.push(start..i);
+                (start, bytes) = (i, 0);
+            }
+            bytes += e.json.len() + 1;
+        }
+        parts.push(start..self.pending.len());
+        parts
+    }
+
+    /// Moves a request's worth of entries from the buffer to the end of `pending`, for a
+    /// triage that cannot decide without them; returns how many.
+    fn lend(&mut self) -> usize {
+        let before = self.pending.len();
+        let mut bytes = 0;
+        while self.pending.len() - before < self.shared.config.max_request_entries
+            && bytes < SOFT_MAX_REQUEST_BYTES
+        {
+            let Some(e) = self.shared.buffer.pop() else {
+                break;
+            };
+            bytes += e.json.len() + 1;
+            self.pending.push(e);
+        }
+        self.pending_bytes += bytes;
+        self.note_inflight();
+        self.pending.len() - before
     }
 
     /// Keeps the entries of `pending` not yet resolved for a later cycle. `outage`: the
@@ -180,7 +226,7 @@ impl Worker {
         };
         Stats::add(&self.shared.stats.paced_waits, 1);
         let slept = self.sleep(at - now, false);
-        let waited = now.elapsed().as_millis() as u64;
+        let waited = self.io.now().saturating_duration_since(now).as_millis() as u64;
         Stats::add(&self.shared.stats.paced_wait_ms, waited);
         slept
     }

@@ -26,12 +26,27 @@ impl Shipper {
     /// and never used there starts its own thread in the child; with a spool, at once.
     /// `lifecycle`: the shipper's state, which `events` may read too.
     pub fn new(config: Config, events: Box<dyn Events>, lifecycle: Arc<Lifecycle>) -> Shipper {
+        let shipper = Shipper::unstarted(config, events, lifecycle);
+        // A spool may hold what an earlier process left: send it without waiting for a
+        // first record.
+        if shipper.shared.config.spool.is_some() {
+            shipper.start();
+        }
+        shipper
+    }
+
+    /// A shipper whose thread is not started (the simulator runs it itself).
+    pub(super) fn unstarted(
+        config: Config,
+        events: Box<dyn Events>,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Shipper {
         let buffer = Buffer::new(
             config.max_queue_size,
             config.max_queue_bytes,
             config.spool.is_some(),
         );
-        let shipper = Shipper {
+        Shipper {
             shared: Arc::new(Shared {
                 config,
                 buffer,
@@ -59,13 +74,7 @@ impl Shipper {
             paused: Arc::new(Mutex::new(None)),
             started: AtomicBool::new(false),
             generation: fork::generation(),
-        };
-        // A spool may hold what an earlier process left: send it without waiting for a
-        // first record.
-        if shipper.shared.config.spool.is_some() {
-            shipper.start();
         }
-        shipper
     }
 
     pub fn config(&self) -> &Config {

@@ -306,7 +306,16 @@ impl Worker {
                     self.spool_fault(&SpoolError::Io(e));
                 }
             }
-            Outcome::Retained => {
+            Outcome::Retained | Outcome::Undecided => {
+                // Up to the first entry still unresolved, everything was taken or failed:
+                // a process that reads this segment after us starts there, instead of
+                // sending those again.
+                let resolved_to = left.first().map(|e| e.seq as usize);
+                let acknowledged = resolved_to
+                    .and_then(|end| self.spool.open.as_mut().map(|s| s.acknowledge(end)));
+                if let Some(Err(e)) = acknowledged {
+                    self.spool_fault(&SpoolError::Io(e));
+                }
                 self.spool.held = Some(Batch {
                     entries: left,
                     end: batch.end,
@@ -396,6 +405,21 @@ impl Worker {
     pub(super) fn close_spool(&mut self) {
         self.note_spool_bytes();
         if let Some(mut spool) = self.spool.open.take() {
+            // A replayed batch held for its retry is written down again, and its place in
+            // the segment it came from acknowledged: the next process reads each of its
+            // entries once, and none of those the server took out of order meanwhile.
+            // Not counted as spooled again: they were, when first written.
+            if let Some(held) = self.spool.held.take() {
+                let rewritten = spool.write(&held.entries).and_then(|()| {
+                    spool.acknowledge(held.end).map_err(|e| WriteError {
+                        written: held.entries.len(),
+                        error: SpoolError::Io(e),
+                    })
+                });
+                if let Err(e) = rewritten {
+                    self.spool_fault(&e.error);
+                }
+            }
             if let Err(e) = spool.close() {
                 self.spool_fault(&SpoolError::Io(e));
             }

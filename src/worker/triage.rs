@@ -11,12 +11,17 @@
 //!
 //! A long run of failures is either a run of bad entries or an outage. Past a binary
 //! search's depth of them, the entry farthest from the run is tried alone: a server that
-//! takes it is up. When nothing in the batch can tell the two apart (two such tries
-//! failed with nothing taken, or the run reaches the batch's end), the entries queued
-//! behind the batch are asked for, once, and tried the same way; without them, it is an
-//! outage. So a bad entry logged last waits, queued, for the next record to be told from
-//! an outage: failing it at once would fail good entries too when an outage begins just
-//! after the server took a request (the simulator's seed 6539 did).
+//! takes it is up. When the batch cannot tell the two apart (two such tries failed, or
+//! suspects end the batch), triage wants more. If the server took part of the batch, the
+//! caller sends what is left again in front of its next request's worth, whose later
+//! entries will tell; if not, it lends triage that next request's worth, once, to try
+//! from its far end the same way. With nothing queued behind (the last records logged,
+//! or a batch read back from the spool), once the server took part of the batch, the
+//! rest is searched in order and every suspect gets its last chance, so that bad entries
+//! never hold up what follows. That is the one case where an outage beginning right
+//! after a taken request can fail the good entries failing beside a bad one. Nothing
+//! taken is an outage: all is kept. A run of bad entries longer than two requests' worth
+//! looks like one too, and waits.
 //!
 //! `tests` drives it over thousands of seeded runs against a simulated server (bad
 //! entries in runs and scattered, requests too large, outages from any request on).
@@ -41,8 +46,9 @@ pub enum Step {
     /// Post `range` of the batch. `retries`: with the retries of a transient failure
     /// (the whole batch and a suspect's last chance get them; pieces do not).
     Send(Request),
-    /// Append the entries queued behind the batch (`grow`), or `grow(0)` when there are
-    /// none (or they must not be mixed in).
+    /// The batch cannot tell bad entries from an outage: if the server took part of it
+    /// (`taken`), send what is unresolved again in front of the next request's worth;
+    /// else lend that (`grow`, once); with nothing queued behind, `nothing_more`.
     WantMore,
     /// Every entry resolved.
     Done,
@@ -74,7 +80,7 @@ pub struct Triage {
     blind_limit: u32,
     /// Probes failed since the server last took something.
     failed_probes: u32,
-    /// Entries behind the batch were asked for already (`grow`).
+    /// Entries queued behind the batch were lent to it (`grow`).
     lent: bool,
 }
 
@@ -83,23 +89,37 @@ enum Phase {
     /// Nothing sent yet: the whole batch goes first, with retries.
     Fresh,
     Searching,
-    /// Nothing in the batch tells a run of bad entries from an outage.
+    /// The batch cannot tell a run of bad entries from an outage: more entries are wanted.
     Undecided,
+    /// Nothing tells a run of bad entries from an outage: keep what is unresolved.
+    Outage,
 }
 
 impl Triage {
+    /// A triage of a batch of `len` entries, sent in one request.
+    #[cfg(any(test, fuzzing))]
     pub fn new(len: usize) -> Triage {
+        Triage::in_parts(std::slice::from_ref(&(0..len)))
+    }
+
+    /// A triage of a batch sent in `parts`, consecutive, in order: each a request's worth.
+    pub fn in_parts(parts: &[Range<usize>]) -> Triage {
+        let len = parts.last().map_or(0, |p| p.end);
+        let largest = parts.iter().map(ExactSizeIterator::len).max().unwrap_or(0);
         Triage {
             resolved: vec![false; len],
-            todo: std::iter::once(0..len)
+            todo: parts
+                .iter()
+                .rev()
                 .filter(|r| r.start < r.end)
+                .cloned()
                 .collect(),
             suspects: Vec::new(),
             confirming: Vec::new(),
             probe: None,
             phase: Phase::Fresh,
             blind: 0,
-            blind_limit: blind_limit(len),
+            blind_limit: blind_limit(largest),
             failed_probes: 0,
             lent: false,
         }
@@ -120,12 +140,10 @@ impl Triage {
                 confirm: false,
             });
         }
-        if self.phase == Phase::Undecided {
-            return if self.lent {
-                Step::Outage
-            } else {
-                Step::WantMore
-            };
+        match self.phase {
+            Phase::Undecided => return Step::WantMore,
+            Phase::Outage => return Step::Outage,
+            Phase::Fresh | Phase::Searching => {}
         }
         if let Some(range) = self.todo.last() {
             let whole = self.phase == Phase::Fresh;
@@ -140,9 +158,8 @@ impl Triage {
             return Step::Done;
         }
         // Suspects, and nothing taken since they failed: bad entries at the end of the
-        // batch, or an outage that began after the server last took something. Only
-        // what is queued behind can tell.
-        self.phase = Phase::Undecided;
+        // batch, or an outage that began after the server last took something.
+        self.decide_later();
         self.next()
     }
 
@@ -170,16 +187,11 @@ impl Triage {
             Answer::Split => self.todo.extend(halves(range)),
             Answer::ServerFault if probing.is_some() => {
                 self.failed_probes += 1;
+                self.suspects.push(range.start);
                 if self.failed_probes < MAX_FAILED_PROBES {
-                    self.suspects.push(range.start);
                     self.probe_next();
-                } else if self.resolved.contains(&true) {
-                    // The server was up during this triage: go on in order.
-                    self.suspects.push(range.start);
                 } else {
-                    // Nothing here tells a run of bad entries from an outage.
-                    self.todo.insert(0, range);
-                    self.phase = Phase::Undecided;
+                    self.decide_later();
                 }
             }
             Answer::ServerFault => {
@@ -196,25 +208,58 @@ impl Triage {
         }
     }
 
+    /// Whether the server took a request of this batch.
+    pub fn taken(&self) -> bool {
+        self.resolved.contains(&true)
+    }
+
+    /// Whether entries queued behind were lent already.
+    pub fn lent(&self) -> bool {
+        self.lent
+    }
+
     /// Adds the `more` entries queued behind the batch, after `WantMore`: the farthest of
-    /// them is tried first.
+    /// them is tried first, alone.
     pub fn grow(&mut self, more: usize) {
         self.lent = true;
         if more == 0 {
-            return;
+            return self.nothing_more();
         }
         let start = self.resolved.len();
         self.resolved.resize(start + more, false);
-        self.blind_limit = blind_limit(self.resolved.len());
+        self.blind_limit = self.blind_limit.max(blind_limit(more));
         self.phase = Phase::Searching;
         self.failed_probes = 0;
         self.todo.insert(0, start..start + more);
         self.probe_next();
     }
 
+    /// Nothing more is queued behind the batch (after `WantMore`; a batch read back from
+    /// the spool never has anything). If the server took a request of it, what is left is
+    /// searched in order, probing no more, and every suspect gets its last chance: bad
+    /// entries at the end of what was logged must not hold up what is logged next, nor a
+    /// spool read back after them. Otherwise it is an outage.
+    pub fn nothing_more(&mut self) {
+        if !self.taken() {
+            self.phase = Phase::Outage;
+            return;
+        }
+        self.phase = Phase::Searching;
+        if self.todo.is_empty() {
+            self.confirming.extend(self.suspects.drain(..).rev());
+        } else {
+            self.failed_probes = MAX_FAILED_PROBES;
+        }
+    }
+
     /// Whether entry `i` was taken or failed for good.
     pub fn resolved(&self) -> &[bool] {
         &self.resolved
+    }
+
+    /// Nothing more can be learned from this batch alone.
+    fn decide_later(&mut self) {
+        self.phase = Phase::Undecided;
     }
 
     /// Tries the entry farthest from the run of failures next, alone, if any is left: the
@@ -242,7 +287,7 @@ fn blind_limit(len: usize) -> u32 {
 }
 
 /// `range` in two, the first half first off a stack (`[second, first]`).
-pub fn halves(range: Range<usize>) -> [Range<usize>; 2] {
+fn halves(range: Range<usize>) -> [Range<usize>; 2] {
     let mid = range.start + range.len() / 2;
     [mid..range.end, range.start..mid]
 }
@@ -304,7 +349,7 @@ mod tests {
 
     /// What became of a stream of entries sent as the flush thread sends them: a batch
     /// of up to `per_request`, triaged; what it leaves unresolved at the front of the
-    /// next, filled up from the stream; entries behind lent to a triage that asks.
+    /// next, filled up from the stream.
     #[derive(Debug, Default)]
     struct Delivery {
         failed: BTreeSet<usize>,
@@ -323,14 +368,19 @@ mod tests {
         loop {
             cycles += 1;
             assert!(cycles < 10 * total + 10, "no end in sight");
-            let before = pending.len() + out.taken.len() + out.failed.len();
+            let pending_before = pending.len();
+            let before = pending_before + out.taken.len() + out.failed.len();
             let fill = per_request.saturating_sub(pending.len()).min(total - next);
             pending.extend(next..next + fill);
             next += fill;
             if pending.is_empty() {
                 return out;
             }
-            let mut triage = Triage::new(pending.len());
+            let parts: Vec<Range<usize>> = (0..pending.len())
+                .step_by(per_request)
+                .map(|start| start..(start + per_request).min(pending.len()))
+                .collect();
+            let mut triage = Triage::in_parts(&parts);
             let end = loop {
                 match triage.next() {
                     Step::Send(request) => {
@@ -345,12 +395,18 @@ mod tests {
                         }
                         triage.answer(&request, answer);
                     }
-                    Step::WantMore => {
+                    // As the flush thread does: with the server up, the rest goes in
+                    // front of the next batch; else the next batch is lent, once.
+                    Step::WantMore if next < total && triage.taken() => break Step::WantMore,
+                    Step::WantMore
+                        if next < total && pending.len() <= per_request && !triage.lent() =>
+                    {
                         let more = per_request.min(total - next);
                         pending.extend(next..next + more);
                         next += more;
                         triage.grow(more);
                     }
+                    Step::WantMore => triage.nothing_more(),
                     end @ (Step::Done | Step::Outage) => break end,
                 }
             };
@@ -366,15 +422,18 @@ mod tests {
                 );
             }
             assert!(
-                end == Step::Outage || resolved.iter().all(|&r| r),
+                end != Step::Done || resolved.iter().all(|&r| r),
                 "done: all resolved"
             );
             let mut kept = resolved.iter();
             pending.retain(|_| !kept.next().copied().unwrap_or(true));
-            let stuck = pending.len() + out.taken.len() + out.failed.len() == before;
-            if end == Step::Outage && stuck && next == total {
-                if late == 0 {
-                    out.left = pending.into_iter().collect();
+            // Nothing resolved, and the next batch would be this one again.
+            let resolved_before = before - pending_before;
+            let stuck = out.taken.len() + out.failed.len() == resolved_before
+                && (next == total || pending.len() >= per_request);
+            if end == Step::Outage && stuck {
+                if late == 0 || next < total {
+                    out.left = pending.into_iter().chain(next..total).collect();
                     return out;
                 }
                 total += late;
@@ -382,12 +441,18 @@ mod tests {
         }
     }
 
-    /// Bad entries: one run, maybe some scattered, maybe none.
-    fn poison(rng: &mut Rng, n: usize) -> BTreeSet<usize> {
+    /// Bad entries: one run (shorter than two requests' worth, `per_request`: longer
+    /// ones are held as an outage, `a_run_longer_than_two_requests_is_held_as_an_outage`),
+    /// maybe some scattered, maybe none.
+    fn poison(rng: &mut Rng, n: usize, per_request: usize) -> BTreeSet<usize> {
         let mut poison = BTreeSet::new();
         if rng.chance(80) {
             let start = rng.below(n);
-            let longest = if rng.chance(50) { 4 } else { 150 };
+            let longest = if rng.chance(50) {
+                4
+            } else {
+                150.min(2 * per_request - 1)
+            };
             let run = 1 + rng.below(longest);
             poison.extend(start..(start + run).min(n));
         }
@@ -397,6 +462,21 @@ mod tests {
             }
         }
         poison
+    }
+
+    /// The most consecutive entries in `ids`.
+    fn longest_run(ids: &BTreeSet<usize>) -> usize {
+        let (mut longest, mut run, mut last) = (0, 0, None);
+        for &id in ids {
+            run = if last.is_some_and(|l| l + 1 == id) {
+                run + 1
+            } else {
+                1
+            };
+            longest = longest.max(run);
+            last = Some(id);
+        }
+        longest
     }
 
     fn log2(n: usize) -> usize {
@@ -411,9 +491,9 @@ mod tests {
             let per_request = if rng.chance(70) {
                 100
             } else {
-                1 + rng.below(250)
+                10 + rng.below(240)
             };
-            let bad = poison(&mut rng, total);
+            let bad = poison(&mut rng, total, per_request);
             let late = if rng.chance(50) { 0 } else { 1 + rng.below(20) };
             let max_entries = if rng.chance(20) {
                 1 + rng.below(60)
@@ -430,14 +510,17 @@ mod tests {
             let case = format!("seed {seed}: {total} entries by {per_request}, bad {bad:?}");
             assert!(out.failed.is_subset(&bad), "{case}: a good entry failed");
             assert!(out.taken.is_disjoint(&bad), "{case}");
-            // Only bad entries wait, and a good one logged later settles them.
-            assert!(
-                out.left.is_subset(&bad),
-                "{case}: good entries left {:?}",
-                out.left
-            );
-            if late > 0 {
-                assert_eq!(out.failed, bad, "{case}");
+            // Only bad entries wait, and a good one logged later settles them; but a run
+            // of a request's worth of bad entries is held as an outage, with what follows.
+            if longest_run(&bad) < per_request {
+                assert!(
+                    out.left.is_subset(&bad),
+                    "{case}: good entries left {:?}",
+                    out.left
+                );
+                if late > 0 {
+                    assert_eq!(out.failed, bad, "{case}");
+                }
             }
             let late_entries = out.taken.len() + out.failed.len() + out.left.len() - total;
             // The cost: per bad entry a binary search, its confirmation, and its share of
@@ -464,12 +547,12 @@ mod tests {
             let per_request = if rng.chance(70) {
                 100
             } else {
-                1 + rng.below(250)
+                10 + rng.below(240)
             };
             let bad = if rng.chance(50) {
                 BTreeSet::new()
             } else {
-                poison(&mut rng, total)
+                poison(&mut rng, total, per_request)
             };
             let down_from = 1 + rng.below(60);
             let mut server = Server {
@@ -498,7 +581,7 @@ mod tests {
         }
     }
 
-    /// Runs one triage of `len` entries, lending it `behind` more if it asks; returns its
+    /// Runs one triage of `len` entries, `behind` more queued behind them; returns its
     /// last step, the entries failed for good and the order the server took the rest in.
     fn triage(server: &mut Server, len: usize, behind: usize) -> (Step, Vec<usize>, Vec<usize>) {
         let mut triage = Triage::new(len);
@@ -515,7 +598,11 @@ mod tests {
                     }
                     triage.answer(&request, answer);
                 }
-                Step::WantMore => triage.grow(behind),
+                Step::WantMore if behind > 0 && triage.taken() => {
+                    return (Step::WantMore, failed, taken);
+                }
+                Step::WantMore if behind > 0 && !triage.lent() => triage.grow(behind),
+                Step::WantMore => triage.nothing_more(),
                 end => return (end, failed, taken),
             }
         }
@@ -541,23 +628,49 @@ mod tests {
     }
 
     #[test]
-    fn a_run_of_bad_entries_ending_the_batch_is_told_apart_by_what_waits_behind() {
-        // The batch ends inside the run: nothing in it is taken after the run fails.
-        let (end, failed, taken) = triage(&mut server(90..100), 96, 0);
-        assert_eq!((end, failed.len(), taken.len()), (Step::Outage, 0, 90));
+    fn a_run_of_bad_entries_ending_the_batch_wants_what_waits_behind() {
+        // The batch ends inside the run: nothing in it is taken after the run fails. With
+        // entries queued behind, the undecided go again in front of them; the stream
+        // runs fail exactly the run.
         let (end, failed, taken) = triage(&mut server(90..100), 96, 104);
-        assert_eq!((end, failed), (Step::Done, (90..100).collect::<Vec<_>>()));
-        assert_eq!(taken.len(), 90 + 100, "what was lent goes too");
+        assert_eq!((end, failed.len(), taken.len()), (Step::WantMore, 0, 90));
+        let out = deliver(&mut server(90..100), 200, 96, 0);
+        assert_eq!(out.failed, (90..100).collect());
+        assert_eq!(out.taken.len(), 190);
+        // Without, the last records logged: once the server took part of the batch, the
+        // run is searched out and failed, not left to hold up what comes next.
+        let (end, mut failed, _) = triage(&mut server(80..96), 96, 0);
+        failed.sort_unstable();
+        assert_eq!((end, failed), (Step::Done, (80..96).collect()));
     }
 
     #[test]
-    fn an_outage_just_after_a_taken_request_fails_no_good_entry_at_the_end() {
+    fn a_run_longer_than_two_requests_is_held_as_an_outage() {
+        // Nothing of the batch or of the request's worth lent to it is taken: that is
+        // what an outage looks like. The run waits, and what follows it with it.
+        let out = deliver(&mut server(0..250), 400, 100, 5);
+        assert!(out.failed.is_empty() && out.taken.is_empty());
+        assert_eq!(out.left.len(), 400);
+    }
+
+    #[test]
+    fn a_bad_entry_logged_last_is_failed_in_its_own_batch() {
+        let (end, failed, taken) = triage(&mut server([7]), 8, 0);
+        assert_eq!(
+            (end, failed, taken),
+            (Step::Done, vec![7], (0..7).collect())
+        );
+    }
+
+    #[test]
+    fn an_outage_just_after_a_taken_request_fails_no_good_entry_queued_before_others() {
         // The simulator's seed 6539: entry 0 is bad, 1 is taken, and the server fails
-        // everything from the next request on. 2..5 failed after the last request taken.
+        // everything from the next request on, when 2..5 have not gone yet. With more
+        // queued behind, they wait for those instead of being confirmed into the outage.
         let mut down = server([0]);
         down.down_from = Some(8);
-        let (end, failed, taken) = triage(&mut down, 5, 0);
-        assert_eq!((end, failed, taken), (Step::Outage, vec![0], vec![1]));
+        let (end, failed, taken) = triage(&mut down, 5, 10);
+        assert_eq!((end, failed, taken), (Step::WantMore, vec![0], vec![1]));
     }
 
     #[test]
@@ -567,7 +680,7 @@ mod tests {
         let mut down = server([10]);
         down.down_from = Some(22);
         let (end, failed, taken) = triage(&mut down, 100, 100);
-        assert_eq!((end, failed), (Step::Outage, vec![10]));
+        assert_eq!((end, failed), (Step::WantMore, vec![10]));
         assert_eq!(taken, (0..50).filter(|&i| i != 10).collect::<Vec<_>>());
     }
 }
