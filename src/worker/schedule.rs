@@ -141,11 +141,13 @@ impl Schedule {
         self.hold_until = Some(until);
     }
 
-    /// The wait the server asked for, if one is on; `take`s it when closing.
+    /// The wait the server asked for, if one is on.
     pub fn held_until(&self) -> Option<Instant> {
         self.hold_until
     }
 
+    /// Ends the wait the server asked for (closing: waited out or given up), saying when
+    /// it was to end.
     pub fn take_hold(&mut self) -> Option<Instant> {
         self.hold_until.take()
     }

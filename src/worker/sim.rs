@@ -5,8 +5,10 @@
 //! `Retry-After: 60` when it is empty, a batch holding an entry the database refuses
 //! failing whole with 500). Faults are drawn from the seed too: outages (every request
 //! failing with 500, or refused), stray 503s, replies slower than the timeout (the batch
-//! stored or not). After each run the promises of `docs/behaviour.md` that hold for
-//! every seed are checked; a failure names its seed.
+//! stored or not), a proxy's 413, partial rejects; in some seeds a `spool_dir`, the
+//! process closed or killed, and a second one started on the same spool. After each run
+//! the promises of `docs/behaviour.md` that hold for every seed are checked; a failure
+//! names its seed.
 //!
 //! `cargo test --lib sim::` runs `SIM_SEEDS` seeds (default 2 000) from `SIM_FIRST`
 //! (default 0); `SIM_SEED=n` runs seed n alone and prints what happened.

@@ -294,25 +294,9 @@ fn halves(range: Range<usize>) -> [Range<usize>; 2] {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sim::Rng;
     use super::*;
     use std::collections::BTreeSet;
-
-    /// A seeded xorshift: the same seed, the same run.
-    struct Rng(u64);
-    impl Rng {
-        fn new(seed: u64) -> Rng {
-            Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n.max(1) as u64) as usize
-        }
-        fn chance(&mut self, percent: usize) -> bool {
-            self.below(100) < percent
-        }
-    }
 
     /// A Logwell server as triage sees it: entries it cannot store (poison), a largest
     /// request it takes (413 above), and maybe an outage (500 for everything) from the
