@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the flush thread's simulator (src/worker/sim.rs) over many seeds, optimised, the
+# Runs the flush thread's simulator (src/worker/sim/) over many seeds, optimised, the
 # seeds split over the machine's cores: `bash scripts/simulate.sh [SEEDS] [FIRST]`
 # (default: 1 000 000 seeds from 0). A failure prints its seed; `SIM_SEED=n cargo test
 # --lib sim:: -- --nocapture` runs it alone and says what happened.
