@@ -463,6 +463,17 @@ mod tests {
         longest
     }
 
+    /// A stream's length, and the entries a request takes (mostly Logwell's 100).
+    fn stream(rng: &mut Rng) -> (usize, usize) {
+        let total = 1 + rng.below(400);
+        let per_request = if rng.chance(70) {
+            100
+        } else {
+            10 + rng.below(240)
+        };
+        (total, per_request)
+    }
+
     fn log2(n: usize) -> usize {
         (usize::BITS - n.leading_zeros()) as usize
     }
@@ -471,12 +482,7 @@ mod tests {
     fn seeds_with_a_healthy_server_fail_exactly_the_bad_entries() {
         for seed in 0..5000 {
             let mut rng = Rng::new(seed);
-            let total = 1 + rng.below(400);
-            let per_request = if rng.chance(70) {
-                100
-            } else {
-                10 + rng.below(240)
-            };
+            let (total, per_request) = stream(&mut rng);
             let bad = poison(&mut rng, total, per_request);
             let late = if rng.chance(50) { 0 } else { 1 + rng.below(20) };
             let max_entries = if rng.chance(20) {
@@ -527,12 +533,7 @@ mod tests {
     fn seeds_with_an_outage_fail_nothing_that_was_not_taken_between() {
         for seed in 0..5000 {
             let mut rng = Rng::new(seed);
-            let total = 1 + rng.below(400);
-            let per_request = if rng.chance(70) {
-                100
-            } else {
-                10 + rng.below(240)
-            };
+            let (total, per_request) = stream(&mut rng);
             let bad = if rng.chance(50) {
                 BTreeSet::new()
             } else {
