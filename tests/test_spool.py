@@ -535,36 +535,57 @@ def test_a_spool_dir_removed_under_a_running_process_is_made_again(
 
 
 def test_a_full_spool_is_reported_once_per_run_of_trouble(tmp_path: Path, outage: Outage) -> None:
-    # Two handlers on one directory: each may drop only its own oldest for room, so the
-    # other's files leave it full, while writes that find room come and go in between.
-    errors: dict[str, list[LogwellError]] = {"a": [], "b": []}
-    handlers = {
-        name: LogwellHandler(
-            api_key=KEY,
-            endpoint=outage.endpoint,
-            spool_dir=tmp_path,
-            max_spool_bytes=1 << 20,
-            max_queue_size=100,
-            max_retries=0,
-            flush_interval=0.1,
-            max_requests_per_minute=0,
-            shutdown_timeout=1,
-            on_error=errors[name].append,
-        )
-        for name in errors
-    }
-    logs = {name: logger_for(handler, f"full.{name}") for name, handler in handlers.items()}
-    body = "x" * 1000
+    # Another live process's files fill the directory (each may drop only its own for
+    # room); a record too big for the room left is refused, then written once some of
+    # theirs go, then the next one is refused again: one run of trouble, one report.
+    max_bytes = 1 << 20
+    settings: dict[str, Any] = dict(
+        api_key=KEY,
+        endpoint=outage.endpoint,
+        spool_dir=tmp_path,
+        max_spool_bytes=max_bytes,
+        max_message_bytes=max_bytes,
+        max_retries=0,
+        flush_interval=0.1,
+        max_requests_per_minute=0,
+        shutdown_timeout=1,
+    )
+    other = LogwellHandler(**settings, on_error=lambda error: None)
+    errors: list[LogwellError] = []
+
+    def full_reports() -> int:
+        return sum("is full" in error.message for error in errors)
+
     try:
-        for i in range(20_000):
-            for name, log in logs.items():
-                log.info("%s %d %s", name, i, body)
-    finally:
-        for handler in handlers.values():
+        other_log = logger_for(other, "full.other")
+        for i in range(7):  # one segment each: a segment is an eighth of the bound
+            other_log.info("%d %s", i, "o" * 100_000)
+        assert wait_until(lambda: other.stats()["spooled"] == 7, timeout=20)
+        theirs = sorted(tmp_path.glob("*.lws"))
+        assert len(theirs) == 7
+
+        def room() -> int:
+            return max_bytes - sum(path.stat().st_size for path in theirs if path.exists())
+
+        handler = LogwellHandler(**settings, on_error=errors.append)
+        try:
+            log = logger_for(handler, "full.ours")
+            log.info("small")
+            assert wait_until(lambda: handler.stats()["spooled"] == 1, timeout=20)
+            log.info("%s", "a" * (room() + 10_000))
+            assert wait_until(lambda: full_reports() == 1, timeout=20), errors
+            # The other process sends two of its files: the record waiting in memory fits.
+            theirs[0].unlink()
+            theirs[1].unlink()
+            assert wait_until(lambda: handler.stats()["spooled"] == 2, timeout=20)
+            log.info("%s", "b" * (room() + 10_000))
+        finally:
             handler.close()
-    full = {name: sum("is full" in e.message for e in errs) for name, errs in errors.items()}
-    assert sum(full.values()) >= 1, "the case under test: a spool full of another's files"
-    assert max(full.values()) == 1, full
+    finally:
+        other.close()
+    # The last record found no room, at its write and at close.
+    assert handler.stats()["dropped_at_close"] == 1
+    assert full_reports() == 1, [error.message for error in errors]
 
 
 def test_after_a_disk_fault_the_spool_is_replayed_as_soon_as_the_server_is_back(

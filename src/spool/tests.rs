@@ -127,6 +127,24 @@ fn entries_come_back_in_order_across_segments_and_leave_no_file() {
 }
 
 #[test]
+fn one_big_write_is_cut_into_segments_of_the_segment_size() {
+    // Dropping the oldest for room drops a segment: an eighth of the bound at most, even
+    // when one write (a backlog, what is left at close) holds far more.
+    let dir = TempDir::new("cut");
+    let mut spool = Spool::open(&dir.0, "d", 1 << 20).expect("open");
+    spool.write(&entries(0..1000, 500)).expect("write");
+    let sizes: Vec<u64> = fs::read_dir(&dir.0)
+        .expect("list")
+        .flatten()
+        .filter(|i| i.file_name().to_string_lossy().ends_with(".lws"))
+        .filter_map(|i| i.metadata().ok().map(|m| m.len()))
+        .collect();
+    assert!(sizes.len() >= 4, "{sizes:?}");
+    assert!(sizes.iter().all(|&size| size <= 128 << 10), "{sizes:?}");
+    assert_eq!(drain(&mut spool), (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
 fn past_the_bound_the_oldest_go_and_are_counted() {
     let dir = TempDir::new("bound");
     let mut spool = Spool::open(&dir.0, "d", 1 << 20).expect("open");

@@ -37,8 +37,10 @@ impl Spool {
         // Entries on disk: those before the ones in `out`.
         let mut written = 0;
         for (i, e) in entries.iter().enumerate() {
+            // Frames not yet appended count too: a segment holds at least one entry,
+            // and otherwise no more than the segment size.
             let full = self.writer.as_ref().is_some_and(|w| {
-                w.has_frames()
+                (w.has_frames() || !out.is_empty())
                     && w.segment.bytes + (out.len() + frame::size(e.json.len())) as u64
                         > self.segment_bytes
             });
