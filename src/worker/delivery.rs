@@ -5,12 +5,12 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::attempts::{Attempts, Verdict};
 use super::triage::{Answer, Step, Triage};
 use super::{Worker, SOFT_MAX_REQUEST_BYTES};
 use crate::errors::Error;
 use crate::protocol::Reply;
 use crate::stats::Stats;
-use crate::transport::retry_delay;
 
 pub(super) enum Outcome {
     Done,
@@ -133,19 +133,20 @@ impl Worker {
         Outcome::Retained
     }
 
-    /// Sends `pending[range]` in one request, paced to the server's limit, retrying
-    /// transient failures with backoff when `retries` is set.
+    /// Sends `pending[range]` in one request, paced to the server's limit, and does what
+    /// `Attempts` says of each failure (retries only when `retries` is set).
     fn send(&mut self, range: Range<usize>, deadline: Option<Instant>, retries: bool) -> Sent {
         // More entries waiting behind this request: the cycle's own, or new ones.
         let backlogged = self.pending.len() > range.len() || !self.shared.buffer.is_empty();
-        let n = range.len() as u64;
+        let entries = range.len();
+        let n = entries as u64;
         let body = self.batch_body(range);
         let max_retries = if retries {
             self.shared.config.max_retries
         } else {
             0
         };
-        let mut attempt = 0;
+        let mut attempts = Attempts::new(max_retries, entries);
         loop {
             if !self.wait_for_pacer() {
                 return Sent::Retained;
@@ -160,46 +161,41 @@ impl Worker {
                 }
                 Err(error) => error,
             };
-            match error {
-                // Not a failure and no retry used up: the batch waits, whole. With a model
-                // of the server's limit the pacer does the waiting, here, and probes again
-                // long before Logwell's blanket `Retry-After: 60`; without one, the run
-                // loop (or the close deadline) waits as long as the server asks.
-                Error::Http {
-                    status: 429,
-                    retry_after,
-                    ..
-                } => {
+            let now = self.io.now();
+            match attempts.judge(&error, now, self.shared.deadline(), &mut self.jitter) {
+                // Not a failure: with a model of the server's limit the pacer does the
+                // waiting, here, and probes again long before Logwell's blanket
+                // `Retry-After: 60`; without one, the batch waits, whole, as long as the
+                // server asks (the run loop or the close deadline).
+                Verdict::RateLimited(retry_after) => {
                     if self.record_rate_limit(retry_after) {
                         return Sent::Retained;
                     }
                 }
-                Error::Http {
-                    status: 400 | 413, ..
-                } if n > 1 => return Sent::Split,
-                e if e.retryable() => {
-                    if attempt >= max_retries && e.may_be_poison() {
-                        return Sent::ServerFault(e);
-                    }
-                    if !self.back_off(&e, attempt, max_retries) {
-                        self.fail_for_now(&e);
+                Verdict::Split => return Sent::Split,
+                Verdict::RetryAfter(delay) => {
+                    if !self.sleep(delay, true) {
+                        self.fail_for_now(&error);
                         return Sent::Retained;
                     }
-                    attempt += 1;
                     Stats::add(&self.shared.stats.retries, 1);
                 }
-                e @ Error::BadReply(_) => {
-                    // The server took the batch with 2xx; resending could duplicate it.
+                Verdict::ServerFault => return Sent::ServerFault(error),
+                Verdict::KeepForLater => {
+                    self.fail_for_now(&error);
+                    return Sent::Retained;
+                }
+                Verdict::TakenUnread => {
                     let s = &self.shared;
                     Stats::add(self.taken(), n);
                     Stats::add(&s.stats.batches, 1);
                     Stats::add(&s.stats.bytes_sent, body.len() as u64);
-                    s.report(&e);
+                    s.report(&error);
                     return Sent::Done;
                 }
-                e => {
+                Verdict::Refused => {
                     Stats::add(self.refused(), n);
-                    self.shared.report(&e);
+                    self.shared.report(&error);
                     return Sent::Done;
                 }
             }
@@ -335,19 +331,6 @@ impl Worker {
         }
         self.schedule.hold(self.io.now() + wait);
         true
-    }
-
-    /// Waits out the backoff before retry `attempt + 1` of a transient failure. False,
-    /// without waiting, once the retries are used up or when the wait would end past the
-    /// close deadline; false too when a close cut the wait short.
-    fn back_off(&mut self, error: &Error, attempt: u32, max_retries: u32) -> bool {
-        // Drawn even when no retry is left: the jitter moves on with every failure.
-        let delay = retry_delay(error, attempt, self.jitter.sample());
-        let past_deadline = self
-            .shared
-            .deadline()
-            .is_some_and(|d| self.io.now() + delay > d);
-        attempt < max_retries && !past_deadline && self.sleep(delay, true)
     }
 
     /// A delivery failed and is given up on for this cycle: the next waits for a tick or

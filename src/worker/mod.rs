@@ -12,6 +12,7 @@
 //! tested in simulated time: `schedule` (when to send) and `triage` (which entries of a
 //! failing batch the server cannot store). The state they share is defined here.
 
+mod attempts;
 mod cycle;
 mod delivery;
 mod io;
