@@ -7,8 +7,9 @@ use std::time::Instant;
 
 use super::delivery::Outcome;
 use super::io::{Io, Wired};
+use super::pending::Pending;
 use super::schedule::{Plan, Schedule, Seen};
-use super::{spill, thread_id, Shared, Worker, PAUSE_ASKED, PAUSING, SOFT_MAX_REQUEST_BYTES};
+use super::{spill, thread_id, Shared, Worker, PAUSE_ASKED, PAUSING};
 use crate::errors::Error;
 use crate::pacer::Pacer;
 use crate::transport::{Jitter, Transport};
@@ -21,22 +22,20 @@ impl Worker {
 
     pub(super) fn with_io(shared: Arc<Shared>, io: Box<dyn Io>, jitter: Jitter) -> Worker {
         let config = &shared.config;
-        let capacity = config.max_request_entries;
         let per_minute = config.max_requests_per_minute;
+        let pending = Pending::new(config.max_request_entries);
         let now = io.now();
         let schedule = Schedule::new(config.flush_interval, now);
         Worker {
             shared,
             io,
             jitter,
-            pending: Vec::with_capacity(capacity),
-            pending_bytes: 0,
+            pending,
             schedule,
             pacer: Pacer::new(per_minute, now),
             paced: per_minute > 0,
             overflow_reported: 0,
             spool: spill::SpoolSlot::default(),
-            replaying: false,
         }
     }
 
@@ -100,7 +99,7 @@ impl Worker {
         let s = &self.shared;
         Seen {
             flushes: s.flush_requests.load(Ordering::Acquire),
-            batch_waiting: s.batch_waiting(self.pending.len(), self.pending_bytes),
+            batch_waiting: s.batch_waiting(self.pending.len(), self.pending.bytes()),
             waiting: self.waiting(),
             logged: s.stats.enqueued.load(Ordering::Acquire),
             replayable: self.pending.is_empty() && self.spool_backlog(),
@@ -117,7 +116,7 @@ impl Worker {
         if !quiet
             && self
                 .shared
-                .batch_waiting(self.pending.len(), self.pending_bytes)
+                .batch_waiting(self.pending.len(), self.pending.bytes())
         {
             return;
         }
@@ -172,30 +171,18 @@ impl Worker {
 
     /// Tops `pending` up from the buffer to a request's worth.
     pub(super) fn fill_pending(&mut self) {
-        while self.pending.len() < self.shared.config.max_request_entries
-            && self.pending_bytes < SOFT_MAX_REQUEST_BYTES
-        {
-            let Some(e) = self.shared.buffer.pop() else {
-                break;
-            };
-            self.pending_bytes += e.json.len() + 1;
-            self.pending.push(e);
-        }
+        self.pending.fill(&self.shared.buffer);
         self.note_inflight();
     }
 
     /// Publishes the oldest entry the thread holds, for `flush`.
     pub(super) fn note_inflight(&self) {
-        let min = match self.pending.first() {
-            Some(e) if !self.replaying => e.seq,
-            _ => u64::MAX,
-        };
+        let min = self.pending.oldest_logged().unwrap_or(u64::MAX);
         self.shared.inflight_min_seq.store(min, Ordering::Release);
     }
 
     pub(super) fn clear_pending(&mut self) {
         self.pending.clear();
-        self.pending_bytes = 0;
         self.note_inflight();
     }
 

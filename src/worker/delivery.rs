@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::attempts::{Attempts, Verdict};
+use super::pending::{wire_bytes, Origin};
 use super::triage::{Answer, Step, Triage};
-use super::{Worker, SOFT_MAX_REQUEST_BYTES};
+use super::Worker;
 use crate::errors::Error;
 use crate::protocol::Reply;
 use crate::stats::Stats;
@@ -36,14 +37,15 @@ impl Worker {
     /// `Triage` finds by sending parts of the batch again. A server that fails
     /// everything is an outage, not poison: all is kept for later.
     pub(super) fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
-        let mut triage = Triage::in_parts(&self.request_parts());
+        let mut triage = Triage::in_parts(&self.pending.parts());
         let mut last_fault = None;
         loop {
             let request = match triage.next() {
                 Step::Send(request) => request,
                 Step::WantMore => {
                     // Spooled entries are not mixed with fresh ones.
-                    let behind = !self.replaying && !self.shared.buffer.is_empty();
+                    let behind =
+                        self.pending.origin() == Origin::Buffer && !self.shared.buffer.is_empty();
                     if behind && triage.taken() {
                         // The server is up: what is left goes in front of what follows.
                         self.retain_unresolved(triage.resolved(), None);
@@ -53,7 +55,8 @@ impl Worker {
                     // waits in memory outside the buffer stays within two requests.
                     let one = self.pending.len() <= self.shared.config.max_request_entries;
                     if behind && one && !triage.lent() {
-                        let lent = self.lend();
+                        let lent = self.pending.borrow_request(&self.shared.buffer);
+                        self.note_inflight();
                         triage.grow(lent);
                     } else {
                         triage.nothing_more();
@@ -83,49 +86,10 @@ impl Worker {
         }
     }
 
-    /// `pending` cut into consecutive requests' worths (by count and by bytes): more than
-    /// one only after a triage lent it what was queued behind.
-    fn request_parts(&self) -> Vec<Range<usize>> {
-        let max_entries = self.shared.config.max_request_entries;
-        let mut parts = Vec::new();
-        let (mut start, mut bytes) = (0, 0);
-        for (i, e) in self.pending.iter().enumerate() {
-            if i > start && (i - start >= max_entries || bytes >= SOFT_MAX_REQUEST_BYTES) {
-                parts.push(start..i);
-                (start, bytes) = (i, 0);
-            }
-            bytes += e.json.len() + 1;
-        }
-        parts.push(start..self.pending.len());
-        parts
-    }
-
-    /// Moves a request's worth of entries from the buffer to the end of `pending`, for a
-    /// triage that cannot decide without them; returns how many.
-    fn lend(&mut self) -> usize {
-        let before = self.pending.len();
-        let mut bytes = 0;
-        while self.pending.len() - before < self.shared.config.max_request_entries
-            && bytes < SOFT_MAX_REQUEST_BYTES
-        {
-            let Some(e) = self.shared.buffer.pop() else {
-                break;
-            };
-            bytes += e.json.len() + 1;
-            self.pending.push(e);
-        }
-        self.pending_bytes += bytes;
-        self.note_inflight();
-        self.pending.len() - before
-    }
-
     /// Keeps the entries of `pending` not yet resolved for a later cycle. `outage`: the
     /// server failed everything lately, with this error.
     fn retain_unresolved(&mut self, resolved: &[bool], outage: Option<Error>) -> Outcome {
-        let mut done = resolved.iter();
-        self.pending
-            .retain(|_| !done.next().copied().unwrap_or(false));
-        self.pending_bytes = self.pending.iter().map(|e| e.json.len() + 1).sum();
+        self.pending.keep_unresolved(resolved);
         self.note_inflight();
         if let Some(error) = outage {
             self.fail_for_now(&error);
@@ -204,8 +168,8 @@ impl Worker {
 
     /// The request body for `pending[range]`.
     fn batch_body(&self, range: Range<usize>) -> Vec<u8> {
-        let entries = &self.pending[range];
-        let size = entries.iter().map(|e| e.json.len() + 1).sum();
+        let entries = &self.pending.entries()[range];
+        let size = entries.iter().map(wire_bytes).sum();
         let jsons = entries.iter().map(|e| &e.json[..]);
         let config = &self.shared.config;
         config
@@ -275,12 +239,7 @@ impl Worker {
         }
         let s = &self.shared;
         Stats::add(self.taken(), reply.accepted);
-        let rejected = if self.replaying {
-            &s.stats.replay_failed
-        } else {
-            &s.stats.rejected_by_server
-        };
-        Stats::add(rejected, reply.rejected);
+        Stats::add(self.pending.origin().rejected(&s.stats), reply.rejected);
         Stats::add(&s.stats.batches, 1);
         Stats::add(&s.stats.bytes_sent, bytes as u64);
         s.replies.lock().add(reply);
@@ -296,24 +255,14 @@ impl Worker {
         }
     }
 
-    /// The counter of entries the server took: `sent`, or `replayed` for the spool's.
+    /// The counter of entries the server took.
     fn taken(&self) -> &AtomicU64 {
-        let stats = &self.shared.stats;
-        if self.replaying {
-            &stats.replayed
-        } else {
-            &stats.sent
-        }
+        self.pending.origin().taken(&self.shared.stats)
     }
 
-    /// The counter of entries the server refused for good: `failed`, or `replay_failed`.
+    /// The counter of entries given up on for good.
     fn refused(&self) -> &AtomicU64 {
-        let stats = &self.shared.stats;
-        if self.replaying {
-            &stats.replay_failed
-        } else {
-            &stats.failed
-        }
+        self.pending.origin().failed(&self.shared.stats)
     }
 
     /// Counts a 429 and tells the pacer. Without a model of the server's limit, holds

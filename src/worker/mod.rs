@@ -16,6 +16,7 @@ mod attempts;
 mod cycle;
 mod delivery;
 mod io;
+mod pending;
 mod schedule;
 mod shipper;
 #[cfg(test)]
@@ -33,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::buffer::{Buffer, Entry};
+use crate::buffer::Buffer;
 use crate::config::Config;
 use crate::errors::Error;
 use crate::lifecycle::{Lifecycle, State};
@@ -272,9 +273,8 @@ struct Worker {
     /// The clock, sleeping and the server: the system's, or the simulator's.
     io: Box<dyn Io>,
     jitter: Jitter,
-    /// The batch being delivered, oldest first; kept across cycles while it fails.
-    pending: Vec<Entry>,
-    pending_bytes: usize,
+    /// The batch being delivered; kept across cycles while it fails.
+    pending: pending::Pending,
     /// When to send: ticks, flushes, full batches, bursts, the server's waits.
     schedule: Schedule,
     pacer: Pacer,
@@ -283,8 +283,6 @@ struct Worker {
     overflow_reported: u64,
     /// Where what memory cannot keep goes (`spool_dir`).
     spool: spill::SpoolSlot,
-    /// `pending` holds entries read back from the spool: counted as replayed, not sent.
-    replaying: bool,
 }
 
 /// The calling thread's id in the system (0 where there is none to check).

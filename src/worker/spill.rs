@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::delivery::Outcome;
+use super::pending::{Origin, Pending};
 use super::{Worker, SOFT_MAX_REQUEST_BYTES};
 use crate::buffer::Entry;
 use crate::errors::Error;
@@ -150,15 +151,13 @@ impl Worker {
     pub(super) fn spill_backlog(&mut self) {
         while self.spool.open.is_some() {
             self.fill_pending();
-            let chunk = std::mem::take(&mut self.pending);
+            let chunk = self.pending.take();
             match self.spill_with_evicted(chunk) {
-                None => return,
-                Some(rest) if rest.is_empty() => self.clear_pending(),
+                None => return self.note_inflight(),
+                Some(rest) if rest.is_empty() => self.note_inflight(),
                 Some(rest) => {
-                    self.pending_bytes = rest.iter().map(|e| e.json.len() + 1).sum();
-                    self.pending = rest;
-                    self.note_inflight();
-                    return;
+                    self.pending.put(rest, Origin::Buffer);
+                    return self.note_inflight();
                 }
             }
         }
@@ -168,18 +167,9 @@ impl Worker {
     /// (not the request itself, still in flight), so that a crash loses at most a second.
     fn spill_queued(&mut self) {
         while self.spool.open.is_some() {
-            let mut queued = Vec::new();
-            let mut bytes = 0;
-            while queued.len() < self.shared.config.max_request_entries
-                && bytes < SOFT_MAX_REQUEST_BYTES
-            {
-                let Some(e) = self.shared.buffer.pop() else {
-                    break;
-                };
-                bytes += e.json.len() + 1;
-                queued.push(e);
-            }
-            match self.spill_with_evicted(queued) {
+            let mut queued = Pending::new(self.shared.config.max_request_entries);
+            queued.fill(&self.shared.buffer);
+            match self.spill_with_evicted(queued.take()) {
                 None => return,
                 Some(rest) if rest.is_empty() => {}
                 // The disk failed under them: with the request in flight there is no
@@ -292,13 +282,9 @@ impl Worker {
                 Err(e) => return self.spool_fault(&SpoolError::Io(e)),
             },
         };
-        self.pending_bytes = batch.entries.iter().map(|e| e.json.len() + 1).sum();
-        self.pending = batch.entries;
-        self.replaying = true;
+        self.pending.put(batch.entries, Origin::Spool);
         let outcome = self.deliver(None);
-        let left = std::mem::take(&mut self.pending);
-        self.clear_pending();
-        self.replaying = false;
+        let left = self.pending.take();
         match outcome {
             Outcome::Done => {
                 let acknowledged = self.spool.open.as_mut().map(|s| s.acknowledge(batch.end));
