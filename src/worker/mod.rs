@@ -187,6 +187,23 @@ impl Shared {
         }
     }
 
+    /// Asks the thread for a flush: returns its ticket among flushes.
+    fn ask_flush(&self) -> u64 {
+        let ticket = self.flush_requests.fetch_add(1, Ordering::AcqRel) + 1;
+        self.wake();
+        ticket
+    }
+
+    /// Whether the thread can do no more for flush `ticket` before `deadline`: its
+    /// retries are spent, or the server asked for a wait that ends past it.
+    fn flush_stalled(&self, ticket: u64, deadline: Instant) -> bool {
+        self.flushes_stalled.load(Ordering::Acquire) >= ticket
+            && self
+                .stalled_until
+                .lock()
+                .is_none_or(|until| until > deadline)
+    }
+
     /// Whether every entry logged before `mark` is counted, and none of them still held:
     /// shedding by level resolves entries out of order, so the count alone could be
     /// reached with an older one still queued.

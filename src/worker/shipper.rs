@@ -202,14 +202,9 @@ impl Shipper {
         if self.on_worker() || !self.started() || s.lifecycle.state() == State::Closed {
             return false;
         }
-        let ticket = s.flush_requests.fetch_add(1, Ordering::AcqRel) + 1;
-        s.wake();
+        let ticket = s.ask_flush();
         let deadline = after(timeout);
-        let stalled = || {
-            s.flushes_stalled.load(Ordering::Acquire) >= ticket
-                && s.stalled_until.lock().is_none_or(|until| until > deadline)
-        };
-        self.wait_until(deadline, || done() || stalled());
+        self.wait_until(deadline, || done() || s.flush_stalled(ticket, deadline));
         done()
     }
 

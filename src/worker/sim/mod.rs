@@ -57,6 +57,15 @@ struct Scenario {
 }
 
 impl Scenario {
+    /// A server that fails nothing but the bad entries: no outage, no stray 503, no slow
+    /// reply, no proxy in front.
+    fn healthy(&self) -> bool {
+        self.outages.is_empty()
+            && self.stray_503 == 0
+            && self.slow == 0
+            && self.max_entries == usize::MAX
+    }
+
     fn draw(seed: u64) -> Scenario {
         let mut rng = Rng::new(seed);
         let mut settings = Settings {
@@ -255,6 +264,9 @@ fn simulate(seed: u64, scenario: &Scenario) -> Run {
         request_ends: None,
         closed_in_request: None,
         idle_parks: 0,
+        flushes: Vec::new(),
+        watch_flushes: scenario.healthy(),
+        last_request: None,
     };
     let (life, mut world) = live(seed, first, world);
     let mut lives = vec![life];
@@ -272,6 +284,7 @@ fn simulate(seed: u64, scenario: &Scenario) -> Run {
         world.acts = VecDeque::from([(quiet, Act::Close(Duration::from_secs(30)))]);
         world.close_deadline = None;
         world.closed_in_request = None;
+        world.flushes.clear();
         world.server.life = 1;
         let second = process(&settings);
         world.shared = Arc::clone(&second.shared);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::super::io::Io;
-use super::super::{Shared, PAUSE_ASKED};
+use super::super::{FlushMark, Shared, PAUSE_ASKED};
 use crate::errors::Error;
 use crate::protocol::logwell::Level;
 use crate::protocol::Reply;
@@ -158,18 +158,54 @@ pub(super) struct World {
     pub(super) trace: bool,
     /// Parks that moved neither the clock nor the owner: a thread spinning.
     pub(super) idle_parks: u32,
+    /// Flushes asked and not answered yet: when, their ticket, what they wait for.
+    pub(super) flushes: Vec<(Instant, u64, FlushMark)>,
+    /// Whether the server is healthy all along, so that a flush must never wait on a
+    /// thread with nothing to do.
+    pub(super) watch_flushes: bool,
+    /// When the thread last posted a request.
+    pub(super) last_request: Option<Instant>,
 }
+
+/// The longest a flush may see the thread send nothing while the server is healthy: a
+/// back-off (0.52 s at most with three retries) or a pacing wait fits; a tick does not.
+const MOST_IDLE_IN_A_FLUSH: Duration = Duration::from_millis(750);
 
 impl World {
     /// Moves the clock to `to`, doing what the owner does until then.
     pub(super) fn advance(&mut self, to: Instant) {
         while self.acts.front().is_some_and(|(at, _)| *at <= to) {
             if let Some((at, act)) = self.acts.pop_front() {
+                self.watch_flushes_until(at);
                 self.now = self.now.max(at);
                 self.act(act);
             }
         }
+        self.watch_flushes_until(to);
         self.now = self.now.max(to);
+    }
+
+    /// Drops the flushes answered (all they wait for resolved, or the thread stalled on
+    /// them); with a healthy server, fails if one would wait until `to` with the thread
+    /// sending nothing.
+    fn watch_flushes_until(&mut self, to: Instant) {
+        let s = &self.shared;
+        let never = self.now + Duration::from_secs(86_400);
+        self.flushes
+            .retain(|&(_, ticket, mark)| !s.flushed(mark) && !s.flush_stalled(ticket, never));
+        if !self.watch_flushes {
+            return;
+        }
+        if let Some(&(asked, ticket, _)) = self.flushes.first() {
+            let busy = self.last_request.map_or(asked, |at| at.max(asked));
+            assert!(
+                to.saturating_duration_since(busy) <= MOST_IDLE_IN_A_FLUSH,
+                "flush {ticket}, asked at {:?}, waits on an idle thread from {:?} to {:?}",
+                asked - self.t0,
+                busy - self.t0,
+                to - self.t0
+            );
+        }
     }
 
     pub(super) fn act(&mut self, act: Act) {
@@ -197,7 +233,11 @@ impl World {
                 }
             }
             Act::Flush => {
-                s.flush_requests.fetch_add(1, Ordering::AcqRel);
+                let mark = s.flush_mark();
+                if !s.flushed(mark) {
+                    let ticket = s.ask_flush();
+                    self.flushes.push((self.now, ticket, mark));
+                }
             }
             Act::Kill => {
                 s.pause.store(PAUSE_ASKED, Ordering::Release);
@@ -246,6 +286,7 @@ impl Io for SimIo {
         let ids = ids_in(body);
         assert_eq!(ids.len() as u64, entries, "a body holds what it says");
         let start = w.now;
+        w.last_request = Some(start);
         let refused = w.server.outage(start) == Some(Outage::Refused);
         let status = if refused {
             0
