@@ -11,7 +11,7 @@ from logwell_handler.testing import LogwellReceiver
 def test_flush_on_a_slow_server_does_not_block_the_loop(
     logwell_receiver: LogwellReceiver,
 ) -> None:
-    logwell_receiver.delay = 0.5
+    logwell_receiver.delay = 2.0
 
     async def main() -> tuple[int, object]:
         ticks = 0
@@ -35,7 +35,7 @@ def test_flush_on_a_slow_server_does_not_block_the_loop(
 
     ticks, response = asyncio.run(main())
     assert response == {"accepted": 1}
-    # 0.5 s at 10 ms a tick is ~50; a blocked loop would tick once or twice.
+    # 2 s at 10 ms a tick is ~200; a blocked loop would tick once or twice.
     assert ticks >= 20, ticks
     assert logwell_receiver.messages() == ["slow one"]
 

@@ -22,7 +22,7 @@ def client(logwell_receiver: LogwellReceiver) -> Iterator[Logwell]:
         api_key=logwell_receiver.api_key,
         endpoint=logwell_receiver.endpoint,
         service="shop",
-        flush_interval=0.2,
+        flush_interval=60,  # sent by flush(), which answers for all of it
     )
     yield c
     c.shutdown()

@@ -29,7 +29,7 @@ def test_flush_against_a_server_that_never_answers_returns_at_its_deadline(
     logger.info("stuck")
     start = time.monotonic()
     assert handler.flush(timeout=0.5) is False
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 3, "its deadline, not the reply 30 s away"
 
 
 def test_logging_shutdown_is_bounded_by_shutdown_timeout(
@@ -42,7 +42,7 @@ def test_logging_shutdown_is_bounded_by_shutdown_timeout(
     start = time.monotonic()
     # What the interpreter runs at exit: flush() then close() on every handler.
     logging.shutdown([weakref.ref(handler)])
-    assert time.monotonic() - start < 3.5
+    assert time.monotonic() - start < 6, "bounded, not the reply 30 s away"
     # The request is still out (it has its own `timeout`); it is not counted as sent.
     stats = handler.stats()
     assert stats["sent"] == 0
@@ -129,8 +129,9 @@ GIL_HOLDER = textwrap.dedent(
     for i in range(100):
         log.info("shipped while the GIL is held %d", i)
     print("holding", flush=True)
-    # A PyDLL call keeps the GIL for its whole length: no Python thread runs for 3 s.
-    ctypes.PyDLL(None).sleep(3)
+    # A PyDLL call keeps the GIL for its whole length: no Python thread runs until the
+    # test writes a byte to our stdin.
+    ctypes.PyDLL(None).read(0, ctypes.create_string_buffer(1), 1)
     """
 )
 
@@ -138,14 +139,21 @@ GIL_HOLDER = textwrap.dedent(
 def test_records_ship_while_a_thread_holds_the_gil(logwell_receiver: LogwellReceiver) -> None:
     env = {**os.environ, **receiver_env(logwell_receiver)}
     with subprocess.Popen(
-        [sys.executable, "-c", GIL_HOLDER], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", GIL_HOLDER],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     ) as proc:
         try:
+            assert proc.stdin is not None
             assert proc.stdout is not None
             assert proc.stdout.readline().strip() == "holding"
             # The 100th record woke the flush thread, which needs no GIL to send.
-            assert logwell_receiver.wait_for(100, timeout=2.5)
-            assert proc.poll() is None, "delivered while the child still held the GIL"
+            assert logwell_receiver.wait_for(100, timeout=30)
+            assert proc.poll() is None, "the child holds the GIL until told"
+            proc.stdin.write("x")
+            proc.stdin.close()
             assert proc.wait(timeout=30) == 0
         finally:
             proc.kill()
@@ -188,7 +196,7 @@ def test_close_with_a_request_still_out_is_bounded_and_then_returns_at_once(
     assert handler.flush(timeout=0.1) is False
     start = time.monotonic()
     handler.close()
-    assert time.monotonic() - start < 0.5 + 0.2 + 0.3
+    assert time.monotonic() - start < 3, "its deadline, not the reply 30 s away"
     assert handler.stats()["queued"] == 1
     assert [e.message for e in errors] == [
         "1 log entries were in a request still unanswered at the shutdown deadline: "
@@ -198,4 +206,4 @@ def test_close_with_a_request_still_out_is_bounded_and_then_returns_at_once(
     start = time.monotonic()
     assert handler.flush(timeout=5) is False
     handler.close()
-    assert time.monotonic() - start < 0.3
+    assert time.monotonic() - start < 2, "at once, not flush's 5 s"

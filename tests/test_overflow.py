@@ -36,15 +36,13 @@ def test_unreachable_server_overflow_is_counted_and_reported_once_per_cycle(
     # All but the newest 100 in the buffer and the one batch held for its retry.
     assert stats["dropped_overflow"] >= 800, stats
     assert stats["queued"] + stats["dropped_overflow"] == 1000
-    overflow = [e for e in errors if e.code is ErrorCode.QUEUE_OVERFLOW]
-    assert overflow, errors
-    assert len(overflow) < 10, "one report per cycle, not one per entry"
     assert any(e.code is ErrorCode.NETWORK_ERROR for e in errors)
     handler.close()
     final = handler.stats()
     # The thread reports what overflowed once a cycle, so the reports can trail the
     # counter until it stops; by then every dropped entry was reported.
     overflow = [e for e in errors if e.code is ErrorCode.QUEUE_OVERFLOW]
+    assert 0 < len(overflow) < 10, "one report per cycle, not one per entry"
     assert sum(int(e.message.split()[0]) for e in overflow) == final["dropped_overflow"]
     assert final["queued"] == 0
     assert final["dropped_overflow"] + final["dropped_at_close"] == 1000

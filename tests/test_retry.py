@@ -12,7 +12,8 @@ def test_retries_through_two_500s_without_loss(
     make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
 ) -> None:
     errors: list[LogwellError] = []
-    handler = make_handler(on_error=errors.append)
+    # flush() sends: no tick splits the records into two requests.
+    handler = make_handler(on_error=errors.append, flush_interval=60)
     logger.addHandler(handler)
     logwell_receiver.fail_next(2, status=500)
     for i in range(10):
@@ -101,7 +102,7 @@ def test_partial_rejection_in_a_200_is_counted(
     make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
 ) -> None:
     errors: list[LogwellError] = []
-    handler = make_handler(on_error=errors.append)
+    handler = make_handler(on_error=errors.append, flush_interval=60)
     logger.addHandler(handler)
     logger.info("fine")
     assert handler.flush(timeout=10)
@@ -206,7 +207,7 @@ def test_415_is_counted_as_failed_and_not_retried(
     make_handler: MakeHandler, logger: logging.Logger, logwell_receiver: LogwellReceiver
 ) -> None:
     errors: list[LogwellError] = []
-    handler = make_handler(on_error=errors.append)
+    handler = make_handler(on_error=errors.append, flush_interval=60)
     logger.addHandler(handler)
     logwell_receiver.fail_next(1, status=415)
     logger.info("refused for its media type")

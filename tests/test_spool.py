@@ -214,7 +214,7 @@ def test_a_replaying_process_killed_mid_way_resends_at_most_one_request(
     count = 20_000
     assert outage.spool(tmp_path, count, "crash", "exit").returncode == 0
     receiver = outage.back()
-    receiver.delay = 0.005
+    receiver.delay = 0.02  # 200 requests: 4 s, of which the kill comes after one
     first = subprocess.Popen(
         [sys.executable, "-c", REPLAYER],
         env={**os.environ, **outage.env(tmp_path)},
@@ -462,7 +462,7 @@ def test_while_a_failed_request_waits_for_its_retries_what_is_queued_goes_to_dis
     try:
         for i in range(2000):
             log.info("queued %d", i)
-        wait_until(lambda: handler.stats()["spooled"] >= 1900, timeout=5)
+        wait_until(lambda: handler.stats()["spooled"] >= 1900, timeout=30)
         stats = handler.stats()
     finally:
         handler.close()
@@ -499,11 +499,14 @@ def test_a_spool_dir_removed_under_a_running_process_is_made_again(
         assert wait_until(lambda: handler.stats()["spooled"] >= 800, timeout=30)
         # A cleanup script, a tmp reaper; or a redeploy that puts a new directory there.
         # Moved aside first, as the thread may be writing: removed in place, the tree
-        # could change under rmtree.
-        spool_dir.rename(tmp_path / "gone")
-        shutil.rmtree(tmp_path / "gone")
+        # could change under rmtree. The new one is made beside it and moved in at once,
+        # so that the thread does not find the place empty in between.
         if how == "replaced":
-            spool_dir.mkdir()
+            (tmp_path / "new").mkdir()
+        spool_dir.rename(tmp_path / "gone")
+        if how == "replaced":
+            (tmp_path / "new").rename(spool_dir)
+        shutil.rmtree(tmp_path / "gone")
         for i in range(3000):
             log.info("after %d", i)
         receiver = outage.back()

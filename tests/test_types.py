@@ -79,6 +79,7 @@ def _mypy(tmp_path: Path, source: str) -> list[str]:
     return [line for line in proc.stdout.splitlines() if ": error:" in line]
 
 
+@pytest.mark.timeout(300)  # a cold mypy --strict, on a slow interpreter
 def test_mypy_strict_catches_each_mistake_and_nothing_else(tmp_path: Path) -> None:
     errors = _mypy(tmp_path, MISTAKES)
     flagged = {int(m[1]) for e in errors if (m := re.match(r"script\.py:(\d+):", e))}
@@ -87,6 +88,7 @@ def test_mypy_strict_catches_each_mistake_and_nothing_else(tmp_path: Path) -> No
     assert flagged == mistakes, "\n".join(errors)
 
 
+@pytest.mark.timeout(300)  # a cold mypy --strict, on a slow interpreter
 def test_typed_code_for_the_official_sdk_checks_with_an_import_swap(tmp_path: Path) -> None:
     assert _mypy(tmp_path, MOVED_OVER) == []
 
