@@ -21,7 +21,7 @@ else
 fi
 export PYO3_PYTHON
 export CARGO_TARGET_DIR="$work/target"
-for target in spool_frames json_string triage; do
+for target in spool_frames json_string triage delivery; do
     echo "== fuzz $target (${seconds} s)"
     if ! cargo fuzz run --fuzz-dir "$work/fuzz" --sanitizer none "$target" -- \
         -max_total_time="$seconds" -print_final_stats=1 2>"$work/$target.log"; then

@@ -52,7 +52,7 @@ pub struct Settings {
 
 /// The defaults' home is Python's `_settings.Defaults`, which always passes every
 /// setting; these are the same values, for Rust tests.
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 impl Default for Settings {
     fn default() -> Self {
         Settings {

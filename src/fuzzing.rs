@@ -100,3 +100,9 @@ pub fn triage(data: &[u8]) {
         }
     }
 }
+
+/// The flush thread in the simulator (`worker::sim`), the owner's acts and the server's
+/// faults drawn from the bytes: every promise the simulator checks holds.
+pub fn delivery(data: &[u8]) {
+    crate::worker::sim::fuzz(data);
+}

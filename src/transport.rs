@@ -307,7 +307,7 @@ impl Jitter {
     }
 
     /// The same numbers for the same seed (the simulator's).
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub fn seeded(seed: u64) -> Jitter {
         Jitter(seed | 1)
     }

@@ -19,8 +19,8 @@ mod io;
 mod pending;
 mod schedule;
 mod shipper;
-#[cfg(test)]
-mod sim;
+#[cfg(any(test, fuzzing))]
+pub(crate) mod sim;
 mod spill;
 #[cfg(test)]
 mod tests;

@@ -14,19 +14,40 @@ use crate::errors::Error;
 use crate::protocol::logwell::Level;
 use crate::protocol::Reply;
 
-/// A seeded xorshift: the same seed, the same run.
-pub(in crate::worker) struct Rng(u64);
+/// A seeded xorshift: the same seed, the same run. Made from a fuzzer's bytes, it hands
+/// those out first, two at a time, so that the fuzzer's changes to them shape the run.
+pub(in crate::worker) struct Rng {
+    state: u64,
+    given: Vec<u8>,
+}
 
 impl Rng {
     pub(in crate::worker) fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        Rng {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            given: Vec::new(),
+        }
+    }
+
+    /// Draws `data`, then numbers seeded from it.
+    #[cfg(fuzzing)]
+    pub(in crate::worker) fn from_bytes(data: &[u8]) -> Rng {
+        let mut given: Vec<u8> = data.to_vec();
+        given.reverse();
+        Rng {
+            given,
+            ..Rng::new(seed_of(data))
+        }
     }
 
     pub(in crate::worker) fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n.max(1) as u64) as usize
+        if let (Some(a), Some(b)) = (self.given.pop(), self.given.pop()) {
+            return usize::from(u16::from_le_bytes([a, b])) % n.max(1);
+        }
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        (self.state % n.max(1) as u64) as usize
     }
 
     pub(in crate::worker) fn chance(&mut self, percent: usize) -> bool {
@@ -36,6 +57,14 @@ impl Rng {
     pub(in crate::worker) fn millis(&mut self, below: usize) -> Duration {
         Duration::from_millis(self.below(below) as u64)
     }
+}
+
+/// A seed made of a fuzzer's bytes (FNV-1a).
+#[cfg(fuzzing)]
+pub(super) fn seed_of(data: &[u8]) -> u64 {
+    data.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    })
 }
 
 /// What the owner does.
