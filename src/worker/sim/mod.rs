@@ -5,7 +5,8 @@
 //! `Retry-After: 60` when it is empty, a batch holding an entry the database refuses
 //! failing whole with 500). Faults are drawn from the seed too: outages (every request
 //! failing with 500, or refused), stray 503s, replies slower than the timeout (the batch
-//! stored or not), a proxy's 413, partial rejects; in some seeds a `spool_dir`, the
+//! stored or not), a proxy's 413, partial rejects, 200s whose body claims too many, too
+//! few or cannot be read (read by the transport's own `classify`); in some seeds a `spool_dir`, the
 //! process closed or killed, and a second one started on the same spool. After each run
 //! the promises of `docs/behaviour.md` that hold for every seed are checked; a failure
 //! names its seed.
@@ -54,6 +55,8 @@ struct Scenario {
     outages: Vec<(Duration, Duration, Outage)>,
     stray_503: usize,
     slow: usize,
+    /// In percent: a 200 whose body lies about the count, or cannot be read.
+    lying: usize,
     /// A `spool_dir`, and a second process on it after the first.
     spool: bool,
 }
@@ -156,6 +159,12 @@ impl Scenario {
         } else {
             usize::MAX
         };
+        // Drawn last, so that the seeds drawn before it stay the runs they were.
+        let lying = if faulty && rng.chance(30) {
+            1 + rng.below(10)
+        } else {
+            0
+        };
         Scenario {
             settings,
             acts,
@@ -166,6 +175,7 @@ impl Scenario {
             outages,
             stray_503,
             slow,
+            lying,
             spool,
         }
     }
@@ -251,6 +261,7 @@ fn simulate(seed: u64, scenario: &Scenario) -> Run {
                 .map(|&(a, b, k)| (t0 + a, t0 + b, k))
                 .collect(),
             stray_503: scenario.stray_503,
+            lying: scenario.lying,
             slow: scenario.slow,
             stored: Vec::new(),
             life: 0,
@@ -501,6 +512,7 @@ fn a_backlog_drains_within_a_quarter_of_the_buckets_least_time() {
             outages: Vec::new(),
             stray_503: 0,
             slow: 0,
+            lying: 0,
             spool: false,
         };
         let run = simulate(seed, &scenario);

@@ -12,7 +12,8 @@ use super::super::io::Io;
 use super::super::{FlushMark, Shared, PAUSE_ASKED};
 use crate::errors::Error;
 use crate::protocol::logwell::Level;
-use crate::protocol::Reply;
+use crate::protocol::{Protocol, Reply};
+use crate::transport::classify;
 
 /// A seeded xorshift: the same seed, the same run. Made from a fuzzer's bytes, it hands
 /// those out first, two at a time, so that the fuzzer's changes to them shape the run.
@@ -101,6 +102,9 @@ pub(super) struct Server {
     /// In percent: a stray 503; a reply slower than the client's timeout.
     pub(super) stray_503: usize,
     pub(super) slow: usize,
+    /// In percent: a 200 (its entries stored) whose body claims too many, too few, or
+    /// cannot be read at all.
+    pub(super) lying: usize,
     /// Entries stored, in order, with the process (`life`) that sent them; of those, the
     /// ones whose reply the client heard.
     pub(super) stored: Vec<(usize, usize)>,
@@ -345,28 +349,47 @@ impl Io for SimIo {
             }
             return Err(Error::Network("timed out".into()));
         }
-        match status {
-            0 => Err(Error::Network("connection refused".into())),
-            200 => {
-                let rejected = ids.iter().filter(|i| w.server.invalid.contains(i)).count() as u64;
-                w.server.acknowledged += entries - rejected;
-                w.server.last_taken = Some(w.now);
-                w.server.refused += rejected;
-                Ok(Reply {
-                    accepted: entries - rejected,
-                    rejected,
-                    said_rejected: Some(rejected),
-                    errors: (0..rejected)
-                        .map(|i| format!("Entry at index {i}: invalid"))
-                        .collect(),
-                })
-            }
-            status => Err(Error::Http {
-                status,
-                detail: "simulated".into(),
-                retry_after: (status == 429).then_some(Duration::from_secs(60)),
-            }),
+        if status == 0 {
+            return Err(Error::Network("connection refused".into()));
         }
+        let rejected = ids.iter().filter(|i| w.server.invalid.contains(i)).count() as u64;
+        let lie = status == 200 && w.server.lying > 0 && w.rng.chance(w.server.lying);
+        let body = match (status, lie.then(|| w.rng.below(3))) {
+            (200, None) => serde_json::json!({
+                "accepted": entries - rejected,
+                "rejected": rejected,
+                "errors": (0..rejected).map(|i| format!("Entry at index {i}: invalid")).collect::<Vec<_>>(),
+            })
+            .to_string(),
+            (200, Some(0)) => serde_json::json!({ "accepted": entries + 3 }).to_string(),
+            (200, Some(1)) => {
+                serde_json::json!({ "accepted": (entries - rejected).saturating_sub(1) }).to_string()
+            }
+            (200, Some(_)) => "<html>gateway says ok</html>".to_owned(),
+            _ => r#"{"error":"simulated"}"#.to_owned(),
+        };
+        let retry_after = (status == 429).then_some(Duration::from_secs(60));
+        // Read as the thread's own transport reads a reply.
+        let reply = classify(
+            Protocol::Logwell,
+            status,
+            body.as_bytes(),
+            retry_after,
+            entries,
+        );
+        // What the client is told is what it counts: all of it, when the body is not read.
+        match &reply {
+            Ok(said) => {
+                w.server.acknowledged += said.accepted;
+                w.server.refused += said.rejected;
+            }
+            Err(Error::BadReply(_)) => w.server.acknowledged += entries,
+            Err(_) => {}
+        }
+        if status == 200 {
+            w.server.last_taken = Some(w.now);
+        }
+        reply
     }
 }
 
