@@ -18,10 +18,14 @@ use crate::protocol::logwell::Level;
 /// One queue per level, least important first (`Level::ALL`).
 pub const LEVELS: usize = Level::ALL.len();
 
-/// An encoded entry with its place in the order of pushes.
+/// An encoded entry with its place in the order of its source.
 #[derive(Debug)]
 pub struct Entry {
+    /// Its place: the buffer's count of pushes; read back from the spool (`Origin::Spool`
+    /// in the flush thread), where its frame starts in the segment, which is what a
+    /// replay acknowledges up to.
     pub seq: u64,
+    /// The buffer's queue it waits in. The spool does not keep it: read back, `Info`.
     pub level: Level,
     pub json: Box<[u8]>,
 }

@@ -38,6 +38,10 @@ impl Worker {
     /// everything is an outage, not poison: all is kept for later.
     pub(super) fn deliver(&mut self, deadline: Option<Instant>) -> Outcome {
         let mut triage = Triage::in_parts(&self.pending.parts());
+        let server_up = self.pending.evidence().server_up(self.requests_taken());
+        if server_up {
+            triage = triage.knowing_the_server_up();
+        }
         let mut last_fault = None;
         loop {
             let request = match triage.next() {
@@ -54,7 +58,7 @@ impl Worker {
                     // Lent once, and only to a batch of one request: in an outage, what
                     // waits in memory outside the buffer stays within two requests.
                     let one = self.pending.len() <= self.shared.config.max_request_entries;
-                    if behind && one && !triage.lent() {
+                    if behind && one && !triage.lent() && !server_up {
                         let lent = self.pending.borrow_request(&self.shared.buffer);
                         self.note_inflight();
                         triage.grow(lent);
@@ -67,7 +71,12 @@ impl Worker {
                     self.clear_pending();
                     return Outcome::Done;
                 }
-                Step::Outage => return self.retain_unresolved(triage.resolved(), last_fault),
+                Step::Outage => {
+                    if !triage.taken() {
+                        self.pending.failed_whole(self.requests_taken());
+                    }
+                    return self.retain_unresolved(triage.resolved(), last_fault);
+                }
             };
             let answer = match self.send(request.range.clone(), deadline, request.retries) {
                 Sent::Done => Answer::Taken,
@@ -87,12 +96,18 @@ impl Worker {
     }
 
     /// Keeps the entries of `pending` not yet resolved for a later cycle. `outage`: the
-    /// server failed everything lately, with this error.
+    /// server failed everything lately, with this error. A batch read back from the spool
+    /// that fails so is no sign that what is logged would: only the spool rests.
     fn retain_unresolved(&mut self, resolved: &[bool], outage: Option<Error>) -> Outcome {
         self.pending.keep_unresolved(resolved);
         self.note_inflight();
-        if let Some(error) = outage {
-            self.fail_for_now(&error);
+        match (outage, self.pending.origin()) {
+            (Some(error), Origin::Buffer) => self.fail_for_now(&error),
+            (Some(error), Origin::Spool) => {
+                self.schedule.replay_failed();
+                self.shared.report(&error);
+            }
+            (None, _) => {}
         }
         Outcome::Retained
     }
@@ -253,6 +268,11 @@ impl Worker {
         if reply.accepted > 0 {
             s.events.delivered(reply.accepted);
         }
+    }
+
+    /// How many requests the server has taken (answered 2xx) in all.
+    fn requests_taken(&self) -> u64 {
+        self.shared.stats.batches.load(Ordering::Acquire)
     }
 
     /// The counter of entries the server took.

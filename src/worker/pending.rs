@@ -5,6 +5,7 @@
 use std::ops::Range;
 use std::sync::atomic::AtomicU64;
 
+use super::triage::Evidence;
 use super::SOFT_MAX_REQUEST_BYTES;
 use crate::buffer::{Buffer, Entry};
 use crate::stats::Stats;
@@ -56,6 +57,8 @@ pub(super) struct Pending {
     /// `wire_bytes` of `entries`.
     bytes: usize,
     origin: Origin,
+    /// What earlier cycles showed of the entries at its front, failed whole.
+    evidence: Evidence,
     /// A request's worth: at most this many entries (and about `SOFT_MAX_REQUEST_BYTES`).
     max_entries: usize,
 }
@@ -66,6 +69,7 @@ impl Pending {
             entries: Vec::with_capacity(max_entries),
             bytes: 0,
             origin: Origin::Buffer,
+            evidence: Evidence::default(),
             max_entries,
         }
     }
@@ -88,6 +92,16 @@ impl Pending {
 
     pub(super) fn origin(&self) -> Origin {
         self.origin
+    }
+
+    pub(super) fn evidence(&self) -> Evidence {
+        self.evidence
+    }
+
+    /// The batch failed whole, nothing of it taken, when the server had taken `taken`
+    /// requests in all.
+    pub(super) fn failed_whole(&mut self, taken: u64) {
+        self.evidence.failed_whole(taken);
     }
 
     /// The oldest entry logged in this process that it holds, which a `flush` waits for
@@ -164,24 +178,26 @@ impl Pending {
 
     /// Hands the entries over, leaving the batch empty and ready for the buffer's.
     pub(super) fn take(&mut self) -> Vec<Entry> {
-        self.bytes = 0;
-        self.origin = Origin::Buffer;
-        std::mem::take(&mut self.entries)
+        let entries = std::mem::take(&mut self.entries);
+        self.clear();
+        entries
     }
 
-    /// Holds `entries`, of `origin`, in place of what it held (nothing, or what was just
-    /// taken and is put back).
-    pub(super) fn put(&mut self, entries: Vec<Entry>, origin: Origin) {
+    /// Holds `entries`, of `origin` and with what earlier cycles showed of them, in place
+    /// of what it held (nothing, or what was just taken and is put back).
+    pub(super) fn put(&mut self, entries: Vec<Entry>, origin: Origin, evidence: Evidence) {
         debug_assert!(self.entries.is_empty(), "a batch replaced while held");
         self.bytes = entries.iter().map(wire_bytes).sum();
         self.entries = entries;
         self.origin = origin;
+        self.evidence = evidence;
     }
 
     pub(super) fn clear(&mut self) {
         self.entries.clear();
         self.bytes = 0;
         self.origin = Origin::Buffer;
+        self.evidence = Evidence::default();
     }
 }
 
@@ -238,7 +254,11 @@ mod tests {
     #[test]
     fn the_spool_s_entries_count_apart_and_are_not_waited_for_by_a_flush() {
         let mut pending = Pending::new(100);
-        pending.put(vec![entry(7, 9), entry(8, 9)], Origin::Spool);
+        pending.put(
+            vec![entry(7, 9), entry(8, 9)],
+            Origin::Spool,
+            Evidence::default(),
+        );
         assert_eq!((pending.bytes(), pending.oldest_logged()), (20, None));
         let stats = Stats::default();
         Stats::add(pending.origin().taken(&stats), 2);

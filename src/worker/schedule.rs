@@ -23,6 +23,9 @@ pub struct Schedule {
     /// The last delivery failed: the next cycle waits for a tick or a flush, not for a
     /// full batch.
     failing: bool,
+    /// A batch read back from the spool failed whole: the spool is tried again at the
+    /// tick, while what is logged goes as usual (the failure may be that batch's own).
+    replay_resting: bool,
     /// After a full batch went with entries left behind: when to look again, and how
     /// many records had been logged then. If none were logged since, the burst is over.
     burst_tail: Option<(Instant, u64)>,
@@ -71,6 +74,7 @@ impl Schedule {
             restart_tick: false,
             hold_until: None,
             failing: false,
+            replay_resting: false,
             burst_tail: None,
         }
     }
@@ -85,8 +89,10 @@ impl Schedule {
         let full = !self.failing && seen.batch_waiting;
         let tail = self.burst_over(now, seen);
         let send = flush_wanted || tick || full || tail;
-        // While the server fails, a replay is a probe, at the tick.
-        let replay = held.is_none() && seen.replayable && (!self.failing || tick);
+        // While the server or the spool's last batch fails, a replay is a probe, at the
+        // tick.
+        let replay =
+            held.is_none() && seen.replayable && (!(self.failing || self.replay_resting) || tick);
         if held.is_some() || !(send || replay) {
             let mut until = held.unwrap_or(self.next_tick);
             if let Some((look, _)) = self.burst_tail {
@@ -100,6 +106,9 @@ impl Schedule {
         }
         self.flushes_seen = seen.flushes;
         self.restart_tick = flush_wanted || tick;
+        if replay {
+            self.replay_resting = false;
+        }
         Plan::Cycle { send, replay, full }
     }
 
@@ -157,6 +166,12 @@ impl Schedule {
         self.failing = true;
     }
 
+    /// A batch read back from the spool failed whole, nothing of it taken: bad entries,
+    /// or an outage that what is logged will show.
+    pub fn replay_failed(&mut self) {
+        self.replay_resting = true;
+    }
+
     /// The server answered a request; returns whether it had been failing.
     pub fn answered(&mut self) -> bool {
         std::mem::replace(&mut self.failing, false)
@@ -164,6 +179,11 @@ impl Schedule {
 
     pub fn failing(&self) -> bool {
         self.failing
+    }
+
+    /// Whether the `flush_interval` tick is due at `now`.
+    pub fn tick_due(&self, now: Instant) -> bool {
+        now >= self.next_tick
     }
 
     /// Closing: what is left is tried once more, whatever the last delivery did.
@@ -310,6 +330,40 @@ mod tests {
         assert_eq!(
             s.plan(t0 + MS, &Seen::default()),
             sleep(t0 + 5 * SECOND, false)
+        );
+    }
+
+    #[test]
+    fn a_spooled_batch_failing_whole_rests_till_the_tick_while_what_is_logged_goes() {
+        let (mut s, t0) = start();
+        let spooled = Seen {
+            replayable: true,
+            ..Seen::default()
+        };
+        assert_eq!(s.plan(t0, &spooled), cycle(false, true, false));
+        s.replay_failed();
+        s.cycle_done(t0, false, &spooled);
+        let full = Seen {
+            batch_waiting: true,
+            waiting: true,
+            ..spooled
+        };
+        assert_eq!(
+            s.plan(t0 + SECOND, &full),
+            cycle(true, false, true),
+            "not failing"
+        );
+        s.cycle_done(t0 + SECOND, true, &spooled);
+        assert_eq!(
+            s.plan(t0 + 2 * SECOND, &spooled),
+            sleep(t0 + 5 * SECOND, false)
+        );
+        assert_eq!(s.plan(t0 + 5 * SECOND, &spooled), cycle(true, true, false));
+        s.cycle_done(t0 + 5 * SECOND, false, &spooled);
+        assert_eq!(
+            s.plan(t0 + 6 * SECOND, &spooled),
+            cycle(false, true, false),
+            "tried again at the tick, and taken"
         );
     }
 

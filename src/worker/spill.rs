@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::delivery::Outcome;
 use super::pending::{Origin, Pending};
+use super::triage::Evidence;
 use super::{Worker, SOFT_MAX_REQUEST_BYTES};
 use crate::buffer::Entry;
 use crate::errors::Error;
@@ -32,8 +33,11 @@ pub(super) struct SpoolSlot {
     rests_until: Option<Instant>,
     /// The spool trouble reported last: each kind once per run of trouble.
     reported: Option<Trouble>,
-    /// Entries of a replayed request the server did not take, kept for the next try.
-    held: Option<Batch>,
+    /// Entries of a replayed request the server did not take, kept for the next try,
+    /// with what the tries so far showed of them.
+    held: Option<(Batch, Evidence)>,
+    /// While the server fails: when what waits in memory is next written down.
+    spill_due: Option<Instant>,
 }
 
 /// The kinds of spool trouble, each reported once per run.
@@ -73,8 +77,13 @@ impl Worker {
         }
         self.open_spool();
         self.spill_evicted();
-        if self.schedule.failing() {
+        // Every `SPILL_EVERY`, but not at the tick: what was logged since is then the
+        // probe of the failing server (a batch read back from the spool cannot be one
+        // when the server refuses its own entries).
+        let due = self.spool.spill_due.is_none_or(|at| now >= at);
+        if self.schedule.failing() && due && !self.schedule.tick_due(now) {
             self.spill_backlog();
+            self.spool.spill_due = Some(now + SPILL_EVERY);
         }
         if let Some(spool) = self.spool.open.as_mut() {
             match spool.scan_if_due(now) {
@@ -90,7 +99,8 @@ impl Worker {
 
     /// When the loop must wake to write down the backlog of a failing server.
     pub(super) fn next_spill(&self, now: Instant) -> Option<Instant> {
-        (self.schedule.failing() && self.spool.open.is_some()).then(|| now + SPILL_EVERY)
+        let due = self.spool.spill_due.unwrap_or(now).max(now);
+        (self.schedule.failing() && self.spool.open.is_some()).then_some(due)
     }
 
     /// Whether entries wait on disk for this process to send.
@@ -156,7 +166,7 @@ impl Worker {
                 None => return self.note_inflight(),
                 Some(rest) if rest.is_empty() => self.note_inflight(),
                 Some(rest) => {
-                    self.pending.put(rest, Origin::Buffer);
+                    self.pending.put(rest, Origin::Buffer, Evidence::default());
                     return self.note_inflight();
                 }
             }
@@ -274,16 +284,17 @@ impl Worker {
         };
         // What a failed replay left unresolved goes first, from memory: read again from
         // disk, the entries after it that the server took would go twice.
-        let batch = match self.spool.held.take() {
+        let (batch, evidence) = match self.spool.held.take() {
             Some(held) => held,
             None => match spool.next_batch(max_entries, max_bytes) {
-                Ok(Some(batch)) => batch,
+                Ok(Some(batch)) => (batch, Evidence::default()),
                 Ok(None) => return,
                 Err(e) => return self.spool_fault(&SpoolError::Io(e)),
             },
         };
-        self.pending.put(batch.entries, Origin::Spool);
+        self.pending.put(batch.entries, Origin::Spool, evidence);
         let outcome = self.deliver(None);
+        let evidence = self.pending.evidence();
         let left = self.pending.take();
         match outcome {
             Outcome::Done => {
@@ -302,10 +313,11 @@ impl Worker {
                 if let Some(Err(e)) = acknowledged {
                     self.spool_fault(&SpoolError::Io(e));
                 }
-                self.spool.held = Some(Batch {
+                let batch = Batch {
                     entries: left,
                     end: batch.end,
-                });
+                };
+                self.spool.held = Some((batch, evidence));
             }
         }
         self.note_spool_bytes();
@@ -395,7 +407,7 @@ impl Worker {
             // the segment it came from acknowledged: the next process reads each of its
             // entries once, and none of those the server took out of order meanwhile.
             // Not counted as spooled again: they were, when first written.
-            if let Some(held) = self.spool.held.take() {
+            if let Some((held, _)) = self.spool.held.take() {
                 let rewritten = spool.write(&held.entries).and_then(|()| {
                     spool.acknowledge(held.end).map_err(|e| WriteError {
                         written: held.entries.len(),

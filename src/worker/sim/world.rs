@@ -108,6 +108,8 @@ pub(super) struct Server {
     /// Entries stored, in order, with the process (`life`) that sent them; of those, the
     /// ones whose reply the client heard.
     pub(super) stored: Vec<(usize, usize)>,
+    /// When each of `stored` was stored.
+    pub(super) stored_at: Vec<Instant>,
     /// Which process is sending: 0, then 1 on the same spool.
     pub(super) life: usize,
     pub(super) acknowledged: u64,
@@ -169,7 +171,12 @@ impl Server {
         }
         let life = self.life;
         let taken = ids.iter().filter(|i| !self.invalid.contains(i));
+        let before = self.stored.len();
         self.stored.extend(taken.map(|&id| (id, life)));
+        self.stored_at.resize(self.stored.len(), at);
+        debug_assert!(
+            self.stored_at.len() > before || ids.is_empty() || before == self.stored.len()
+        );
         200
     }
 }

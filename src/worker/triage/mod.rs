@@ -20,8 +20,13 @@
 //! rest is searched in order and every suspect gets its last chance, so that bad entries
 //! never hold up what follows. That is the one case where an outage beginning right
 //! after a taken request can fail the good entries failing beside a bad one. Nothing
-//! taken is an outage: all is kept. A run of bad entries longer than two requests' worth
-//! looks like one too, and waits.
+//! taken is an outage: all is kept.
+//!
+//! A batch kept that way carries `Evidence` across cycles: when it has failed whole twice
+//! each time after the server took other requests (what is logged meanwhile, or the
+//! spool), and the server took one since, the server is up, and its next triage searches
+//! it as if part of it had been taken. Until then a run of bad entries longer than two
+//! requests' worth looks like an outage, and waits.
 //!
 //! `tests` drives it over thousands of seeded runs against a simulated server (bad
 //! entries in runs and scattered, requests too large, outages from any request on).
@@ -64,6 +69,38 @@ pub struct Request {
     pub confirm: bool,
 }
 
+/// What earlier cycles showed of a batch the server failed whole, with nothing of it
+/// taken: whether the server took other requests around those failures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// How many requests the server had taken in all when the batch last failed whole.
+    taken_at_failure: Option<u64>,
+    /// Its failures whole that came after the server took another request.
+    after_takes: u8,
+}
+
+/// Failures whole after other requests were taken that prove the server up: an outage
+/// would have to begin and end around them this many times.
+const FAILURES_TO_PROVE: u8 = 2;
+
+impl Evidence {
+    /// The batch failed whole again, with nothing taken, when the server had taken
+    /// `taken` requests in all.
+    pub fn failed_whole(&mut self, taken: u64) {
+        if self.taken_at_failure.is_some_and(|then| taken > then) {
+            self.after_takes = self.after_takes.saturating_add(1);
+        }
+        self.taken_at_failure = Some(taken);
+    }
+
+    /// Whether the server is known to be up, having taken `taken` requests in all: the
+    /// batch failed whole between takes enough times, and the server took one since.
+    pub fn server_up(&self, taken: u64) -> bool {
+        self.after_takes >= FAILURES_TO_PROVE
+            && self.taken_at_failure.is_some_and(|then| taken > then)
+    }
+}
+
 pub struct Triage {
     resolved: Vec<bool>,
     /// Parts not sent yet: the next on top, the farthest from the run at the bottom.
@@ -82,6 +119,8 @@ pub struct Triage {
     failed_probes: u32,
     /// Entries queued behind the batch were lent to it (`grow`).
     lent: bool,
+    /// The server is known to be up (`Evidence`): failures are the batch's own.
+    server_up: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -122,14 +161,24 @@ impl Triage {
             blind_limit: blind_limit(largest),
             failed_probes: 0,
             lent: false,
+            server_up: false,
         }
+    }
+
+    /// The server is known to be up: with nothing more to tell by, what is left is
+    /// searched, and its suspects confirmed, as if part of the batch had been taken.
+    pub fn knowing_the_server_up(mut self) -> Triage {
+        self.server_up = true;
+        self
     }
 
     pub fn next(&mut self) -> Step {
         if let Some(&i) = self.confirming.last() {
+            // Known up: it failed whole around requests the server took, and alone now;
+            // retries would only spend the server's budget on it.
             return Step::Send(Request {
                 range: i..i + 1,
-                retries: true,
+                retries: !self.server_up,
                 confirm: true,
             });
         }
@@ -235,12 +284,12 @@ impl Triage {
     }
 
     /// Nothing more is queued behind the batch (after `WantMore`; a batch read back from
-    /// the spool never has anything). If the server took a request of it, what is left is
-    /// searched in order, probing no more, and every suspect gets its last chance: bad
-    /// entries at the end of what was logged must not hold up what is logged next, nor a
-    /// spool read back after them. Otherwise it is an outage.
+    /// the spool never has anything). If the server took a request of it, or is known to
+    /// be up, what is left is searched in order, probing no more, and every suspect gets
+    /// its last chance: bad entries at the end of what was logged must not hold up what
+    /// is logged next, nor a spool read back after them. Otherwise it is an outage.
     pub fn nothing_more(&mut self) {
-        if !self.taken() {
+        if !self.taken() && !self.server_up {
             self.phase = Phase::Outage;
             return;
         }

@@ -372,3 +372,57 @@ fn an_outage_after_a_taken_request_fails_nothing_that_failed_after_it() {
     assert_eq!((end, failed), (Step::WantMore, vec![10]));
     assert_eq!(taken, (0..50).filter(|&i| i != 10).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_batch_failing_whole_between_taken_requests_proves_the_server_up() {
+    let mut evidence = Evidence::default();
+    evidence.failed_whole(10);
+    evidence.failed_whole(10);
+    assert!(
+        !evidence.server_up(10),
+        "nothing taken around its failures: an outage"
+    );
+    evidence.failed_whole(11);
+    evidence.failed_whole(12);
+    assert!(
+        !evidence.server_up(12),
+        "the last failure may begin an outage"
+    );
+    assert!(evidence.server_up(13));
+}
+
+#[test]
+fn known_up_a_batch_of_bad_entries_is_searched_out_and_failed_without_retries() {
+    // Nothing of it taken, nothing behind: alone, an outage.
+    let (end, failed, _) = triage(&mut server(0..8), 8, 0);
+    assert_eq!((end, failed.len()), (Step::Outage, 0));
+    let mut server = server(0..8);
+    let mut triage = Triage::new(8).knowing_the_server_up();
+    let (mut failed, mut taken) = (Vec::new(), Vec::new());
+    loop {
+        match triage.next() {
+            Step::Send(request) => {
+                assert!(
+                    !(request.confirm && request.retries),
+                    "no retries once known up"
+                );
+                let ids: Vec<usize> = request.range.clone().collect();
+                let answer = server.answer(&ids, request.retries);
+                match answer {
+                    Answer::Taken => taken.extend(ids),
+                    Answer::ServerFault if request.confirm => failed.extend(ids),
+                    _ => {}
+                }
+                triage.answer(&request, answer);
+            }
+            Step::WantMore => triage.nothing_more(),
+            end => {
+                assert_eq!(end, Step::Done);
+                break;
+            }
+        }
+    }
+    failed.sort_unstable();
+    taken.sort_unstable();
+    assert_eq!((failed, taken), ((0..8).collect(), Vec::new()));
+}
