@@ -133,6 +133,9 @@ struct Shared {
     spill_pending: AtomicBool,
     /// The running thread, woken by pushes; a new one after each `resume`.
     thread: Mutex<Option<Thread>>,
+    /// Wake-ups asked for so far: the simulator's thread is woken by these alone.
+    #[cfg(any(test, fuzzing))]
+    wakes: AtomicU64,
     /// Whether the thread is asked to stop between two cycles and hand its state back
     /// (`pause`): `RUNNING`, `PAUSE_ASKED` or `PAUSING`.
     pause: AtomicU8,
@@ -225,6 +228,8 @@ impl Shared {
     }
 
     fn wake(&self) {
+        #[cfg(any(test, fuzzing))]
+        self.wakes.fetch_add(1, Ordering::AcqRel);
         if let Some(t) = self.thread.lock().as_ref() {
             t.unpark();
         }

@@ -62,6 +62,8 @@ impl Shipper {
                 wake_pending: AtomicBool::new(false),
                 spill_pending: AtomicBool::new(false),
                 thread: Mutex::new(None),
+                #[cfg(any(test, fuzzing))]
+                wakes: AtomicU64::new(0),
                 pause: AtomicU8::new(RUNNING),
                 exiting_tid: AtomicI64::new(0),
                 inflight_min_seq: AtomicU64::new(u64::MAX),

@@ -1,6 +1,7 @@
 //! A deterministic simulation of the flush thread: the same `Worker` code, run on the
-//! test's thread against a virtual clock, an owner that logs, flushes and closes at
-//! moments drawn from a seed, and a simulated Logwell server (`../shared/DESIGN.md`
+//! test's thread against a virtual clock (its sleeps end at their time or when the
+//! owner's acts wake it, as `park_timeout` does), an owner that logs, flushes and closes
+//! at moments drawn from a seed, and a simulated Logwell server (`../shared/DESIGN.md`
 //! section 2: one token bucket of 600 requests refilled at 10 a second, 429 with
 //! `Retry-After: 60` when it is empty, a batch holding an entry the database refuses
 //! failing whole with 500). Faults are drawn from the seed too: outages (every request
@@ -287,6 +288,8 @@ fn simulate(seed: u64, scenario: &Scenario) -> Run {
         flushes: Vec::new(),
         watch_flushes: scenario.healthy(),
         last_request: None,
+        wakes_seen: 0,
+        parked_at: t0,
     };
     let (life, mut world) = live(seed, first, world);
     let mut lives = vec![life];
@@ -305,6 +308,7 @@ fn simulate(seed: u64, scenario: &Scenario) -> Run {
         world.close_deadline = None;
         world.closed_in_request = None;
         world.flushes.clear();
+        world.wakes_seen = 0;
         world.server.life = 1;
         let second = process(&settings);
         world.shared = Arc::clone(&second.shared);

@@ -205,6 +205,9 @@ pub(super) struct World {
     pub(super) watch_flushes: bool,
     /// When the thread last posted a request.
     pub(super) last_request: Option<Instant>,
+    /// The wake-ups the thread has had (`Shared::wakes`), and the time of its last park.
+    pub(super) wakes_seen: u64,
+    pub(super) parked_at: Instant,
 }
 
 /// The longest a flush may see the thread send nothing while the server is healthy: a
@@ -281,6 +284,7 @@ impl World {
             }
             Act::Kill => {
                 s.pause.store(PAUSE_ASKED, Ordering::Release);
+                s.wake();
                 self.acts.clear();
             }
             Act::Close(timeout) => {
@@ -301,22 +305,31 @@ impl Io for SimIo {
         self.0.lock().now
     }
 
+    /// As `park_timeout`: returns at `until`, or once the owner's acts wake the thread
+    /// (a push that fills a batch, a flush, a close), or at once when a wake-up came
+    /// while it was not parked.
     fn park_until(&mut self, until: Instant) {
         let mut w = self.0.lock();
-        match w.acts.front() {
-            // Woken by what the owner does first.
-            Some(&(at, _)) if at <= until => {
-                w.idle_parks = 0;
+        let woken = |w: &World| w.shared.wakes.load(Ordering::Acquire) != w.wakes_seen;
+        if !woken(&w) {
+            while let Some(&(at, _)) = w.acts.front().filter(|(at, _)| *at <= until) {
                 w.advance(at);
+                if woken(&w) {
+                    break;
+                }
             }
-            _ if until > w.now => {
-                w.idle_parks = 0;
-                w.advance(until);
-            }
-            _ => {
-                w.idle_parks += 1;
-                assert!(w.idle_parks < 10_000, "the thread spins at {:?}", w.now);
-            }
+        }
+        if woken(&w) {
+            w.wakes_seen = w.shared.wakes.load(Ordering::Acquire);
+        } else if until > w.now {
+            w.advance(until);
+        }
+        if w.now > w.parked_at {
+            w.idle_parks = 0;
+            w.parked_at = w.now;
+        } else {
+            w.idle_parks += 1;
+            assert!(w.idle_parks < 10_000, "the thread spins at {:?}", w.now);
         }
     }
 
