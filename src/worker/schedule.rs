@@ -181,9 +181,10 @@ impl Schedule {
         self.failing
     }
 
-    /// Whether the `flush_interval` tick is due at `now`.
-    pub fn tick_due(&self, now: Instant) -> bool {
-        now >= self.next_tick
+    /// Whether the tick's cycle runs at `now`: the tick is due, and no wait the server
+    /// asked for holds it back.
+    pub fn probe_due(&self, now: Instant) -> bool {
+        now >= self.next_tick && self.hold_until.is_none_or(|t| t <= now)
     }
 
     /// Closing: what is left is tried once more, whatever the last delivery did.

@@ -36,8 +36,6 @@ pub(super) struct SpoolSlot {
     /// Entries of a replayed request the server did not take, kept for the next try,
     /// with what the tries so far showed of them.
     held: Option<(Batch, Evidence)>,
-    /// While the server fails: when what waits in memory is next written down.
-    spill_due: Option<Instant>,
 }
 
 /// The kinds of spool trouble, each reported once per run.
@@ -77,13 +75,11 @@ impl Worker {
         }
         self.open_spool();
         self.spill_evicted();
-        // Every `SPILL_EVERY`, but not at the tick: what was logged since is then the
-        // probe of the failing server (a batch read back from the spool cannot be one
-        // when the server refuses its own entries).
-        let due = self.spool.spill_due.is_none_or(|at| now >= at);
-        if self.schedule.failing() && due && !self.schedule.tick_due(now) {
+        // Not when the tick's probe of the failing server is due: what was logged lately
+        // is that probe (a batch read back from the spool cannot be one when the server
+        // refuses its own entries), and goes to disk if the probe fails.
+        if self.schedule.failing() && !self.schedule.probe_due(now) {
             self.spill_backlog();
-            self.spool.spill_due = Some(now + SPILL_EVERY);
         }
         if let Some(spool) = self.spool.open.as_mut() {
             match spool.scan_if_due(now) {
@@ -99,8 +95,7 @@ impl Worker {
 
     /// When the loop must wake to write down the backlog of a failing server.
     pub(super) fn next_spill(&self, now: Instant) -> Option<Instant> {
-        let due = self.spool.spill_due.unwrap_or(now).max(now);
-        (self.schedule.failing() && self.spool.open.is_some()).then_some(due)
+        (self.schedule.failing() && self.spool.open.is_some()).then(|| now + SPILL_EVERY)
     }
 
     /// Whether entries wait on disk for this process to send.

@@ -22,10 +22,10 @@
 //! after a taken request can fail the good entries failing beside a bad one. Nothing
 //! taken is an outage: all is kept.
 //!
-//! A batch kept that way carries `Evidence` across cycles: when it has failed whole twice
-//! each time after the server took other requests (what is logged meanwhile, or the
-//! spool), and the server took one since, the server is up, and its next triage searches
-//! it as if part of it had been taken. Until then a run of bad entries longer than two
+//! A batch kept that way carries `Evidence` across cycles: when it has failed whole three
+//! times, the server taking other requests (what is logged meanwhile, or the spool)
+//! between each and once more since, the server is up, and its next triage searches it
+//! as if part of it had been taken. Until then a run of bad entries longer than two
 //! requests' worth looks like an outage, and waits.
 //!
 //! `tests` drives it over thousands of seeded runs against a simulated server (bad
@@ -174,11 +174,9 @@ impl Triage {
 
     pub fn next(&mut self) -> Step {
         if let Some(&i) = self.confirming.last() {
-            // Known up: it failed whole around requests the server took, and alone now;
-            // retries would only spend the server's budget on it.
             return Step::Send(Request {
                 range: i..i + 1,
-                retries: !self.server_up,
+                retries: true,
                 confirm: true,
             });
         }
