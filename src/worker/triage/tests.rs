@@ -273,7 +273,11 @@ fn seeds_with_an_outage_fail_nothing_that_was_not_taken_between() {
 /// Runs one triage of `len` entries, `behind` more queued behind them; returns its
 /// last step, the entries failed for good and the order the server took the rest in.
 fn triage(server: &mut Server, len: usize, behind: usize) -> (Step, Vec<usize>, Vec<usize>) {
-    let mut triage = Triage::new(len);
+    run(Triage::new(len), server, behind)
+}
+
+/// Runs `triage` to its end against `server`, `behind` more queued behind its batch.
+fn run(mut triage: Triage, server: &mut Server, behind: usize) -> (Step, Vec<usize>, Vec<usize>) {
     let (mut failed, mut taken) = (Vec::new(), Vec::new());
     loop {
         match triage.next() {
@@ -396,28 +400,9 @@ fn known_up_a_batch_of_bad_entries_is_searched_out_and_failed() {
     // Nothing of it taken, nothing behind: alone, an outage.
     let (end, failed, _) = triage(&mut server(0..8), 8, 0);
     assert_eq!((end, failed.len()), (Step::Outage, 0));
-    let mut server = server(0..8);
-    let mut triage = Triage::new(8).knowing_the_server_up();
-    let (mut failed, mut taken) = (Vec::new(), Vec::new());
-    loop {
-        match triage.next() {
-            Step::Send(request) => {
-                let ids: Vec<usize> = request.range.clone().collect();
-                let answer = server.answer(&ids, request.retries);
-                match answer {
-                    Answer::Taken => taken.extend(ids),
-                    Answer::ServerFault if request.confirm => failed.extend(ids),
-                    _ => {}
-                }
-                triage.answer(&request, answer);
-            }
-            Step::WantMore => triage.nothing_more(),
-            end => {
-                assert_eq!(end, Step::Done);
-                break;
-            }
-        }
-    }
+    let (end, mut failed, mut taken) =
+        run(Triage::new(8).knowing_the_server_up(), &mut server(0..8), 0);
+    assert_eq!(end, Step::Done);
     failed.sort_unstable();
     taken.sort_unstable();
     assert_eq!((failed, taken), ((0..8).collect(), Vec::new()));
